@@ -1,0 +1,1 @@
+"""Feature declarations and pure computation shared by the streaming and batch jobs."""

@@ -1,0 +1,415 @@
+"""The feature definitions API: frozen, keyword-only, self-validating declarations.
+
+Users declare entities, sources, windows, aggregations, features, views and services
+once; the `Registry` checks the cross-references and generates everything else (Feast
+objects, table schemas, the jobs' aggregation plans) from the same objects.
+
+    user_review_stats = FeatureView(
+        name="user_review_stats", entity="user", source="review-events",
+        where=Condition(field="event_type", equals="review_created"),
+        features=(
+            Feature(name="review_count_1h", aggregation=count(), window="1h"),
+            Feature(name="avg_rating_7d", aggregation=mean("rating"), window="7d"),
+        ),
+    )
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import Enum
+
+from feature_store.errors import FeatureDefinitionError
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_TOPIC = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_WINDOW = re.compile(r"^(\d+)(s|m|h|d|w)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MICROS_PER_SECOND = 1_000_000
+
+
+def _fail(message: str) -> None:
+    raise FeatureDefinitionError(message)
+
+
+def _check_name(kind: str, value: str, pattern: re.Pattern[str] = _NAME) -> None:
+    if not isinstance(value, str) or not pattern.match(value):
+        msg = f"{kind} name must match {pattern.pattern}, got {value!r}"
+        _fail(msg)
+
+
+class DType(Enum):
+    """Value types of event fields and features (mapped to Feast and BigQuery types)."""
+
+    INT64 = "INT64"
+    FLOAT64 = "FLOAT64"
+    STRING = "STRING"
+    BOOL = "BOOL"
+    TIMESTAMP = "TIMESTAMP"
+    FLOAT32_VECTOR = "FLOAT32_VECTOR"
+
+    @property
+    def numeric(self) -> bool:
+        return self in (DType.INT64, DType.FLOAT64, DType.TIMESTAMP)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entity:
+    """Something features describe, identified by one string join key."""
+
+    name: str
+    join_key: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("entity", self.name)
+        _check_name(f"entity `{self.name}` join key", self.join_key)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventField:
+    """A field of a source's events that features may read."""
+
+    name: str
+    dtype: DType
+
+    def __post_init__(self) -> None:
+        _check_name("event field", self.name)
+        if not isinstance(self.dtype, DType):
+            msg = f"event field `{self.name}` dtype must be a DType, got {self.dtype!r}"
+            _fail(msg)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """A Pub/Sub topic of events, its raw archive table and the fields its events carry."""
+
+    name: str
+    topic: str
+    fields: tuple[EventField, ...]
+    event_types: tuple[str, ...]
+    archive_table: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("source", self.name, _TOPIC)
+        _check_name(f"source `{self.name}` topic", self.topic, _TOPIC)
+        names = [f.name for f in self.fields]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            msg = f"source `{self.name}` declares fields more than once: {dupes}"
+            _fail(msg)
+        for required in ("event_id", "event_type", "event_time"):
+            if required not in names:
+                msg = f"source `{self.name}` must declare the `{required}` field"
+                _fail(msg)
+        if not self.event_types:
+            msg = f"source `{self.name}` must list its event types"
+            _fail(msg)
+
+    def field(self, name: str) -> EventField | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    @property
+    def archive(self) -> str:
+        """Archive table name (defaults to the topic with underscores)."""
+        return self.archive_table or self.topic.replace("-", "_")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Window:
+    """A sliding window `t - duration < event_time <= t`; no duration means unbounded."""
+
+    duration: timedelta | None
+
+    def __post_init__(self) -> None:
+        if self.duration is not None:
+            if not isinstance(self.duration, timedelta):
+                msg = f"window duration must be a timedelta or None, got {self.duration!r}"
+                _fail(msg)
+            if self.duration <= timedelta(0):
+                msg = f"window must be positive, got {self.duration}"
+                _fail(msg)
+            if self.duration % timedelta(microseconds=1):
+                msg = f"window must be a whole number of microseconds, got {self.duration}"
+                _fail(msg)
+
+    @classmethod
+    def parse(cls, value: str | timedelta | Window | None) -> Window:
+        """`"1h"`, `"7d"`, `"30m"`, a timedelta, or None / `"unbounded"`."""
+        if isinstance(value, Window):
+            return value
+        if value is None or value == "unbounded":
+            return cls(duration=None)
+        if isinstance(value, timedelta):
+            return cls(duration=value)
+        match = _WINDOW.match(value) if isinstance(value, str) else None
+        if not match:
+            msg = f"window must look like 1h, 24h, 7d or be unbounded, got {value!r}"
+            raise FeatureDefinitionError(msg)
+        return cls(duration=timedelta(seconds=int(match[1]) * _UNITS[match[2]]))
+
+    @property
+    def micros(self) -> int | None:
+        if self.duration is None:
+            return None
+        return self.duration // timedelta(microseconds=1)
+
+    @property
+    def label(self) -> str:
+        if self.duration is None:
+            return "unbounded"
+        seconds = int(self.duration.total_seconds())
+        for unit in ("d", "h", "m"):
+            if seconds % _UNITS[unit] == 0:
+                return f"{seconds // _UNITS[unit]}{unit}"
+        return f"{seconds}s"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Condition:
+    """An event filter: `field == equals` (or `field in one_of`)."""
+
+    field: str
+    equals: str | int | float | bool | None = None
+    one_of: tuple[str | int | float | bool, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_name("condition field", self.field)
+        if (self.equals is None) == (not self.one_of):
+            msg = f"condition on `{self.field}` needs exactly one of equals= or one_of="
+            _fail(msg)
+
+    @property
+    def values(self) -> tuple[str | int | float | bool, ...]:
+        return self.one_of if self.one_of else (self.equals,)  # type: ignore[return-value]
+
+    def describe(self) -> str:
+        if self.one_of:
+            return f"{self.field} in {list(self.one_of)}"
+        return f"{self.field} = {self.equals!r}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AggregationKind:
+    """What an aggregation needs and yields. New kinds register with `register_kind`."""
+
+    name: str
+    needs_field: bool
+    numeric_field: bool = False
+    field_shape: str = "scalar"  # "scalar", "vector" or "any"
+    output: DType | None = None  # None: the field's own dtype
+    needs_share_where: bool = False
+
+
+_KINDS: dict[str, AggregationKind] = {}
+
+
+def register_kind(kind: AggregationKind) -> AggregationKind:
+    """Make an aggregation kind available to declarations (its computation registers apart)."""
+    _check_name("aggregation kind", kind.name)
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def aggregation_kind(name: str) -> AggregationKind:
+    if name not in _KINDS:
+        msg = f"unknown aggregation kind {name!r}; known: {sorted(_KINDS)}"
+        raise FeatureDefinitionError(msg)
+    return _KINDS[name]
+
+
+for _kind in (
+    AggregationKind(name="count", needs_field=False, output=DType.INT64),
+    AggregationKind(name="sum", needs_field=True, numeric_field=True),
+    AggregationKind(name="mean", needs_field=True, numeric_field=True, output=DType.FLOAT64),
+    AggregationKind(name="stddev", needs_field=True, numeric_field=True, output=DType.FLOAT64),
+    AggregationKind(name="count_distinct", needs_field=True, output=DType.INT64),
+    AggregationKind(name="max", needs_field=True, numeric_field=True),
+    AggregationKind(name="min", needs_field=True, numeric_field=True),
+    AggregationKind(name="last", needs_field=True, field_shape="any"),
+    AggregationKind(name="share", needs_field=False, output=DType.FLOAT64, needs_share_where=True),
+    AggregationKind(name="max_similarity_to_newest", needs_field=True, field_shape="vector",
+                    output=DType.FLOAT64),
+    AggregationKind(name="centroid_distance_of_newest", needs_field=True, field_shape="vector",
+                    output=DType.FLOAT64),
+):
+    register_kind(_kind)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Aggregation:
+    """`kind` over `field` of the events matching `where` (all of the view's events if None).
+
+    `share` is the fraction of the `where` events that also match `share_where`.
+    """
+
+    kind: str
+    field: str | None = None
+    where: Condition | None = None
+    share_where: Condition | None = None
+
+    def __post_init__(self) -> None:
+        spec = aggregation_kind(self.kind)
+        if spec.needs_field and not self.field:
+            msg = f"aggregation `{self.kind}` needs a field"
+            _fail(msg)
+        if not spec.needs_field and self.field:
+            msg = f"aggregation `{self.kind}` takes no field, got {self.field!r}"
+            _fail(msg)
+        if spec.needs_share_where != (self.share_where is not None):
+            msg = f"aggregation `{self.kind}` {'needs' if spec.needs_share_where else 'takes no'} share_where"
+            _fail(msg)
+
+    @property
+    def spec(self) -> AggregationKind:
+        return aggregation_kind(self.kind)
+
+    def describe(self) -> str:
+        text = f"{self.kind}({self.field or ''})"
+        if self.share_where:
+            text = f"share({self.share_where.describe()})"
+        return text + (f" where {self.where.describe()}" if self.where else "")
+
+
+def count(where: Condition | None = None) -> Aggregation:
+    return Aggregation(kind="count", where=where)
+
+
+def sum_(field: str, where: Condition | None = None) -> Aggregation:
+    return Aggregation(kind="sum", field=field, where=where)
+
+
+def mean(field: str, where: Condition | None = None) -> Aggregation:
+    return Aggregation(kind="mean", field=field, where=where)
+
+
+def stddev(field: str, where: Condition | None = None) -> Aggregation:
+    return Aggregation(kind="stddev", field=field, where=where)
+
+
+def count_distinct(field: str, where: Condition | None = None) -> Aggregation:
+    return Aggregation(kind="count_distinct", field=field, where=where)
+
+
+def max_(field: str, where: Condition | None = None) -> Aggregation:
+    return Aggregation(kind="max", field=field, where=where)
+
+
+def min_(field: str, where: Condition | None = None) -> Aggregation:
+    return Aggregation(kind="min", field=field, where=where)
+
+
+def last(field: str, where: Condition | None = None) -> Aggregation:
+    return Aggregation(kind="last", field=field, where=where)
+
+
+def share(share_where: Condition, where: Condition | None = None) -> Aggregation:
+    return Aggregation(kind="share", where=where, share_where=share_where)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DerivedField:
+    """A per-event value computed by a pipeline stage from another field.
+
+    `producer` is `length` (characters of a string, computed in the feature stage) or
+    `model:<name>` (written by the inference stage; a vector when `dim` is set).
+    """
+
+    name: str
+    dtype: DType
+    input: str
+    producer: str
+    dim: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_name("derived field", self.name)
+        if self.producer != "length" and not re.match(r"^model:[a-z][a-z0-9_-]*$", self.producer):
+            msg = f"derived field `{self.name}` producer must be `length` or `model:<name>`, got {self.producer!r}"
+            _fail(msg)
+        if (self.dtype is DType.FLOAT32_VECTOR) != (self.dim is not None):
+            msg = f"derived field `{self.name}` needs dim exactly when it is a vector, got dim={self.dim}"
+            _fail(msg)
+        if self.dim is not None and self.dim <= 0:
+            msg = f"derived field `{self.name}` dim must be positive, got {self.dim}"
+            _fail(msg)
+
+    @property
+    def model(self) -> str | None:
+        return self.producer.split(":", 1)[1] if self.producer.startswith("model:") else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Feature:
+    """One named value of a view: an aggregation over a sliding window."""
+
+    name: str
+    aggregation: Aggregation
+    window: Window | str | timedelta | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("feature", self.name)
+        if not isinstance(self.aggregation, Aggregation):
+            msg = f"feature `{self.name}` aggregation must be an Aggregation, got {self.aggregation!r}"
+            _fail(msg)
+        object.__setattr__(self, "window", Window.parse(self.window))
+
+    @property
+    def window_spec(self) -> Window:
+        assert isinstance(self.window, Window)  # normalised in __post_init__
+        return self.window
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureView:
+    """Features of one entity computed from one source's events (those matching `where`)."""
+
+    name: str
+    entity: str
+    source: str
+    features: tuple[Feature, ...]
+    where: Condition | None = None
+    description: str = ""
+    online: bool = True
+
+    def __post_init__(self) -> None:
+        _check_name("feature view", self.name)
+        if not self.features:
+            msg = f"feature view `{self.name}` has no features"
+            _fail(msg)
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            msg = f"feature view `{self.name}` declares features more than once: {dupes}"
+            _fail(msg)
+
+    def feature(self, name: str) -> Feature:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        msg = f"feature view `{self.name}` has no feature {name!r}; it has {[f.name for f in self.features]}"
+        raise FeatureDefinitionError(msg)
+
+    @property
+    def longest_window_micros(self) -> int | None:
+        """The longest finite window (None when all are unbounded)."""
+        finite = [w for f in self.features if (w := f.window_spec.micros) is not None]
+        return max(finite) if finite else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureService:
+    """A named set of features a model reads: `view` (all of it) or `view:feature`."""
+
+    name: str
+    features: tuple[str, ...]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("feature service", self.name)
+        if not self.features:
+            msg = f"feature service `{self.name}` lists no features"
+            _fail(msg)

@@ -1,0 +1,171 @@
+"""The reference registry: the features the platform ships (see FEATURES.md).
+
+The demo, the tests and the benchmarks use it; users declare their own features the
+same way and point the CLI at them with `--definitions module:object`.
+"""
+
+from __future__ import annotations
+
+from feature_store.definitions import (
+    Aggregation,
+    Condition,
+    DerivedField,
+    DType,
+    Entity,
+    EventField,
+    Feature,
+    FeatureService,
+    FeatureView,
+    Source,
+    count,
+    count_distinct,
+    last,
+    max_,
+    mean,
+    share,
+    stddev,
+)
+from feature_store.registry import Registry
+
+S, I, T = DType.STRING, DType.INT64, DType.TIMESTAMP
+
+USER = Entity(name="user", join_key="user_id", description="An account that writes reviews.")
+BUSINESS = Entity(name="business", join_key="business_id", description="A reviewed business.")
+REVIEW = Entity(name="review", join_key="review_id", description="One review.")
+
+
+def _fields(**dtypes: DType) -> tuple[EventField, ...]:
+    return tuple(EventField(name=name, dtype=dtype) for name, dtype in dtypes.items())
+
+
+REVIEW_EVENTS = Source(
+    name="review-events",
+    topic="review-events",
+    archive_table="review_events_raw",
+    event_types=("review_created", "review_flagged"),
+    fields=_fields(event_id=S, event_type=S, event_time=T, review_id=S, user_id=S,
+                   business_id=S, rating=I, text=S, language=S, ip_hash=S, device_id=S,
+                   reason=S),
+    description="Reviews written and reviews flagged.",
+)
+USER_EVENTS = Source(
+    name="user-events",
+    topic="user-events",
+    archive_table="user_events_raw",
+    event_types=("login", "signup", "profile_update"),
+    fields=_fields(event_id=S, event_type=S, event_time=T, user_id=S, ip_hash=S, country=S),
+    description="Account activity: logins, sign-ups, profile updates.",
+)
+
+CREATED = Condition(field="event_type", equals="review_created")
+FLAGGED = Condition(field="event_type", equals="review_flagged")
+
+# Per-review values computed by pipeline stages: text length in the feature stage, the
+# model outputs in the inference stage (several models sharing one device).
+REVIEW_DERIVED = (
+    DerivedField(name="text_length", dtype=I, input="text", producer="length"),
+    DerivedField(name="sentiment", dtype=DType.FLOAT64, input="text", producer="model:sentiment"),
+    DerivedField(name="embedding_semantic", dtype=DType.FLOAT32_VECTOR, input="text",
+                 producer="model:minilm", dim=384),
+    DerivedField(name="embedding_lexical", dtype=DType.FLOAT32_VECTOR, input="text",
+                 producer="model:lexical", dim=256),
+)
+
+USER_REVIEW_STATS = FeatureView(
+    name="user_review_stats",
+    entity="user",
+    source="review-events",
+    where=CREATED,
+    description="How much and how a user reviews.",
+    features=(
+        Feature(name="review_count_1h", aggregation=count(), window="1h"),
+        Feature(name="review_count_24h", aggregation=count(), window="24h"),
+        Feature(name="review_count_7d", aggregation=count(), window="7d"),
+        Feature(name="avg_rating_7d", aggregation=mean("rating"), window="7d"),
+        Feature(name="rating_stddev_7d", aggregation=stddev("rating"), window="7d"),
+        Feature(name="distinct_businesses_24h", aggregation=count_distinct("business_id"),
+                window="24h"),
+        Feature(name="distinct_devices_7d", aggregation=count_distinct("device_id"), window="7d"),
+        Feature(name="last_review_at", aggregation=max_("event_time"), window=None),
+    ),
+)
+
+USER_ACTIVITY = FeatureView(
+    name="user_activity",
+    entity="user",
+    source="user-events",
+    description="Account activity: logins and where they come from.",
+    features=(
+        Feature(name="login_count_24h",
+                aggregation=count(where=Condition(field="event_type", equals="login")),
+                window="24h"),
+        Feature(name="distinct_ips_24h", aggregation=count_distinct("ip_hash"), window="24h"),
+        Feature(name="distinct_countries_7d", aggregation=count_distinct("country"), window="7d"),
+    ),
+)
+
+BUSINESS_REVIEW_STATS = FeatureView(
+    name="business_review_stats",
+    entity="business",
+    source="review-events",
+    description="Review traffic a business receives.",
+    features=(
+        Feature(name="review_count_1h", aggregation=count(where=CREATED), window="1h"),
+        Feature(name="review_count_24h", aggregation=count(where=CREATED), window="24h"),
+        Feature(name="avg_rating_30d", aggregation=mean("rating", where=CREATED), window="30d"),
+        Feature(name="one_star_share_7d",
+                aggregation=share(Condition(field="rating", equals=1), where=CREATED),
+                window="7d"),
+        Feature(name="five_star_share_7d",
+                aggregation=share(Condition(field="rating", equals=5), where=CREATED),
+                window="7d"),
+        Feature(name="flagged_count_30d", aggregation=count(where=FLAGGED), window="30d"),
+    ),
+)
+
+REVIEW_CONTENT = FeatureView(
+    name="review_content",
+    entity="review",
+    source="review-events",
+    where=CREATED,
+    description="What a review says: length, sentiment and embeddings (one row per review).",
+    features=(
+        Feature(name="text_length", aggregation=last("text_length")),
+        Feature(name="sentiment", aggregation=last("sentiment")),
+        Feature(name="embedding_semantic", aggregation=last("embedding_semantic")),
+        Feature(name="embedding_lexical", aggregation=last("embedding_lexical")),
+    ),
+)
+
+USER_CONTENT_STATS = FeatureView(
+    name="user_content_stats",
+    entity="user",
+    source="review-events",
+    where=CREATED,
+    description="What a user's reviews say, over time: tone and repetition.",
+    features=(
+        Feature(name="avg_sentiment_7d", aggregation=mean("sentiment"), window="7d"),
+        Feature(name="max_text_similarity_7d",
+                aggregation=Aggregation(kind="max_similarity_to_newest", field="embedding_semantic"),
+                window="7d"),
+        Feature(name="centroid_distance_30d",
+                aggregation=Aggregation(kind="centroid_distance_of_newest",
+                                        field="embedding_semantic"),
+                window="30d"),
+    ),
+)
+
+REGISTRY = Registry(
+    entities=(USER, BUSINESS, REVIEW),
+    sources=(REVIEW_EVENTS, USER_EVENTS),
+    derived=tuple(("review-events", d) for d in REVIEW_DERIVED),
+    views=(USER_REVIEW_STATS, USER_ACTIVITY, BUSINESS_REVIEW_STATS, REVIEW_CONTENT,
+           USER_CONTENT_STATS),
+    services=(
+        FeatureService(name="review_fraud_model",
+                       features=("user_review_stats", "user_activity", "business_review_stats",
+                                 "review_content:text_length", "review_content:sentiment")),
+        FeatureService(name="account_risk_model",
+                       features=("user_review_stats", "user_activity")),
+    ),
+)

@@ -1,0 +1,182 @@
+"""Change points of exact sliding windows, for the batch and the streaming job alike.
+
+A view's values only change at an event's time `e` or at an expiry `e + W`. The
+`WindowAggregator` keeps one entity's state (its events still inside the longest window,
+plus a folded summary of older ones for unbounded features); `add()` takes events in
+any order, `advance_to(t)` emits the rows of every change point up to `t`. A row is
+emitted at `c` exactly when the values at `c` differ from those just before (`c - 1µs`),
+which is a property of the events alone: the batch job (all events, one call) and the
+streaming job (incremental calls) emit the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from feature_store.aggregation import Evaluation, evaluate, window_sum
+from feature_store.columns import AnyArray, EventColumns, IntArray
+from feature_store.plan import FeaturePlan, ViewPlan
+
+NEVER = int(np.iinfo(np.int64).min)
+
+
+@dataclass(frozen=True)
+class RowBatch:
+    """Change-point rows of one entity of one view: `valid_from` (µs) and value columns."""
+
+    view: str
+    entity_key: str
+    valid_from: IntArray
+    values: Mapping[str, AnyArray]
+
+    def __len__(self) -> int:
+        return int(self.valid_from.shape[0])
+
+    def row(self, i: int) -> dict[str, Any]:
+        return {name: col[i] for name, col in self.values.items()}
+
+
+@dataclass
+class EntityState:
+    """What the streaming job keeps per (view, entity)."""
+
+    events: EventColumns
+    base: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    emitted_until: int = NEVER  # change points <= this were emitted
+    dirty_from: int | None = None  # earliest event time added at or before emitted_until
+
+
+def candidates(plan: ViewPlan, events: EventColumns) -> IntArray:
+    """Sorted unique times at which a value may change."""
+    times = events.times
+    parts = [times] + [times + w for w in plan.windows]
+    return np.unique(np.concatenate(parts)) if times.shape[0] else times
+
+
+def _differs(a: AnyArray, b: AnyArray) -> np.ndarray:
+    if a.dtype == object:
+        return np.array([x != y for x, y in zip(a, b, strict=True)], dtype=bool)
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    return ~same.all(axis=1) if same.ndim == 2 else ~same
+
+
+def change_rows(plan: ViewPlan, entity_key: str, events: EventColumns, after: int,
+                until: int, base: Mapping[str, tuple[Any, ...]] | None = None,
+                force_last: bool = False) -> RowBatch:
+    """Rows at the change points in (after, until]; `force_last` also emits the value at
+    the last candidate even if unchanged (to overwrite rows a late event made stale)."""
+    cands = candidates(plan, events)
+    cands = cands[(cands > after) & (cands <= until)]
+    if cands.shape[0] == 0:
+        return RowBatch(plan.view, entity_key, cands, {f.name: cands[:0] for f in plan.features})
+    points = np.concatenate([[cands[0] - 1], cands])
+    values = evaluate(plan, events, points, base)
+    changed = np.zeros(cands.shape[0], dtype=bool)
+    for col in values.values():
+        changed |= _differs(col[1:], col[:-1])
+    if force_last:
+        changed[-1] = True
+    return RowBatch(plan.view, entity_key, cands[changed],
+                    {name: col[1:][changed] for name, col in values.items()})
+
+
+class WindowAggregator:
+    """State + `add` + `advance_to` for one view; one instance serves every entity."""
+
+    def __init__(self, plan: ViewPlan, allowed_lateness: int = 0) -> None:
+        self.plan = plan
+        self.allowed_lateness = allowed_lateness
+
+    def new_state(self) -> EntityState:
+        return EntityState(events=EventColumns.empty(self.plan.fields))
+
+    def add(self, state: EntityState, records: Iterable[Mapping[str, object]]) -> None:
+        incoming = EventColumns.from_records(records, self.plan.fields)
+        if len(incoming) == 0:
+            return
+        state.events = state.events.merge(incoming)
+        earliest = int(incoming.times.min())
+        if earliest <= state.emitted_until:
+            state.dirty_from = min(earliest, state.dirty_from or earliest)
+
+    def advance_to(self, state: EntityState, entity_key: str, t: int) -> RowBatch:
+        """Emit the rows of every change point up to `t`, then drop what cannot matter."""
+        after = state.emitted_until
+        rewrite = state.dirty_from is not None
+        if state.dirty_from is not None:
+            after = min(after, state.dirty_from - 1)
+        rows = change_rows(self.plan, entity_key, state.events, after, t, state.base,
+                           force_last=rewrite)
+        state.emitted_until = max(state.emitted_until, t)
+        state.dirty_from = None
+        self._prune(state, t - self.allowed_lateness - self.plan.longest - 1)
+        return rows
+
+    def next_change(self, state: EntityState) -> int | None:
+        """The first change point after what was emitted (for an event-time timer)."""
+        cands = candidates(self.plan, state.events)
+        later = cands[cands > state.emitted_until]
+        return int(later[0]) if later.shape[0] else None
+
+    def _prune(self, state: EntityState, horizon: int) -> None:
+        if not self.plan.prunable or len(state.events) == 0:
+            return
+        old = state.events.times <= horizon
+        if not old.any():
+            return
+        dropped = state.events.select(old)
+        state.base = fold(self.plan, dropped, state.base)
+        state.events = state.events.select(~old)
+
+
+def fold(plan: ViewPlan, dropped: EventColumns, base: Mapping[str, tuple[Any, ...]]
+         ) -> dict[str, tuple[Any, ...]]:
+    """Summaries of the unbounded features over `dropped` events, merged into `base`."""
+    unbounded = [f for f in plan.features if f.window is None]
+    if not unbounded:
+        return dict(base)
+    at = np.array([int(dropped.times[-1])], dtype=np.int64)
+    summary_plan = ViewPlan(view=plan.view, entity=plan.entity, join_key=plan.join_key,
+                            source=plan.source, where=plan.where, features=tuple(unbounded),
+                            fields=plan.fields)
+    out = dict(base)
+    ev = Evaluation(summary_plan, dropped, at, base)
+    values = evaluate(summary_plan, dropped, at, base)
+    for f in unbounded:
+        if f.kind in ("count", "sum", "mean", "stddev", "share"):
+            out[f.name] = _moments_summary(ev, f)
+        else:  # max, min, last: the value itself is the summary
+            value = values[f.name][0]
+            if not (isinstance(value, float) and np.isnan(value)):
+                out[f.name] = (value,)
+    return out
+
+
+def _moments_summary(ev: Evaluation, f: FeaturePlan) -> tuple[float, ...]:
+    if f.kind == "count":
+        return (float(window_sum(ev, f, ev.mask(f).astype(np.float64), 0)[0]),)
+    if f.kind == "share":
+        den = window_sum(ev, f, ev.mask(f).astype(np.float64), 0)[0]
+        num = window_sum(ev, f, ev.mask(f, share=True).astype(np.float64), 1)[0]
+        return (float(den), float(num))
+    mask = ev.mask(f, non_null=True)
+    x = np.where(mask, ev.column(f.field or ""), 0.0).astype(np.float64)
+    return (float(window_sum(ev, f, mask.astype(np.float64), 0)[0]),
+            float(window_sum(ev, f, x, 1)[0]), float(window_sum(ev, f, x * x, 2)[0]))
+
+
+def compute_rows(plan: ViewPlan, entity_key: str, records: Iterable[Mapping[str, object]],
+                 start: int | None = None, end: int | None = None) -> RowBatch:
+    """The batch path: all of one entity's events through the same state machine."""
+    aggregator = WindowAggregator(plan)
+    state = aggregator.new_state()
+    aggregator.add(state, records)
+    if start is not None:
+        state.emitted_until = start - 1
+    last = candidates(plan, state.events)
+    until = int(last[-1]) if last.shape[0] else NEVER
+    return aggregator.advance_to(state, entity_key, until if end is None else min(until, end))

@@ -1,0 +1,1 @@
+"""Local platform: the emulator stack launcher and deployment assets."""

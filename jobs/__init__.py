@@ -1,0 +1,1 @@
+"""Thin entry points: build options, wire transforms, run."""

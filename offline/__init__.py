@@ -1,0 +1,1 @@
+"""The batch side: archive readers, BigQuery writers, point-in-time retrieval, backfill."""

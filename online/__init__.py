@@ -1,0 +1,1 @@
+"""The streaming side: Pub/Sub reading, stateful windowing, online store writers."""
