@@ -1,0 +1,163 @@
+"""The batch offline job: wire the backfill transforms, run them, swap results in."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from feature_store.config import PlatformConfig
+from feature_store.plan import ViewPlan
+from feature_store.registry import Registry
+from feature_store.schemas import change_point_table
+from feature_store.windowing import RowBatch
+from offline.archive import ReadEventFiles, discover
+from offline.backfill import WriteOffline
+from offline.features import (
+    DEAD_LETTER,
+    ComputeChangePoints,
+    DeduplicateEvents,
+    ValidateEvents,
+    latest_row,
+)
+
+log = logging.getLogger(__name__)
+
+# Per-stage resources (Dataflow Prime right-fits each stage's workers to its hints).
+IO_HINTS = {"min_ram": "4GB"}
+FEATURE_HINTS = {"min_ram": "32GB"}
+
+
+@dataclass
+class BackfillSummary:
+    events_read: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    change_points: int = 0
+    rows_written: dict[str, int] = field(default_factory=dict)
+    online_rows: int = 0
+    skipped_views: dict[str, str] = field(default_factory=dict)
+    dead_letters: str | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events_read / self.elapsed_s if self.elapsed_s else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"events_read": self.events_read, "invalid": self.invalid,
+                "duplicates": self.duplicates, "change_points": self.change_points,
+                "rows_written": self.rows_written, "online_rows": self.online_rows,
+                "skipped_views": self.skipped_views, "dead_letters": self.dead_letters,
+                "elapsed_s": round(self.elapsed_s, 2), "events_per_s": round(self.events_per_s)}
+
+
+def plans_for(registry: Registry, views: Sequence[str] | None) -> tuple[list[ViewPlan], dict[str, str]]:
+    """Plans of the views this pipeline can compute; the others with the reason."""
+    plans, skipped = [], {}
+    for view in registry.views:
+        if views and view.name not in views:
+            continue
+        plan = ViewPlan.build(registry, view.name)
+        if plan.models:
+            skipped[view.name] = f"needs the inference stage (models: {', '.join(plan.models)})"
+            continue
+        plans.append(plan)
+    return plans, skipped
+
+
+def _to_micros(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def run_backfill(config: PlatformConfig, registry: Registry, events: Sequence[str], *,
+                 views: Sequence[str] | None = None, start: datetime | None = None,
+                 end: datetime | None = None, online: bool = True,
+                 dead_letters: str | None = None,
+                 pipeline_args: Sequence[str] = ()) -> BackfillSummary:
+    from offline.bigquery_admin import table_definition
+    from offline.bigquery_client import make_client
+    from offline.replace import staging_table, swap_in
+
+    begun = time.monotonic()
+    as_of = min(end, datetime.now(UTC)) if end else datetime.now(UTC)
+    plans, skipped = plans_for(registry, views)
+    files = discover(events, [s.topic for s in registry.sources])
+    run_id = uuid.uuid4().hex[:12]
+    client = make_client(config.project, config.endpoints.bigquery if config.local else None)
+    specs = {p.view: change_point_table(registry, p.view, config.features_dataset) for p in plans}
+    targets = {v: f"{config.project}.{s.dataset}.{s.name}" for v, s in specs.items()}
+    staging = {v: staging_table(t, run_id) for v, t in targets.items()}
+    for view, spec in specs.items():
+        definition = table_definition(config.project, spec)
+        definition = type(definition)(staging[view], schema=definition.schema)
+        client.create_table(definition, exists_ok=True)
+    dead_path = dead_letters or str(config.state_dir / "dead_letters" / f"backfill-{run_id}")
+    pipeline = beam.Pipeline(options=PipelineOptions(list(pipeline_args)))
+    _wire(pipeline, config, registry, files, plans, start, as_of, online, staging, dead_path)
+    result = pipeline.run()
+    result.wait_until_finish()
+    summary = _summary(result, skipped)
+    for view, target in targets.items():
+        summary.rows_written[view] = swap_in(client, target, staging[view],
+                                             specs[view].column_names, start, as_of)
+    summary.dead_letters = dead_path if summary.invalid else None
+    summary.elapsed_s = time.monotonic() - begun
+    return summary
+
+
+def _wire(pipeline: beam.Pipeline, config: PlatformConfig, registry: Registry, files: Any,
+          plans: list[ViewPlan], start: datetime | None, as_of: datetime, online: bool,
+          staging: dict[str, str], dead_path: str) -> None:
+    import json
+
+    start_us = _to_micros(start) if start else None
+    as_of_us = _to_micros(as_of)
+    messages = pipeline | "ReadArchive" >> ReadEventFiles(files).with_resource_hints(**IO_HINTS)
+    checked = messages | "ValidateEvents" >> ValidateEvents()
+    (checked[DEAD_LETTER]
+     | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))
+     | "WriteDeadLetters" >> beam.io.WriteToText(dead_path, file_name_suffix=".jsonl"))
+    rows = (checked.valid
+            | "Deduplicate" >> DeduplicateEvents()
+            | "ToFeatureStage" >> beam.Reshuffle()
+            | "EngineerFeatures" >> ComputeChangePoints(registry, plans, start_us, as_of_us)
+            .with_resource_hints(**FEATURE_HINTS)
+            | "ToOutputStage" >> beam.Reshuffle())
+    endpoint = config.endpoints.bigquery if config.local else None
+    _ = rows | "WriteOffline" >> WriteOffline(
+        plans, _to_micros(datetime.now(UTC)), config.project, endpoint, staging
+    ).with_resource_hints(**IO_HINTS)
+    if online:
+        from jobs.online_sink import online_sink
+
+        by_view = {p.view: p for p in plans}
+        _ = (rows
+             | "LatestRows" >> beam.Map(latest_row)
+             | "ToOnlineRows" >> beam.FlatMap(_online_rows, by_view)
+             | "WriteOnline" >> online_sink(config).with_resource_hints(**IO_HINTS))
+
+
+def _online_rows(batch: RowBatch, plans: dict[str, ViewPlan]) -> list[Any]:
+    from online.from_rows import online_rows
+
+    return online_rows(plans[batch.view], batch)
+
+
+def _summary(result: Any, skipped: dict[str, str]) -> BackfillSummary:
+    summary = BackfillSummary(skipped_views=skipped)
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
+    valid = counters.get("events_valid", 0)
+    summary.invalid = counters.get("events_invalid", 0)
+    summary.events_read = valid + summary.invalid
+    summary.duplicates = counters.get("events_duplicate", 0)
+    summary.change_points = counters.get("change_points", 0)
+    summary.online_rows = sum(v for k, v in counters.items() if k.startswith("rows_written_"))
+    return summary

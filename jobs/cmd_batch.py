@@ -1,0 +1,102 @@
+"""`feature-store backfill` and `feature-store get`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from feature_store.errors import ConfigError
+from jobs.cli import CliContext
+
+
+def _aware(value: datetime | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        msg = f"--{name} needs an explicit UTC offset (e.g. 2024-05-01T00:00:00Z), got {value.isoformat()}"
+        raise click.BadParameter(msg)
+    return value.astimezone(UTC)
+
+
+def _parse_time(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return _aware(datetime.fromisoformat(text.replace("Z", "+00:00")), name)
+    except ValueError as exc:
+        msg = f"--{name} must be an RFC 3339 timestamp, got {text!r}"
+        raise click.BadParameter(msg) from exc
+
+
+@click.command()
+@click.option("--events", "events", multiple=True, required=True,
+              help="Event files or folders (JSON lines named <topic>*.jsonl, or Parquet).")
+@click.option("--start", help="Replace rows from this time on (RFC 3339); default: all.")
+@click.option("--end", help="Compute up to this time (default and at most: now).")
+@click.option("--views", default="", help="Comma-separated views (default: every view).")
+@click.option("--no-online", is_flag=True, help="Do not write the online stores.")
+@click.option("--dead-letters", help="Dead-letter file prefix (default under the state dir).")
+@click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def backfill(ctx: CliContext, events: tuple[str, ...], start: str | None, end: str | None,
+             views: str, no_online: bool, dead_letters: str | None,
+             pipeline_args: tuple[str, ...]) -> None:
+    """Recompute features from the event archive into BigQuery and the online stores.
+
+    Extra arguments after `--` go to Beam (e.g. `-- --runner DataflowRunner ...`).
+    """
+    from jobs.backfill import run_backfill
+
+    try:
+        summary = run_backfill(
+            ctx.config, ctx.registry, events, views=[v for v in views.split(",") if v],
+            start=_parse_time(start, "start"), end=_parse_time(end, "end"),
+            online=not no_online, dead_letters=dead_letters, pipeline_args=pipeline_args)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(summary.as_dict(), indent=2))
+
+
+@click.command()
+@click.option("--entity", "entities", multiple=True, help="join_key=value (repeatable).")
+@click.option("--entities", "entities_file", type=click.Path(exists=True, path_type=Path),
+              help="CSV with join key columns (and event_timestamp for history).")
+@click.option("--features", "features", multiple=True, required=True,
+              help="view or view:feature, comma-separated.")
+@click.option("--at", "at", help="Read history as of this time (RFC 3339) instead of online.")
+@click.option("--store", type=click.Choice(["redis", "bigtable"]), help="Online store to read.")
+@click.pass_obj
+def get(ctx: CliContext, entities: tuple[str, ...], entities_file: Path | None,
+        features: tuple[str, ...], at: str | None, store: str | None) -> None:
+    """Read features through Feast: online (now) or point-in-time history (--at)."""
+    import pandas as pd
+
+    from jobs.retrieval import feature_refs, get_historical, get_online
+
+    refs = feature_refs(ctx.registry, features)
+    rows: list[dict[str, str]] = []
+    for item in entities:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            msg = f"--entity must look like user_id=U1, got {item!r}"
+            raise click.BadParameter(msg)
+        rows.append({key: value})
+    frame = pd.read_csv(entities_file, dtype=str) if entities_file else pd.DataFrame(rows)
+    if frame.empty:
+        msg = "name at least one --entity or an --entities file"
+        raise click.UsageError(msg)
+    when = _parse_time(at, "at")
+    if when is None and "event_timestamp" not in frame.columns:
+        result = get_online(ctx.config, refs, frame.to_dict("records"), store)
+    else:
+        if "event_timestamp" not in frame.columns:
+            frame["event_timestamp"] = when
+        frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+        result = get_historical(ctx.config, refs, frame)
+    click.echo(json.dumps(result, indent=2, default=str))
+
+
+COMMANDS = [backfill, get]

@@ -1,0 +1,80 @@
+"""`feature-store apply`, `plan` and `features`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from jobs.cli import CliContext
+
+console = Console()
+
+
+def _print_changes(changes: list[object], title: str) -> None:
+    table = Table(title=title)
+    for column in ("", "kind", "name", "action"):
+        table.add_column(column)
+    marks = {"create": "[green]+", "update": "[yellow]~", "delete": "[red]-", "exists": "[dim]="}
+    for change in changes:
+        table.add_row(marks.get(change.action, "?"), change.kind, change.name,  # type: ignore[attr-defined]
+                      change.action)  # type: ignore[attr-defined]
+    console.print(table)
+
+
+@click.command()
+@click.pass_obj
+def plan(ctx: CliContext) -> None:
+    """Print what `apply` would create or change (changes nothing)."""
+    from jobs.provision import feast_changes, infrastructure_changes
+
+    changes = infrastructure_changes(ctx.config, ctx.registry, apply=False)
+    changes += feast_changes(ctx.config, ctx.registry, apply=False)
+    _print_changes(changes, "plan")
+    pending = [c for c in changes if c.action != "exists"]
+    console.print(f"{len(pending)} to change, {len(changes) - len(pending)} in place")
+
+
+@click.command()
+@click.pass_obj
+def apply(ctx: CliContext) -> None:
+    """Create topics, subscriptions, tables and the Feast registry (idempotent)."""
+    from jobs.provision import feast_changes, infrastructure_changes
+
+    changes = infrastructure_changes(ctx.config, ctx.registry, apply=True)
+    changes += feast_changes(ctx.config, ctx.registry, apply=True)
+    _print_changes(changes, "apply")
+    created = sum(c.action != "exists" for c in changes)
+    console.print(f"applied: {created} created or updated, {len(changes) - created} already in place")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def features(ctx: CliContext, as_json: bool) -> None:
+    """List the feature views and features registered in Feast, with their types."""
+    from jobs.provision import feature_store
+
+    fs = feature_store(ctx.config)
+    listing = {
+        fv.name: {
+            "entities": [e.name for e in fv.entity_columns],
+            "features": {f.name: str(f.dtype) for f in fv.features},
+        }
+        for fv in sorted(fs.list_feature_views(), key=lambda v: v.name)
+    }
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+        return
+    table = Table(title=f"Feast project {ctx.config.feast_project}")
+    for column in ("view", "entity", "feature", "type"):
+        table.add_column(column)
+    for name, info in listing.items():
+        for feature, dtype in info["features"].items():  # type: ignore[union-attr]
+            table.add_row(name, ",".join(info["entities"]), feature, dtype)  # type: ignore[arg-type]
+    console.print(table)
+
+
+COMMANDS = [plan, apply, features]

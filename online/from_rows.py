@@ -1,0 +1,47 @@
+"""Change-point rows of the aggregation core as `OnlineRow`s for the writers."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from feature_store.definitions import DType
+from feature_store.plan import ViewPlan
+from feature_store.windowing import RowBatch
+from online.rows import OnlineRow
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def from_micros(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=int(micros))
+
+
+def python_value(value: object, dtype: DType) -> object:
+    """A core value (float64 with NaN for null, vectors as arrays) as a Python value."""
+    if dtype is DType.FLOAT32_VECTOR:
+        vector = np.asarray(value, dtype=np.float32)
+        return None if np.isnan(vector).any() else vector.tolist()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if dtype is DType.INT64:
+        return int(value)  # type: ignore[call-overload]
+    if dtype is DType.FLOAT64:
+        return float(value)  # type: ignore[arg-type]
+    if dtype is DType.BOOL:
+        return bool(value)
+    if dtype is DType.TIMESTAMP:
+        return from_micros(int(value))  # type: ignore[call-overload]
+    return value
+
+
+def online_rows(plan: ViewPlan, batch: RowBatch, latest_only: bool = True) -> list[OnlineRow]:
+    indices = [len(batch) - 1] if latest_only and len(batch) else range(len(batch))
+    out = []
+    for i in indices:
+        features = {f.name: python_value(batch.values[f.name][i], f.dtype) for f in plan.features}
+        out.append(OnlineRow(view=plan.view, entity_key=((plan.join_key,), (batch.entity_key,)),
+                             features=features, valid_from=from_micros(int(batch.valid_from[i]))))
+    return out

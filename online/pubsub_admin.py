@@ -1,0 +1,62 @@
+"""Create the Pub/Sub topics and subscriptions the sources need (idempotent)."""
+
+from __future__ import annotations
+
+import logging
+
+from google.api_core import exceptions
+from google.cloud import pubsub_v1
+
+from feature_store.registry import Registry
+from feature_store.resources import STREAM_ACK_DEADLINE_S, Change, topics
+
+log = logging.getLogger(__name__)
+
+
+def pubsub_changes(project: str, registry: Registry, *, apply: bool) -> list[Change]:
+    """What exists and what must be created; creates it when `apply`."""
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    changes: list[Change] = []
+    try:
+        for spec in topics(registry):
+            path = publisher.topic_path(project, spec.name)
+            changes.append(
+                _ensure(
+                    lambda p=path: publisher.get_topic(topic=p),
+                    lambda p=path: publisher.create_topic(name=p),
+                    "topic",
+                    spec.name,
+                    apply,
+                )
+            )
+            for sub in spec.subscriptions:
+                sub_path = subscriber.subscription_path(project, sub)
+                changes.append(
+                    _ensure(
+                        lambda s=sub_path: subscriber.get_subscription(subscription=s),
+                        lambda s=sub_path, t=path: subscriber.create_subscription(
+                            name=s, topic=t, ack_deadline_seconds=STREAM_ACK_DEADLINE_S
+                        ),
+                        "subscription",
+                        sub,
+                        apply,
+                    )
+                )
+    finally:
+        subscriber.close()
+    return changes
+
+
+def _ensure(get: object, create: object, kind: str, name: str, apply: bool) -> Change:
+    try:
+        get()  # type: ignore[operator]
+        return Change(kind, name, "exists")
+    except exceptions.NotFound:
+        if apply:
+            try:
+                create()  # type: ignore[operator]
+            except exceptions.AlreadyExists:
+                return Change(kind, name, "exists")
+            log.info("created %s %s", kind, name)
+        return Change(kind, name, "create")
