@@ -11,22 +11,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from feature_store.config import PlatformConfig
 from feature_store.plan import ViewPlan
 from feature_store.registry import Registry
 from feature_store.schemas import change_point_table
 from feature_store.windowing import RowBatch
+from jobs.runner import make_pipeline
 from offline.archive import ReadEventFiles, discover
 from offline.backfill import WriteOffline
-from offline.features import (
-    DEAD_LETTER,
-    ComputeChangePoints,
-    DeduplicateEvents,
-    ValidateEvents,
-    latest_row,
-)
+from feature_store.transforms import DEAD_LETTER, ValidateEvents
+from offline.features import ComputeChangePoints, DeduplicateEvents, latest_row
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +37,7 @@ class BackfillSummary:
     duplicates: int = 0
     change_points: int = 0
     rows_written: dict[str, int] = field(default_factory=dict)
-    online_rows: int = 0
+    online_rows: dict[str, int] = field(default_factory=dict)
     skipped_views: dict[str, str] = field(default_factory=dict)
     dead_letters: str | None = None
     elapsed_s: float = 0.0
@@ -80,48 +75,37 @@ def _to_micros(moment: datetime) -> int:
 def run_backfill(config: PlatformConfig, registry: Registry, events: Sequence[str], *,
                  views: Sequence[str] | None = None, start: datetime | None = None,
                  end: datetime | None = None, online: bool = True,
-                 dead_letters: str | None = None,
+                 dead_letters: str | None = None, bigquery_sink: str = "client",
                  pipeline_args: Sequence[str] = ()) -> BackfillSummary:
-    from offline.bigquery_admin import table_definition
-    from offline.bigquery_client import make_client
-    from offline.replace import staging_table, swap_in
-
     begun = time.monotonic()
     as_of = min(end, datetime.now(UTC)) if end else datetime.now(UTC)
     plans, skipped = plans_for(registry, views)
     files = discover(events, [s.topic for s in registry.sources])
     run_id = uuid.uuid4().hex[:12]
-    client = make_client(config.project, config.endpoints.bigquery if config.local else None)
-    specs = {p.view: change_point_table(registry, p.view, config.features_dataset) for p in plans}
-    targets = {v: f"{config.project}.{s.dataset}.{s.name}" for v, s in specs.items()}
-    staging = {v: staging_table(t, run_id) for v, t in targets.items()}
-    for view, spec in specs.items():
-        definition = table_definition(config.project, spec)
-        definition = type(definition)(staging[view], schema=definition.schema)
-        client.create_table(definition, exists_ok=True)
+    tables = {p.view: change_point_table(registry, p.view, config.features_dataset) for p in plans}
     dead_path = dead_letters or str(config.state_dir / "dead_letters" / f"backfill-{run_id}")
-    pipeline = beam.Pipeline(options=PipelineOptions(list(pipeline_args)))
-    _wire(pipeline, config, registry, files, plans, start, as_of, online, staging, dead_path)
+    pipeline = make_pipeline(pipeline_args)
+    _wire(pipeline, config, registry, files, plans, tables, (start, as_of), online, dead_path,
+          bigquery_sink)
     result = pipeline.run()
     result.wait_until_finish()
     summary = _summary(result, skipped)
-    for view, target in targets.items():
-        summary.rows_written[view] = swap_in(client, target, staging[view],
-                                             specs[view].column_names, start, as_of)
     summary.dead_letters = dead_path if summary.invalid else None
     summary.elapsed_s = time.monotonic() - begun
     return summary
 
 
 def _wire(pipeline: beam.Pipeline, config: PlatformConfig, registry: Registry, files: Any,
-          plans: list[ViewPlan], start: datetime | None, as_of: datetime, online: bool,
-          staging: dict[str, str], dead_path: str) -> None:
+          plans: list[ViewPlan], tables: dict[str, Any],
+          span: tuple[datetime | None, datetime], online: bool, dead_path: str,
+          bigquery_sink: str) -> None:
     import json
 
+    start, as_of = span
     start_us = _to_micros(start) if start else None
     as_of_us = _to_micros(as_of)
     messages = pipeline | "ReadArchive" >> ReadEventFiles(files).with_resource_hints(**IO_HINTS)
-    checked = messages | "ValidateEvents" >> ValidateEvents()
+    checked = messages | "ValidateEvents" >> ValidateEvents("backfill")
     (checked[DEAD_LETTER]
      | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))
      | "WriteDeadLetters" >> beam.io.WriteToText(dead_path, file_name_suffix=".jsonl"))
@@ -132,9 +116,10 @@ def _wire(pipeline: beam.Pipeline, config: PlatformConfig, registry: Registry, f
             .with_resource_hints(**FEATURE_HINTS)
             | "ToOutputStage" >> beam.Reshuffle())
     endpoint = config.endpoints.bigquery if config.local else None
+    replace = (start, as_of) if start else None
     _ = rows | "WriteOffline" >> WriteOffline(
-        plans, _to_micros(datetime.now(UTC)), config.project, endpoint, staging
-    ).with_resource_hints(**IO_HINTS)
+        plans, tables, _to_micros(datetime.now(UTC)), config.project, endpoint, replace,
+        bigquery_sink).with_resource_hints(**IO_HINTS)
     if online:
         from jobs.online_sink import online_sink
 
@@ -159,5 +144,8 @@ def _summary(result: Any, skipped: dict[str, str]) -> BackfillSummary:
     summary.events_read = valid + summary.invalid
     summary.duplicates = counters.get("events_duplicate", 0)
     summary.change_points = counters.get("change_points", 0)
-    summary.online_rows = sum(v for k, v in counters.items() if k.startswith("rows_written_"))
+    summary.rows_written = {k.removeprefix("offline_rows_"): v for k, v in counters.items()
+                            if k.startswith("offline_rows_")}
+    summary.online_rows = {k.removeprefix("rows_written_"): v for k, v in counters.items()
+                           if k.startswith("rows_written_")}
     return summary

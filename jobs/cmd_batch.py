@@ -39,10 +39,13 @@ def _parse_time(text: str | None, name: str) -> datetime | None:
 @click.option("--views", default="", help="Comma-separated views (default: every view).")
 @click.option("--no-online", is_flag=True, help="Do not write the online stores.")
 @click.option("--dead-letters", help="Dead-letter file prefix (default under the state dir).")
+@click.option("--bigquery-sink", type=click.Choice(["client", "beam"]), default="client",
+              show_default=True, help="client: load jobs through google-cloud-bigquery "
+              "(emulator and BigQuery, range replace); beam: Beam's WriteToBigQuery file loads.")
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def backfill(ctx: CliContext, events: tuple[str, ...], start: str | None, end: str | None,
-             views: str, no_online: bool, dead_letters: str | None,
+             views: str, no_online: bool, dead_letters: str | None, bigquery_sink: str,
              pipeline_args: tuple[str, ...]) -> None:
     """Recompute features from the event archive into BigQuery and the online stores.
 
@@ -54,7 +57,8 @@ def backfill(ctx: CliContext, events: tuple[str, ...], start: str | None, end: s
         summary = run_backfill(
             ctx.config, ctx.registry, events, views=[v for v in views.split(",") if v],
             start=_parse_time(start, "start"), end=_parse_time(end, "end"),
-            online=not no_online, dead_letters=dead_letters, pipeline_args=pipeline_args)
+            online=not no_online, dead_letters=dead_letters,
+            bigquery_sink=bigquery_sink, pipeline_args=pipeline_args)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(summary.as_dict(), indent=2))

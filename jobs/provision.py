@@ -48,10 +48,9 @@ def feature_store(config: PlatformConfig, store: str | None = None) -> Any:
     """A Feast `FeatureStore` over our repo (the default online store unless named)."""
     from feast import FeatureStore
 
-    from offline.feast_bigquery import use_bigquery_emulator
+    from offline.feast_bigquery import configure_feast_bigquery
 
-    if config.local:
-        use_bigquery_emulator(config.endpoints.bigquery)
+    configure_feast_bigquery(config)
     return FeatureStore(repo_path=str(repo_path(config, store or config.online_stores[0])))
 
 

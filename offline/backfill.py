@@ -2,7 +2,7 @@
 
     ReadArchive → ValidateEvents (→ dead letters) → DeduplicateEvents → Reshuffle →
     EngineerFeatures (group by view and entity, run the core) → Reshuffle →
-    WriteOffline (Arrow batches → load jobs into a staging table per view)
+    WriteOffline (Arrow batches → load jobs, one replacing transaction per view)
     and the latest row of each entity → the online stores (wired by the job).
 
 Each stage is one labelled transform so that the job can give it its own resource hints
@@ -16,16 +16,23 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from datetime import datetime, timedelta
+
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from feature_store.errors import ConfigError
+from feature_store.feast_repo import VALID_FROM
 from feature_store.plan import ViewPlan
+from feature_store.schemas import TableSpec
 from feature_store.windowing import RowBatch
 from offline.arrow_rows import to_arrow
+from offline.bigquery_admin import bigquery_schema
+from offline.bigquery_rows import TimeRange
+from offline.bigquery_sink import WriteToBigQueryClient
 
 log = logging.getLogger(__name__)
 
@@ -59,67 +66,73 @@ class _ToArrowBatches(beam.DoFn):  # type: ignore[misc]
 
     def _flush(self, view: str) -> tuple[str, pa.Table]:
         batches, self.buffer[view], self.sizes[view] = self.buffer[view], [], 0
-        return view, to_arrow(self.plans[view], batches, self.computed_at_us)
-
-
-class _LoadIntoStaging(beam.DoFn):  # type: ignore[misc]
-    """One load job per Arrow table into the view's staging table (WRITE_APPEND)."""
-
-    def __init__(self, project: str, endpoint: str | None, staging: dict[str, str]) -> None:
-        self.project, self.endpoint, self.staging = project, endpoint, staging
-        self.rows = Metrics.counter("backfill", "offline_rows_written")
-
-    def process(self, item: tuple[str, pa.Table]) -> Iterator[tuple[str, int]]:
-        from google.cloud import bigquery
-
-        from offline.bigquery_client import make_client
-
-        view, table = item
-        client = make_client(self.project, self.endpoint)
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        job = client.load_table_from_file(
-            pa.BufferReader(sink.getvalue()),
-            self.staging[view],
-            job_config=bigquery.LoadJobConfig(
-                source_format=bigquery.SourceFormat.PARQUET,
-                write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
-                create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
-                parquet_options=_list_inference(),
-            ),
-        )
-        job.result()
-        self.rows.inc(table.num_rows)
-        yield view, table.num_rows
-
-
-def _list_inference() -> Any:
-    from google.cloud.bigquery.format_options import ParquetOptions
-
-    options = ParquetOptions()
-    options.enable_list_inference = True
-    return options
+        table = to_arrow(self.plans[view], batches, self.computed_at_us)
+        Metrics.counter("backfill", f"offline_rows_{view}").inc(table.num_rows)
+        return view, table
 
 
 class WriteOffline(beam.PTransform):  # type: ignore[misc]
-    """RowBatches → Arrow tables → load jobs into staging tables (swapped in afterwards)."""
+    """RowBatches → Arrow tables per view → each view's change-point table.
 
-    def __init__(
-        self,
-        plans: Sequence[ViewPlan],
-        computed_at_us: int,
-        project: str,
-        endpoint: str | None,
-        staging: dict[str, str],
-    ) -> None:
+    `sink="client"` loads through the google-cloud-bigquery client (works against the
+    emulator and BigQuery; replaces exactly the backfilled range in one transaction);
+    `sink="beam"` uses Beam's `WriteToBigQuery` file loads (Dataflow; whole-table
+    rebuilds only, since it cannot delete a range).
+    """
+
+    def __init__(self, plans: Sequence[ViewPlan], tables: dict[str, TableSpec],
+                 computed_at_us: int, project: str, endpoint: str | None,
+                 replace: tuple[datetime, datetime] | None, sink: str = "client") -> None:
         super().__init__()
-        self.plans, self.computed_at_us = list(plans), computed_at_us
-        self.project, self.endpoint, self.staging = project, endpoint, staging
+        if sink not in ("client", "beam"):
+            msg = f"BigQuery sink must be client or beam, got {sink!r}"
+            raise ConfigError(msg)
+        if sink == "beam" and replace is not None:
+            msg = "the beam BigQuery sink rebuilds whole tables; use the client sink with --start"
+            raise ConfigError(msg)
+        self.plans, self.tables, self.computed_at_us = list(plans), tables, computed_at_us
+        self.project, self.endpoint, self.replace, self.sink = project, endpoint, replace, sink
 
-    def expand(self, rows: beam.PCollection) -> beam.PCollection:
-        return (
-            rows
-            | "ArrowBatches" >> beam.ParDo(_ToArrowBatches(self.plans, self.computed_at_us))
-            | "LoadStaging"
-            >> beam.ParDo(_LoadIntoStaging(self.project, self.endpoint, self.staging))
-        )
+    def expand(self, rows: beam.PCollection) -> beam.pvalue.PDone:
+        batches = rows | "ArrowBatches" >> beam.ParDo(
+            _ToArrowBatches(self.plans, self.computed_at_us))
+        for plan in self.plans:
+            spec = self.tables[plan.view]
+            table_ref = f"{self.project}.{spec.dataset}.{spec.name}"
+            mine = (batches
+                    | f"Only {plan.view}" >> beam.Filter(lambda item, v=plan.view: item[0] == v)
+                    | f"Table {plan.view}" >> beam.Map(lambda item: item[1]))
+            _ = mine | f"Write {plan.view}" >> self._writer(spec, table_ref)
+        return beam.pvalue.PDone(rows.pipeline)
+
+    def _writer(self, spec: TableSpec, table_ref: str) -> beam.PTransform:
+        schema = bigquery_schema(spec)
+        if self.sink == "beam":
+            return _BeamFileLoads(table_ref, schema)
+        if self.replace is None:
+            return WriteToBigQueryClient(table_ref, schema, project=self.project,
+                                         endpoint=self.endpoint, write_disposition="WRITE_TRUNCATE")
+        start, end = self.replace
+        return WriteToBigQueryClient(
+            table_ref, schema, project=self.project, endpoint=self.endpoint,
+            replace=TimeRange(field=VALID_FROM, start=start, end=end + timedelta(microseconds=1)))
+
+
+class _BeamFileLoads(beam.PTransform):  # type: ignore[misc]
+    """Beam's own BigQuery sink (file loads), for Dataflow."""
+
+    def __init__(self, table_ref: str, schema: list[Any]) -> None:
+        super().__init__()
+        self.table_ref, self.schema = table_ref, schema
+
+    def expand(self, tables: beam.PCollection) -> Any:
+        from apache_beam.io.gcp.bigquery import BigQueryDisposition, WriteToBigQuery
+
+        fields = [{"name": f.name, "type": f.field_type, "mode": f.mode} for f in self.schema]
+        return (tables
+                | "Rows" >> beam.FlatMap(lambda t: t.to_pylist())
+                | "WriteToBigQuery" >> WriteToBigQuery(
+                    self.table_ref.replace(".", ":", 1), schema={"fields": fields},
+                    method=WriteToBigQuery.Method.FILE_LOADS,
+                    write_disposition=BigQueryDisposition.WRITE_TRUNCATE,
+                    create_disposition=BigQueryDisposition.CREATE_NEVER))

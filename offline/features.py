@@ -1,8 +1,7 @@
-"""The batch feature stage: validated, de-duplicated events → change-point rows per view.
+"""The batch feature stage: validated events → de-duplicated → change-point rows per view.
 
-Messages are validated with the event contract (invalid ones leave through a
-dead-letter output), de-duplicated by `event_id`, keyed by (view, entity), grouped, and
-each group runs the same aggregation core as the streaming job.
+Events are de-duplicated by `event_id`, keyed by (view, entity), grouped, and each group
+runs the same aggregation core as the streaming job.
 """
 
 from __future__ import annotations
@@ -12,44 +11,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from feature_store.derive import add_derived
-from feature_store.events import DeadLetter, validate
 from feature_store.plan import ViewPlan
 from feature_store.registry import Registry
+from feature_store.transforms import KeyByViewEntity
 from feature_store.windowing import RowBatch, compute_rows
 
 log = logging.getLogger(__name__)
-DEAD_LETTER = "dead_letter"
-
-
-class _Validate(beam.DoFn):  # type: ignore[misc]
-    def __init__(self) -> None:
-        self.valid = Metrics.counter("backfill", "events_valid")
-        self.invalid = Metrics.counter("backfill", "events_invalid")
-
-    def process(self, message: tuple[str, bytes, Mapping[str, str]]) -> Iterator[Any]:
-        topic, raw, attributes = message
-        result = validate(topic, raw, attributes)
-        if isinstance(result, DeadLetter):
-            self.invalid.inc()
-            yield pvalue.TaggedOutput(DEAD_LETTER, result)
-            return
-        self.valid.inc()
-        record = result.record()
-        record["topic"] = topic
-        yield record
-
-
-class ValidateEvents(beam.PTransform):  # type: ignore[misc]
-    """Records of valid events (main output) and `DeadLetter`s (tag `dead_letter`)."""
-
-    def expand(self, messages: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return messages | "Validate" >> beam.ParDo(_Validate()).with_outputs(
-            DEAD_LETTER, main="valid"
-        )
 
 
 class _FirstByContent(beam.CombineFn):  # type: ignore[misc]
@@ -98,31 +67,6 @@ class DeduplicateEvents(beam.PTransform):  # type: ignore[misc]
         )
 
 
-class _KeyByViewEntity(beam.DoFn):  # type: ignore[misc]
-    """One slim record per view of the event's source that the event can affect."""
-
-    def __init__(self, registry: Registry, plans: Sequence[ViewPlan], end: int | None) -> None:
-        self.plans = list(plans)
-        self.derived = {s.name: registry.derived_fields(s.name) for s in registry.sources}
-        self.end = end
-
-    def process(self, record: dict[str, Any]) -> Iterator[tuple[tuple[str, str], dict[str, Any]]]:
-        if self.end is not None and record["event_time"] > self.end:
-            return
-        add_derived(record, self.derived.get(record["topic"], ()))
-        for plan in self.plans:
-            if plan.source != record["topic"]:
-                continue
-            if plan.where is not None and record.get(plan.where.field) not in plan.where.values:
-                continue
-            key = record.get(plan.join_key)
-            if key is None:
-                continue
-            slim = {"event_id": record["event_id"], "event_time": record["event_time"]}
-            slim.update({f.name: record.get(f.name) for f in plan.fields})
-            yield (plan.view, str(key)), slim
-
-
 class _ComputeRows(beam.DoFn):  # type: ignore[misc]
     def __init__(self, plans: Sequence[ViewPlan], start: int | None, end: int | None) -> None:
         self.plans = {p.view: p for p in plans}
@@ -154,7 +98,7 @@ class ComputeChangePoints(beam.PTransform):  # type: ignore[misc]
         return (
             records
             | "KeyByViewAndEntity"
-            >> beam.ParDo(_KeyByViewEntity(self.registry, self.plans, self.end))
+            >> beam.ParDo(KeyByViewEntity(self.registry, self.plans, self.end))
             | "GroupByEntity" >> beam.GroupByKey()
             | "ChangePoints" >> beam.ParDo(_ComputeRows(self.plans, self.start, self.end))
         )

@@ -304,6 +304,9 @@ def test_down_stops_our_process_and_removes_its_pid_file(
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     spec = next(s for s in service_specs(config) if s.name == "redis")
     process = services.start(spec)
+    deadline = time.monotonic() + 10  # the child may not have exec'd yet on a busy machine
+    while running_pid(spec) != process.pid and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert running_pid(spec) == process.pid
     [result] = local_stack.status(config, ["redis"])
     assert (result.pid, result.healthy) == (process.pid, False)

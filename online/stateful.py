@@ -1,0 +1,159 @@
+"""The streaming job's stateful steps: de-duplication by event_id, and exact sliding
+windows per (view, entity) driven by event-time timers.
+
+`_WindowState` keeps one `EntityState` per key (the events still inside the longest
+window plus the allowed lateness, and a folded summary for unbounded features). An
+event updates it and emits the change rows up to its time; an event-time timer at the
+next change point (an expiry `event_time + W`) emits the rows of values that change
+because events *leave* a window, with no new event. Events older than what a key has
+emitted minus the allowed lateness cannot be made exact here: they go to the late
+output (the nightly backfill makes them exact).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.coders import PickleCoder
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import (
+    ReadModifyWriteStateSpec,
+    TimerSpec,
+    on_timer,
+)
+from apache_beam.utils.timestamp import Duration, Timestamp
+
+from feature_store.plan import ViewPlan
+from feature_store.registry import Registry
+from feature_store.transforms import KeyByViewEntity
+from feature_store.windowing import NEVER, EntityState, RowBatch, WindowAggregator
+
+log = logging.getLogger(__name__)
+LATE = "late"
+
+
+class _FirstDelivery(beam.DoFn):  # type: ignore[misc]
+    """Passes the first delivery of each event_id; remembers it for `ttl_s` of event time."""
+
+    SEEN = ReadModifyWriteStateSpec("seen", PickleCoder())
+    FORGET = TimerSpec("forget", TimeDomain.WATERMARK)
+
+    def __init__(self, ttl_s: int) -> None:
+        self.ttl_s = ttl_s
+        self.duplicates = Metrics.counter("stream", "events_duplicate")
+
+    def process(self, item: tuple[str, dict[str, Any]], timestamp: Any = beam.DoFn.TimestampParam,
+                seen: Any = beam.DoFn.StateParam(SEEN),
+                forget: Any = beam.DoFn.TimerParam(FORGET)) -> Iterator[dict[str, Any]]:
+        if seen.read():
+            self.duplicates.inc()
+            return
+        seen.write(True)
+        forget.set(timestamp + Duration(seconds=self.ttl_s))
+        yield item[1]
+
+    @on_timer(FORGET)
+    def forget_it(self, seen: Any = beam.DoFn.StateParam(SEEN)) -> None:
+        seen.clear()
+
+
+class DeduplicateByEventId(beam.PTransform):  # type: ignore[misc]
+    def __init__(self, ttl_s: int = 24 * 3600) -> None:
+        super().__init__()
+        self.ttl_s = ttl_s
+
+    def expand(self, records: beam.PCollection) -> beam.PCollection:
+        return (records
+                | "KeyByEventId" >> beam.Map(lambda r: (f"{r['topic']}/{r['event_id']}", r))
+                | "FirstDelivery" >> beam.ParDo(_FirstDelivery(self.ttl_s)))
+
+
+def _timestamp(micros: int) -> Timestamp:
+    return Timestamp(micros=micros)
+
+
+class _WindowState(beam.DoFn):  # type: ignore[misc]
+    STATE = ReadModifyWriteStateSpec("entity", PickleCoder())
+    CHANGE = TimerSpec("change", TimeDomain.WATERMARK)
+
+    def __init__(self, plans: Sequence[ViewPlan], allowed_lateness_us: int) -> None:
+        self.plans = {p.view: p for p in plans}
+        self.allowed_lateness_us = allowed_lateness_us
+        self.late = Metrics.counter("stream", "events_late")
+        self.events = Metrics.counter("stream", "events_aggregated")
+        self.rows = Metrics.counter("stream", "change_points")
+        self.expiry_rows = Metrics.counter("stream", "change_points_from_timers")
+        self.compute_lag = Metrics.distribution("stream", "publish_to_row_ms")
+
+    def _aggregator(self, view: str) -> WindowAggregator:
+        return WindowAggregator(self.plans[view], self.allowed_lateness_us)
+
+    def process(self, item: tuple[tuple[str, str], dict[str, Any]],
+                state: Any = beam.DoFn.StateParam(STATE),
+                change: Any = beam.DoFn.TimerParam(CHANGE)) -> Iterator[Any]:
+        (view, key), record = item
+        aggregator = self._aggregator(view)
+        current: EntityState = state.read() or aggregator.new_state()
+        horizon = current.emitted_until - self.allowed_lateness_us
+        if current.emitted_until != NEVER and record["event_time"] < horizon:
+            self.late.inc()
+            yield pvalue.TaggedOutput(LATE, (view, key, {**record, "topic": self.plans[view].source}))
+            return
+        self.events.inc()
+        aggregator.add(current, [record])
+        rows = aggregator.advance_to(current, key, max(current.emitted_until,
+                                                       int(record["event_time"])))
+        self._save(aggregator, current, state, change)
+        if record.get("publish_us"):
+            from time import time_ns
+
+            self.compute_lag.update(int((time_ns() // 1000 - record["publish_us"]) / 1000))
+        if len(rows):
+            self.rows.inc(len(rows))
+            yield rows
+
+    @on_timer(CHANGE)
+    def on_change(self, key: Any = beam.DoFn.KeyParam, fired: Any = beam.DoFn.TimestampParam,
+                  state: Any = beam.DoFn.StateParam(STATE),
+                  change: Any = beam.DoFn.TimerParam(CHANGE)) -> Iterator[RowBatch]:
+        view, entity = key
+        current: EntityState | None = state.read()
+        if current is None:
+            return
+        aggregator = self._aggregator(view)
+        rows = aggregator.advance_to(current, entity, int(fired.micros))
+        self._save(aggregator, current, state, change)
+        if len(rows):
+            self.expiry_rows.inc(len(rows))
+            yield rows
+
+    @staticmethod
+    def _save(aggregator: WindowAggregator, current: EntityState, state: Any,
+              change: Any) -> None:
+        nxt = aggregator.next_change(current)
+        if nxt is not None:
+            change.set(_timestamp(nxt))
+        # Kept even when no event is left: `emitted_until` is what tells a late event.
+        state.write(current)
+
+
+class AggregateWindows(beam.PTransform):  # type: ignore[misc]
+    """Validated, de-duplicated records → RowBatches (main) and late records (tag `late`)."""
+
+    def __init__(self, registry: Registry, plans: Sequence[ViewPlan],
+                 allowed_lateness_s: float) -> None:
+        super().__init__()
+        self.registry, self.plans = registry, list(plans)
+        self.allowed_lateness_us = int(allowed_lateness_s * 1_000_000)
+
+    def expand(self, records: beam.PCollection) -> pvalue.DoOutputsTuple:
+        return (records
+                | "KeyByViewAndEntity" >> beam.ParDo(KeyByViewEntity(self.registry, self.plans))
+                | "ExactWindows" >> beam.ParDo(
+                    _WindowState(self.plans, self.allowed_lateness_us)).with_outputs(
+                        LATE, main="rows"))
