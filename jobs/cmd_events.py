@@ -1,0 +1,254 @@
+"""`feature-store validate` and `feature-store simulate`: the event contract at the shell."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from feature_store.errors import ConfigError, FeatureStoreError, InvalidEventError
+from feature_store.events import TOPICS, DeadLetter, parse_timestamp
+from feature_store.events import validate as validate_message
+from feature_store.simulator import (
+    DEFAULT_START,
+    SimulatedMessage,
+    SimulationConfig,
+    write_jsonl,
+)
+from feature_store.simulator import simulate as simulate_events
+
+if TYPE_CHECKING:
+    from jobs.cli import CliContext
+
+stderr = Console(stderr=True)
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    """Each line's raw bytes, without its trailing newline (nothing else is stripped)."""
+    with path.open("rb") as file:
+        for line in file:
+            yield line[:-1] if line.endswith(b"\n") else line
+
+
+def _topic_of(path: Path) -> str | None:
+    return next((t for t in TOPICS if path.name.startswith(t)), None)
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--topic",
+    default=None,
+    help="review-events or user-events; by default taken from the file name.",
+)
+@click.option(
+    "--dlq",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write each invalid message with its reason here (JSON lines).",
+)
+def validate(file: Path, topic: str | None, dlq: Path | None) -> None:
+    """Check a JSON-lines event file against the event contract and print a summary."""
+    topic = topic or _topic_of(file)
+    if topic is None:
+        msg = f"cannot tell the topic from the file name {file.name!r}; use --topic"
+        raise click.ClickException(msg)
+    if topic not in TOPICS:
+        msg = f"--topic {topic!r} is not one of {', '.join(TOPICS)}"
+        raise click.ClickException(msg)
+    if not file.is_file():
+        msg = f"no event file at {file}"
+        raise click.ClickException(msg)
+    if dlq is not None and dlq.resolve() == file.resolve():
+        msg = f"the dead-letter file {dlq} would overwrite the input"
+        raise click.ClickException(msg)
+    seen: set[str] = set()
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    out = None
+    if dlq is not None:
+        dlq.parent.mkdir(parents=True, exist_ok=True)
+        out = dlq.open("w", encoding="utf-8")
+    try:
+        for raw in _lines(file):
+            result = validate_message(topic, raw)
+            if isinstance(result, DeadLetter):
+                counts["invalid"] += 1
+                reasons[str(result.reason)] += 1
+                if out is not None:
+                    out.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+            elif result.event_id in seen:
+                counts["duplicates"] += 1
+            else:
+                seen.add(result.event_id)
+                counts["valid"] += 1
+    finally:
+        if out is not None:
+            out.close()
+    summary = {name: counts[name] for name in ("valid", "invalid", "duplicates")}
+    click.echo(json.dumps({**summary, "reasons": dict(sorted(reasons.items()))}))
+
+
+def _start(value: str | None) -> datetime:
+    if value is None:
+        return DEFAULT_START
+    try:
+        if len(value) == 10:  # a date: its midnight, UTC
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return parse_timestamp(value)
+    except (ValueError, InvalidEventError) as exc:
+        msg = f"--start {value!r} is neither a date nor an RFC 3339 time with an offset: {exc}"
+        raise click.ClickException(msg) from None
+
+
+def _counted(
+    messages: Iterator[SimulatedMessage], advance: Callable[[int], None], counts: Counter[str]
+) -> Iterator[SimulatedMessage]:
+    for i, message in enumerate(messages, 1):
+        counts[f"{message.topic}/{message.kind}"] += 1
+        if i % 1000 == 0:
+            advance(1000)
+        yield message
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+    )
+
+
+@click.command()
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder for review-events.jsonl and user-events.jsonl.",
+)
+@click.option(
+    "--events",
+    type=int,
+    default=100_000,
+    show_default=True,
+    help="Messages in total, bad ones included.",
+)
+@click.option("--users", type=int, default=10_000, show_default=True)
+@click.option("--businesses", type=int, default=1_000, show_default=True)
+@click.option(
+    "--start",
+    default=None,
+    help="First event time: RFC 3339 with an offset, or a date (UTC midnight). "
+    "Default 2024-01-01T00:00:00Z.",
+)
+@click.option("--days", type=float, default=7.0, show_default=True, help="Span of event time.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--bad-share", type=float, default=0.0, show_default=True, help="Share of malformed messages."
+)
+@click.option(
+    "--duplicate-share",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of re-deliveries of earlier messages (same event_id).",
+)
+@click.option(
+    "--late-share",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of messages delivered two hours or more after their event time.",
+)
+@click.option(
+    "--publish", is_flag=True, help="Publish to the Pub/Sub topics instead of writing files."
+)
+@click.option(
+    "--rate",
+    type=float,
+    default=None,
+    help="With --publish: at most this many messages per second.",
+)
+@click.option(
+    "--realtime",
+    is_flag=True,
+    help="With --publish: rewrite event times to now as messages go out.",
+)
+@click.pass_obj
+def simulate(
+    ctx: CliContext,
+    *,
+    out: Path | None,
+    events: int,
+    users: int,
+    businesses: int,
+    start: str | None,
+    days: float,
+    seed: int,
+    bad_share: float,
+    duplicate_share: float,
+    late_share: float,
+    publish: bool,
+    rate: float | None,
+    realtime: bool,
+) -> None:
+    """Simulate review and user events, with fraud, into files or onto Pub/Sub."""
+    if publish == (out is not None):
+        msg = "give exactly one of --out DIR and --publish"
+        raise click.ClickException(msg)
+    if not publish and (rate is not None or realtime):
+        msg = "--rate and --realtime only apply with --publish"
+        raise click.ClickException(msg)
+    try:
+        config = SimulationConfig(
+            events=events,
+            start=_start(start),
+            duration=timedelta(days=days),
+            users=users,
+            businesses=businesses,
+            seed=seed,
+            bad_share=bad_share,
+            duplicate_share=duplicate_share,
+            late_share=late_share,
+        )
+    except (ConfigError, ValueError, OverflowError) as exc:
+        raise click.ClickException(str(exc)) from None
+    counts: Counter[str] = Counter()
+    began = time.monotonic()
+    with _progress() as progress:
+        task = progress.add_task("publishing" if publish else "simulating", total=events)
+        messages = _counted(simulate_events(config), lambda n: progress.advance(task, n), counts)
+        if out is not None:
+            files = write_jsonl(messages, out)
+            summary: dict[str, object] = {"files": {t: str(p) for t, p in files.items()}}
+        else:
+            summary = _publish(ctx.config.project, messages, rate, realtime)
+        progress.update(task, completed=sum(counts.values()))
+    seconds = time.monotonic() - began
+    report = {"messages": sum(counts.values()), "by_topic_and_kind": dict(sorted(counts.items()))}
+    click.echo(json.dumps({**report, **summary, "seconds": round(seconds, 2)}, indent=2))
+
+
+def _publish(
+    project: str, messages: Iterator[SimulatedMessage], rate: float | None, realtime: bool
+) -> dict[str, object]:
+    from online.publisher import publish_messages  # noqa: PLC0415 - keeps --help fast
+
+    try:
+        stats = publish_messages(project, messages, rate, realtime=realtime)
+    except FeatureStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    return {"published": stats.published, "published_per_s": round(stats.rate, 1)}
+
+
+COMMANDS = [validate, simulate]
