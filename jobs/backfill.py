@@ -41,6 +41,7 @@ class BackfillSummary:
     skipped_views: dict[str, str] = field(default_factory=dict)
     dead_letters: str | None = None
     elapsed_s: float = 0.0
+    as_of: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def events_per_s(self) -> float:
@@ -51,7 +52,7 @@ class BackfillSummary:
                 "duplicates": self.duplicates, "change_points": self.change_points,
                 "rows_written": self.rows_written, "online_rows": self.online_rows,
                 "skipped_views": self.skipped_views, "dead_letters": self.dead_letters,
-                "elapsed_s": round(self.elapsed_s, 2), "events_per_s": round(self.events_per_s)}
+                "as_of": self.as_of.isoformat(), "elapsed_s": round(self.elapsed_s, 2), "events_per_s": round(self.events_per_s)}
 
 
 def plans_for(registry: Registry, views: Sequence[str] | None) -> tuple[list[ViewPlan], dict[str, str]]:
@@ -90,6 +91,7 @@ def run_backfill(config: PlatformConfig, registry: Registry, events: Sequence[st
     result = pipeline.run()
     result.wait_until_finish()
     summary = _summary(result, skipped)
+    summary.as_of = as_of
     summary.dead_letters = dead_path if summary.invalid else None
     summary.elapsed_s = time.monotonic() - begun
     return summary

@@ -32,14 +32,12 @@ def join_keys_of(registry: Registry, refs: Sequence[str]) -> list[str]:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, (pd.Timestamp, datetime)):
         return value.isoformat()
     if hasattr(value, "tolist"):
         return value.tolist()
-    if value is pd.NaT:
-        return None
     return value
 
 
@@ -60,8 +58,8 @@ def get_historical(config: PlatformConfig, refs: Sequence[str],
     from jobs.provision import feature_store
 
     fs = feature_store(config)
-    frame = fs.get_historical_features(entity_df=entity_df, features=list(refs),
+    numbered = entity_df.assign(request_row=range(len(entity_df)))  # Feast passes it through
+    frame = fs.get_historical_features(entity_df=numbered, features=list(refs),
                                        full_feature_names=True).to_df()
-    keys = [c for c in entity_df.columns]
-    frame = entity_df.merge(frame, on=keys, how="left")
+    frame = frame.sort_values("request_row").drop(columns="request_row")
     return [{k: _jsonable(v) for k, v in row.items()} for row in frame.to_dict("records")]

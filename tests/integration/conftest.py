@@ -32,3 +32,22 @@ def stack() -> Iterator[PlatformConfig]:
     started = [s.name for s in statuses if s.started]
     if started:
         local_stack.down(config, started)
+
+
+@pytest.fixture(scope="module")
+def platform(stack: PlatformConfig, tmp_path_factory: pytest.TempPathFactory) -> PlatformConfig:
+    """A platform of its own on the shared emulators: its own datasets, Feast project (so
+    its own Redis keys and Bigtable tables) and state dir; everything applied."""
+    import dataclasses
+    import uuid
+
+    from feature_store.reference import REGISTRY
+    from jobs.provision import feast_changes, infrastructure_changes
+
+    uid = uuid.uuid4().hex[:8]
+    config = dataclasses.replace(
+        stack, features_dataset=f"features_{uid}", archive_dataset=f"events_{uid}",
+        feast_project=f"t{uid}", state_dir=tmp_path_factory.mktemp(f"platform-{uid}"))
+    infrastructure_changes(config, REGISTRY, apply=True)
+    feast_changes(config, REGISTRY, apply=True)
+    return config
