@@ -93,11 +93,13 @@ def run_stream(config: PlatformConfig, registry: Registry, settings: StreamSetti
 def collect(result: Any, skipped: dict[str, str] | None = None) -> StreamSummary:
     summary = StreamSummary(skipped_views=skipped or {})
     metrics = result.metrics().query()
+    # The DirectRunner commits streaming metrics late; attempted values are current there.
     for counter in metrics["counters"]:
         name = counter.key.metric.name
-        summary.counters[name] = summary.counters.get(name, 0) + int(counter.committed or 0)
+        value = max(counter.committed or 0, counter.attempted or 0)
+        summary.counters[name] = summary.counters.get(name, 0) + int(value)
     for dist in metrics["distributions"]:
-        value = dist.committed
+        value = dist.attempted if dist.attempted is not None else dist.committed
         if value is not None and value.count:
             summary.distributions[dist.key.metric.name] = {
                 "count": value.count, "mean": round(value.mean, 1), "min": value.min,

@@ -42,6 +42,12 @@ def online_rows(plan: ViewPlan, batch: RowBatch, latest_only: bool = True) -> li
     out = []
     for i in indices:
         features = {f.name: python_value(batch.values[f.name][i], f.dtype) for f in plan.features}
-        out.append(OnlineRow(view=plan.view, entity_key=((plan.join_key,), (batch.entity_key,)),
-                             features=features, valid_from=from_micros(int(batch.valid_from[i]))))
+        out.append(
+            OnlineRow(
+                view=plan.view,
+                entity_key=((plan.join_key,), (batch.entity_key,)),
+                features=features,
+                valid_from=from_micros(int(batch.valid_from[i])),
+            )
+        )
     return out

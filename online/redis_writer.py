@@ -1,0 +1,234 @@
+"""Writes `OnlineRow`s to Feast's Redis online store, newest change point wins.
+
+Rows land in the hashes Feast's `RedisOnlineStore` reads (see `online.feast_layout`).
+Each call is one pipeline of EVALSHA calls of a Lua script that, per entity hash,
+compares the row's valid_from with the `_vf:<view>` field already there and writes the
+view's fields only if the row is not older. Feast's own writer does a read, then a
+write, from the client; the script makes the check and the write atomic, so concurrent
+writers (the stream and a backfill) cannot interleave an older row over a newer one.
+An equal valid_from is written again (the later of two such rows wins), so retries
+and replays are idempotent.
+
+Rows written by Feast's own materialization carry no `_vf:<view>` and count as older.
+Redis Cluster is refused for now: one script call takes many keys, which a cluster
+only allows within one hash slot. The client has no socket timeout unless the
+connection string sets one (`host:port,socket_timeout=5`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from feast import FeatureView, RepoConfig
+from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig, RedisType
+from google.protobuf.timestamp_pb2 import Timestamp
+from redis import Redis
+from redis import exceptions as redis_errors
+from redis.backoff import NoBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from feature_store.errors import ConfigError
+from online.feast_layout import RedisViewLayout, redis_key, redis_view_layout
+from online.rows import EncodedRow, OnlineRow, RowEncoder, ValueConversionError, newest_per_key
+from online.write_support import RetryPolicy, WriteStats, call_with_retry
+
+logger = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+_TRANSIENT = (
+    redis_errors.ConnectionError,  # includes BusyLoadingError
+    redis_errors.TimeoutError,
+    redis_errors.TryAgainError,
+    redis_errors.ReadOnlyError,  # a replica promoted mid-failover
+)
+
+_FIELDS_PER_HSET = 60  # a Lua function call takes at most ~250 arguments
+
+
+def newer_wins_script(features: int) -> str:
+    """The Lua script writing rows of a view with `features` features, newest wins.
+
+    KEYS: one entity hash per row. ARGV: valid_from field, event-ts field, TTL seconds
+    (0: none), the feature fields, then per row: valid_from (integer microseconds),
+    event ts (serialized Timestamp), the serialized ValueProtos. The HSET calls are
+    spelled out for the view's width: no per-row table building in Lua.
+    """
+    base, stride = 3 + features, 2 + features
+    pairs = [f"ARGV[{3 + j}], ARGV[at + {2 + j}]" for j in range(1, features + 1)]
+    per_call = _FIELDS_PER_HSET
+    calls = [", ".join(["vf_field, ARGV[at + 1], ts_field, ARGV[at + 2]", *pairs[:per_call]])]
+    calls += [", ".join(pairs[i : i + per_call]) for i in range(per_call, features, per_call)]
+    hsets = "\n    ".join(f"redis.call('HSET', KEYS[i], {args})" for args in calls)
+    return f"""
+local vf_field, ts_field, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local written = 0
+for i = 1, #KEYS do
+  local at = {base} + (i - 1) * {stride}
+  local held = redis.call('HMGET', KEYS[i], vf_field, ts_field)
+  -- A stored valid_from counts only while Feast's event-ts field is there too: Feast
+  -- deletes its own fields, not ours, when it drops a view.
+  local held_vf = held[2] and tonumber(held[1])
+  if not held_vf or held_vf <= tonumber(ARGV[at + 1]) then
+    {hsets}
+    if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
+    written = written + 1
+  end
+end
+return written
+"""
+
+
+ScriptCall = tuple[Script, list[bytes], list[bytes | int]]
+
+
+class RedisOnlineWriter:
+    """Newer-wins, idempotent, batched writer of rows Feast's Redis store reads."""
+
+    store = "redis"
+
+    def __init__(
+        self,
+        repo_config: RepoConfig,
+        connection: str | None = None,
+        *,
+        feature_views: Sequence[FeatureView],
+        retry: RetryPolicy | None = None,
+        rows_per_script: int = 256,
+    ) -> None:
+        """`connection`: a `redis://` URL or a Feast connection string (`host:port,db=0`);
+        by default the repo config's own Redis online store."""
+        if rows_per_script < 1:
+            msg = f"rows_per_script must be positive, got {rows_per_script}"
+            raise ConfigError(msg)
+        self._config = repo_config
+        self._encoder = RowEncoder(feature_views)
+        self._layouts = {view.name: redis_view_layout(repo_config, view) for view in feature_views}
+        self._retry = retry or RetryPolicy()
+        self._rows_per_script = rows_per_script
+        self._client, self.target, self._ttl = connect_redis(repo_config, connection)
+        widths = {len(layout.feature_fields) for layout in self._layouts.values()}
+        self._scripts = {n: self._client.register_script(newer_wins_script(n)) for n in widths}
+
+    def write(self, rows: Sequence[OnlineRow]) -> WriteStats:
+        return self.write_encoded(self._encoder.encode_all(rows))
+
+    def write_encoded(self, rows: Sequence[EncodedRow]) -> WriteStats:
+        config = self._config
+        newest = newest_per_key(
+            ((row.view, redis_key(config, row.entity_key)), row) for row in rows
+        )
+        if not newest:
+            return WriteStats(store=self.store, rows=len(rows))
+        calls = self._script_calls(newest)
+        written, retries = call_with_retry(
+            lambda: self._execute(calls),
+            policy=self._retry,
+            is_transient=lambda err: isinstance(err, _TRANSIENT),
+            target=self.target,
+        )
+        stats = WriteStats(
+            store=self.store,
+            rows=len(rows),
+            coalesced=len(rows) - len(newest),
+            written=written,
+            stale=len(newest) - written,
+            retries=retries,
+        )
+        logger.debug("wrote to %s: %s", self.target, stats)
+        return stats
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _execute(self, calls: list[ScriptCall]) -> int:
+        with self._client.pipeline(transaction=False) as pipe:
+            for script, keys, args in calls:
+                script(keys=keys, args=args, client=pipe)
+            return sum(pipe.execute())
+
+    def _script_calls(self, newest: dict[tuple[str, bytes], EncodedRow]) -> list[ScriptCall]:
+        by_view: dict[str, list[tuple[bytes, EncodedRow]]] = {}
+        for (view, key), row in newest.items():
+            by_view.setdefault(view, []).append((key, row))
+        stamps: dict[datetime, tuple[int, bytes]] = {}
+        calls: list[ScriptCall] = []
+        for view, items in by_view.items():
+            layout = self._layout(view)
+            script = self._scripts[len(layout.feature_fields)]
+            head: list[bytes | int] = [layout.valid_from_field, layout.event_ts_field, self._ttl]
+            head.extend(layout.feature_fields)
+            for start in range(0, len(items), self._rows_per_script):
+                chunk = items[start : start + self._rows_per_script]
+                args = list(head)
+                for _, row in chunk:
+                    stamp = stamps.get(row.valid_from)
+                    if stamp is None:
+                        stamp = stamps[row.valid_from] = event_stamp(row.valid_from)
+                    args.append(stamp[0])
+                    args.append(stamp[1])
+                    args.extend(row.values)
+                calls.append((script, [key for key, _ in chunk], args))
+        return calls
+
+    def _layout(self, view: str) -> RedisViewLayout:
+        layout = self._layouts.get(view)
+        if layout is None:
+            msg = f"unknown feature view `{view}`; known: {sorted(self._layouts)}"
+            raise ValueConversionError(msg)
+        return layout
+
+
+def event_stamp(valid_from: datetime) -> tuple[int, bytes]:
+    """valid_from in integer microseconds, and serialized as the `Timestamp` Feast keeps
+    in `_ts:<view>` (what `Timestamp.FromDatetime` gives, at half the cost)."""
+    micros = (valid_from - _EPOCH) // _MICROSECOND
+    seconds, rest = divmod(micros, 1_000_000)
+    return micros, Timestamp(seconds=seconds, nanos=rest * 1000).SerializeToString()
+
+
+def connect_redis(config: RepoConfig, connection: str | None) -> tuple[Redis, str, int]:
+    """A client, a description of where it points (no credentials), and the key TTL.
+
+    Feast connection strings go through Feast's own client factory, so they mean here
+    what they mean to Feast's reader. The client's own retries are switched off: the
+    writer's `RetryPolicy` is the one place that retries, and counts.
+    """
+    if connection is not None and "://" in connection:
+        client = Redis.from_url(connection)
+        kwargs = client.connection_pool.connection_kwargs
+        target = f"redis at {kwargs.get('host', kwargs.get('path'))}:{kwargs.get('port', '')}"
+        online = config.online_store
+        ttl = online.key_ttl_seconds if isinstance(online, RedisOnlineStoreConfig) else None
+    else:
+        store_config = _store_config(config, connection)
+        nodes, _ = RedisOnlineStore._parse_connection_string(store_config.connection_string)
+        target = "redis at " + ",".join(f"{n['host']}:{n.get('port', '')}" for n in nodes)
+        client = RedisOnlineStore()._get_client(store_config)
+        ttl = store_config.key_ttl_seconds
+    client.set_retry(Retry(NoBackoff(), 0))
+    return client, target, int(ttl or 0)
+
+
+def _store_config(config: RepoConfig, connection: str | None) -> RedisOnlineStoreConfig:
+    online = config.online_store
+    if isinstance(online, RedisOnlineStoreConfig):
+        store = online
+        if connection is not None:
+            store = online.model_copy(update={"connection_string": connection})
+    elif connection is None:
+        msg = (
+            f"online store of project `{config.project}` is {online.type!r}, not redis; "
+            "pass a redis connection"
+        )
+        raise ConfigError(msg)
+    else:
+        store = RedisOnlineStoreConfig(connection_string=connection)
+    if store.redis_type == RedisType.redis_cluster:
+        msg = f"redis_type {store.redis_type.value!r} is not supported by the online writer"
+        raise ConfigError(msg)
+    return store

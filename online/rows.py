@@ -1,0 +1,242 @@
+"""The rows the streaming job and the backfill hand to the online-store writers.
+
+An `OnlineRow` is one change point of one feature view for one entity: from
+`valid_from` on, the view's features for that entity are `features`. It is the full
+state of the view: a feature left out of `features` is written as null, like a feature
+given as `None`. A `RowEncoder` turns rows into `EncodedRow`s, the Feast `ValueProto`
+bytes of every feature in view order, once for all the stores they go to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple, TypeVar
+
+from feast import FeatureView
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.value_type import ValueType
+
+from feature_store.errors import FeatureStoreError
+from online.value_encoding import ValueEncoder, feast_value, value_encoder
+
+EntityKeyInput = EntityKeyProto | tuple[Sequence[str], Sequence[object]]
+"""A Feast entity key, or its join key names and their Python values."""
+
+K = TypeVar("K")
+
+NULL_VALUE = b""
+"""An empty `ValueProto` serialized: Feast reads it back as null."""
+
+
+class ValueConversionError(FeatureStoreError, ValueError):
+    """A row cannot be encoded: unknown view or feature, or a value of the wrong type."""
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineRow:
+    """One change point of a feature view for one entity."""
+
+    view: str
+    entity_key: EntityKeyInput
+    features: Mapping[str, object]
+    valid_from: datetime
+
+    def __post_init__(self) -> None:
+        if self.valid_from.tzinfo is None:
+            msg = f"valid_from of a `{self.view}` row must be aware, got {self.valid_from!r}"
+            raise ValueConversionError(msg)
+        if self.valid_from.tzinfo is not UTC:
+            object.__setattr__(self, "valid_from", self.valid_from.astimezone(UTC))
+
+
+class EncodedRow(NamedTuple):
+    """An `OnlineRow` in Feast's encoding: `values` follow the view's feature order."""
+
+    view: str
+    entity_key: EntityKeyProto
+    values: tuple[bytes, ...]
+    valid_from: datetime
+
+
+class RejectedRow(NamedTuple):
+    """A row the sink could not encode, and why (its dead-letter output)."""
+
+    row: OnlineRow
+    reason: str
+
+
+_CONVERSION_ERRORS = (TypeError, ValueError, AssertionError, OverflowError)
+
+
+@dataclass(frozen=True)
+class _ViewCodec:
+    """One view's feature order and value converters; encodes rows column by column."""
+
+    view: FeatureView
+    features: tuple[str, ...]
+    known: frozenset[str]
+    encoders: tuple[ValueEncoder, ...]
+    join_key_encoders: Mapping[str, ValueEncoder]
+
+    @classmethod
+    def of(cls, view: FeatureView) -> _ViewCodec:
+        features = tuple(field.name for field in view.features)
+        return cls(
+            view=view,
+            features=features,
+            known=frozenset(features),
+            encoders=tuple(value_encoder(f.dtype.to_value_type()) for f in view.features),
+            join_key_encoders={
+                c.name: value_encoder(c.dtype.to_value_type()) for c in view.entity_columns
+            },
+        )
+
+    def values(self, rows: Sequence[Mapping[str, object]]) -> list[tuple[bytes, ...]]:
+        """Each row's serialized values in view order; absent and None are null."""
+        for features in rows:
+            if not features.keys() <= self.known:
+                unknown = sorted(set(features) - self.known)
+                msg = f"feature view `{self.view.name}` has no feature(s) {unknown}"
+                raise ValueConversionError(msg)
+        columns = [
+            self._column(name, encode, [features.get(name) for features in rows])
+            for name, encode in zip(self.features, self.encoders, strict=True)
+        ]
+        return list(zip(*columns, strict=True)) if columns else [()] * len(rows)
+
+    def _column(self, name: str, encode: ValueEncoder, column: list[object]) -> list[bytes]:
+        try:
+            return [NULL_VALUE if v is None else encode(v).SerializeToString() for v in column]
+        except _CONVERSION_ERRORS as err:
+            raise self._culprit(name, encode, column) from err
+
+    def _culprit(self, name: str, encode: ValueEncoder, column: list[object]) -> Exception:
+        for value in column:
+            try:
+                if value is not None:
+                    encode(value)
+            except _CONVERSION_ERRORS as err:
+                msg = f"feature `{self.view.name}:{name}` cannot hold {value!r}: {err}"
+                return ValueConversionError(msg)
+        msg = f"feature `{self.view.name}:{name}` failed to encode"
+        return ValueConversionError(msg)
+
+    def entity_key(self, key: EntityKeyInput) -> EntityKeyProto:
+        if isinstance(key, EntityKeyProto):
+            return key
+        join_keys, values = key
+        if len(join_keys) != len(values) or not join_keys:
+            msg = f"entity key of `{self.view.name}` needs one value per join key, got {key!r}"
+            raise ValueConversionError(msg)
+        proto = EntityKeyProto(join_keys=join_keys)
+        try:
+            for name, value in zip(join_keys, values, strict=True):
+                encode = self.join_key_encoders.get(name)
+                proto.entity_values.append(
+                    encode(value) if encode else feast_value(value, ValueType.UNKNOWN)
+                )
+        except _CONVERSION_ERRORS as err:
+            msg = f"entity key {key!r} of `{self.view.name}` cannot be converted: {err}"
+            raise ValueConversionError(msg) from err
+        return proto
+
+
+class RowEncoder:
+    """Encodes rows with the field dtypes of their Feast feature views (cached per view)."""
+
+    def __init__(self, feature_views: Iterable[FeatureView]) -> None:
+        self._codecs = {view.name: _ViewCodec.of(view) for view in feature_views}
+
+    @property
+    def views(self) -> Mapping[str, FeatureView]:
+        return {name: codec.view for name, codec in self._codecs.items()}
+
+    def feature_names(self, view: str) -> tuple[str, ...]:
+        return self._codec(view).features
+
+    def encode(self, row: OnlineRow) -> EncodedRow:
+        return self.encode_all([row])[0]
+
+    def encode_all(self, rows: Sequence[OnlineRow]) -> list[EncodedRow]:
+        """Encoded rows, in input order; raises on the first row that cannot be."""
+        positions: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            positions.setdefault(row.view, []).append(i)
+        if len(positions) <= 1:
+            return self._encode_view(rows)
+        out: list[EncodedRow | None] = [None] * len(rows)
+        for indices in positions.values():
+            encoded = self._encode_view([rows[i] for i in indices])
+            for i, encoded_row in zip(indices, encoded, strict=True):
+                out[i] = encoded_row
+        return out  # type: ignore[return-value]  # every position was filled
+
+    def encode_valid(
+        self, rows: Sequence[OnlineRow]
+    ) -> tuple[list[EncodedRow], list[tuple[OnlineRow, str]]]:
+        """The rows that encode, in order, and the others with the reason."""
+        try:
+            return self.encode_all(rows), []
+        except ValueConversionError:
+            pass
+        encoded: list[EncodedRow] = []
+        rejected: list[tuple[OnlineRow, str]] = []
+        for row in rows:
+            try:
+                encoded.append(self.encode(row))
+            except ValueConversionError as err:
+                rejected.append((row, str(err)))
+        return encoded, rejected
+
+    def to_value_protos(self, view: str, features: Mapping[str, object]) -> dict[str, ValueProto]:
+        """The Feast `ValueProto` of every feature of `view` (null where absent or None)."""
+        codec = self._codec(view)
+        encoded = zip(codec.features, codec.values([features])[0], strict=True)
+        return {name: ValueProto.FromString(raw) for name, raw in encoded}
+
+    def entity_key(self, view: str, key: EntityKeyInput) -> EntityKeyProto:
+        return self._codec(view).entity_key(key)
+
+    def _encode_view(self, rows: Sequence[OnlineRow]) -> list[EncodedRow]:
+        if not rows:
+            return []
+        codec = self._codec(rows[0].view)
+        values = codec.values([row.features for row in rows])
+        name, entity_key = codec.view.name, codec.entity_key
+        return [
+            EncodedRow(name, entity_key(row.entity_key), encoded, row.valid_from)
+            for row, encoded in zip(rows, values, strict=True)
+        ]
+
+    def _codec(self, view: str) -> _ViewCodec:
+        codec = self._codecs.get(view)
+        if codec is None:
+            msg = f"unknown feature view `{view}`; known: {sorted(self._codecs)}"
+            raise ValueConversionError(msg)
+        return codec
+
+
+def entity_identity(key: EntityKeyInput) -> Hashable:
+    """A hashable stand-in of an entity key, to coalesce rows before encoding them.
+
+    Two spellings of one key (a proto and a tuple, or join keys in another order) get
+    different identities; the writers' newer-wins check still orders such rows.
+    """
+    if isinstance(key, EntityKeyProto):
+        serialized: bytes = key.SerializeToString(deterministic=True)
+        return serialized
+    join_keys, values = key
+    return (tuple(join_keys), tuple(values))
+
+
+def newest_per_key(keyed: Iterable[tuple[K, EncodedRow]]) -> dict[K, EncodedRow]:
+    """The newest row per key; on equal `valid_from` the later row wins."""
+    newest: dict[K, EncodedRow] = {}
+    for key, row in keyed:
+        held = newest.get(key)
+        if held is None or row.valid_from >= held.valid_from:
+            newest[key] = row
+    return newest

@@ -1,0 +1,241 @@
+"""`WriteToOnlineStores`: the Beam sink of `OnlineRow`s into Feast's online stores.
+
+The streaming job and the backfill end in it. A bundle's rows are coalesced to the
+newest per (view, entity) and, every `batch_size` of them and at the bundle's end,
+encoded once (column by column) and handed to each store's writer. The writers are
+newer-wins and idempotent, so a bundle Beam retries rewrites the same cells and an
+older row never hides a newer one. Rows that cannot be encoded leave as `RejectedRow`s
+(in their own window), the transform's only output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+import threading
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.metrics.metric import Metrics
+from apache_beam.pvalue import PCollection
+from apache_beam.transforms.window import BoundedWindow
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
+from feast import FeatureStore, FeatureView, RepoConfig
+from feast.protos.feast.core.FeatureView_pb2 import FeatureView as FeatureViewProto
+from feast.repo_config import load_repo_config
+
+from feature_store.errors import ConfigError
+from online.bigtable_writer import BigtableOnlineWriter
+from online.redis_writer import RedisOnlineWriter
+from online.rows import OnlineRow, RejectedRow, RowEncoder, entity_identity
+from online.write_support import OnlineWriter
+
+logger = logging.getLogger(__name__)
+
+METRICS_NAMESPACE = "online_stores"
+STORES = ("redis", "bigtable")
+DEFAULT_BATCH_SIZE = 1000
+
+RepoConfigSource = RepoConfig | str | Path
+"""A RepoConfig, or the path of a Feast repo (its `feature_store.yaml`)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OnlineStoreSpec:
+    """Picklable description of where the sink writes: built on the launcher, read on
+    the workers. Use `OnlineStoreSpec.create`."""
+
+    feature_views: tuple[bytes, ...]
+    repo_configs: Mapping[str, Mapping[str, object]]
+    redis_connection: str | None = None
+    bigtable_project: str | None = None
+    bigtable_instance: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    fingerprint: str = field(default="", compare=False)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        redis: RepoConfigSource | None = None,
+        bigtable: RepoConfigSource | None = None,
+        feature_views: Sequence[FeatureView] | None = None,
+        redis_connection: str | None = None,
+        bigtable_project: str | None = None,
+        bigtable_instance: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> OnlineStoreSpec:
+        """`redis` / `bigtable`: the Feast repo config each store is read through.
+        `feature_views` default to those in the first config's registry."""
+        configs = {
+            name: _repo_config(source)
+            for name, source in (("redis", redis), ("bigtable", bigtable))
+            if source is not None
+        }
+        if not configs:
+            msg = f"WriteToOnlineStores needs at least one of {STORES}, got none"
+            raise ConfigError(msg)
+        if batch_size < 1:
+            msg = f"batch_size must be positive, got {batch_size}"
+            raise ConfigError(msg)
+        if feature_views is None:
+            feature_views = FeatureStore(config=next(iter(configs.values()))).list_feature_views()
+        spec = cls(
+            feature_views=tuple(v.to_proto().SerializeToString() for v in feature_views),
+            repo_configs={name: _dump(config) for name, config in configs.items()},
+            redis_connection=redis_connection,
+            bigtable_project=bigtable_project,
+            bigtable_instance=bigtable_instance,
+            batch_size=batch_size,
+        )
+        return replace(spec, fingerprint=hashlib.sha256(pickle.dumps(spec)).hexdigest())
+
+    @property
+    def stores(self) -> tuple[str, ...]:
+        return tuple(self.repo_configs)
+
+    def views(self) -> list[FeatureView]:
+        return [FeatureView.from_proto(FeatureViewProto.FromString(b)) for b in self.feature_views]
+
+    def writers(self, views: Sequence[FeatureView]) -> dict[str, OnlineWriter]:
+        writers: dict[str, OnlineWriter] = {}
+        for store, raw in self.repo_configs.items():
+            config = RepoConfig(**raw)
+            if store == "redis":
+                writers[store] = RedisOnlineWriter(
+                    config, self.redis_connection, feature_views=views
+                )
+            else:
+                writers[store] = BigtableOnlineWriter(
+                    config,
+                    self.bigtable_project,
+                    self.bigtable_instance,
+                    feature_views=views,
+                )
+        return writers
+
+
+def _dump(config: RepoConfig) -> dict[str, object]:
+    """The config as plain data, with its online store as resolved (and maybe edited)."""
+    data = config.model_dump(by_alias=True, exclude_unset=True)
+    data["online_store"] = config.online_store.model_dump(mode="json")
+    return data
+
+
+def _repo_config(source: RepoConfigSource) -> RepoConfig:
+    if isinstance(source, RepoConfig):
+        return source
+    path = Path(source)
+    return load_repo_config(path, path / "feature_store.yaml")
+
+
+class _Resources:
+    """The encoder and writers of one spec, shared by every DoFn instance of a worker."""
+
+    def __init__(self, spec: OnlineStoreSpec) -> None:
+        views = spec.views()
+        self.encoder = RowEncoder(views)
+        self.writers = spec.writers(views)
+
+
+_RESOURCES: dict[str, _Resources] = {}
+_RESOURCES_LOCK = threading.Lock()
+
+
+def _resources(spec: OnlineStoreSpec) -> _Resources:
+    """Clients are built once per worker process and spec: `setup` stays cheap even
+    where the runner calls it for every bundle."""
+    with _RESOURCES_LOCK:
+        held = _RESOURCES.get(spec.fingerprint)
+        if held is None:
+            held = _RESOURCES[spec.fingerprint] = _Resources(spec)
+        return held
+
+
+_Buffered = tuple[OnlineRow, Timestamp, BoundedWindow]
+
+
+class _WriteRowsFn(beam.DoFn):
+    """Buffers a bundle's rows (newest per entity), encodes and writes them in batches."""
+
+    def __init__(self, spec: OnlineStoreSpec) -> None:
+        self._spec = spec
+        self._written = {
+            store: Metrics.counter(METRICS_NAMESPACE, f"rows_written_{store}")
+            for store in spec.stores
+        }
+        self._retries = Metrics.counter(METRICS_NAMESPACE, "write_retries")
+        self._rejected = Metrics.counter(METRICS_NAMESPACE, "rows_rejected")
+        self._buffer: dict[tuple[str, Hashable], _Buffered] = {}
+
+    def setup(self) -> None:
+        self._shared = _resources(self._spec)
+
+    def start_bundle(self) -> None:
+        self._buffer = {}
+
+    def process(
+        self,
+        row: OnlineRow,
+        timestamp: Timestamp = beam.DoFn.TimestampParam,  # type: ignore[assignment]
+        window: BoundedWindow = beam.DoFn.WindowParam,  # type: ignore[assignment]
+    ) -> Iterator[WindowedValue]:
+        try:
+            key = (row.view, entity_identity(row.entity_key))
+            held = self._buffer.get(key)
+        except TypeError as err:  # an unhashable entity value: no Feast key either
+            yield self._reject((row, timestamp, window), f"bad entity key: {err}")
+            return
+        if held is None or row.valid_from >= held[0].valid_from:
+            self._buffer[key] = (row, timestamp, window)
+        if len(self._buffer) >= self._spec.batch_size:
+            yield from self._flush()
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        yield from self._flush()
+
+    def _flush(self) -> Iterator[WindowedValue]:
+        buffered = list(self._buffer.values())
+        self._buffer = {}
+        if not buffered:
+            return
+        encoded, rejected = self._shared.encoder.encode_valid([b[0] for b in buffered])
+        if rejected:
+            where = {id(b[0]): b for b in buffered}
+            for row, reason in rejected:
+                yield self._reject(where[id(row)], reason)
+        if not encoded:
+            return
+        for store, writer in self._shared.writers.items():
+            stats = writer.write_encoded(encoded)
+            self._written[store].inc(stats.written)
+            if stats.retries:
+                self._retries.inc(stats.retries)
+
+    def _reject(self, buffered: _Buffered, reason: str) -> WindowedValue:
+        row, timestamp, window = buffered
+        self._rejected.inc()
+        logger.warning("online row of `%s` rejected: %s", row.view, reason)
+        return WindowedValue(RejectedRow(row, reason), timestamp, (window,))
+
+
+class WriteToOnlineStores(beam.PTransform):  # type: ignore[type-arg]
+    """Writes `OnlineRow`s to the online stores of `spec`; outputs the `RejectedRow`s.
+
+    Metrics (namespace `online_stores`): `rows_written_<store>`, `write_retries`,
+    `rows_rejected`.
+    """
+
+    def __init__(self, spec: OnlineStoreSpec) -> None:
+        super().__init__()
+        self._spec = spec
+
+    def expand(self, rows: PCollection[OnlineRow]) -> PCollection[RejectedRow]:
+        rejected: PCollection[RejectedRow] = rows | "WriteOnlineRows" >> beam.ParDo(
+            _WriteRowsFn(self._spec)
+        )
+        return rejected

@@ -1,0 +1,103 @@
+"""The fast encoders give byte for byte what Feast's own converter gives."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+from feast.type_map import python_values_to_proto_values
+from feast.value_type import ValueType
+from hypothesis import given
+from hypothesis import strategies as st
+
+from online.value_encoding import value_encoder
+
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+INT32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
+FLOATS = st.floats(allow_nan=True, allow_infinity=True)
+FLOAT32S = st.floats(width=32, allow_nan=False)
+FLOAT32S_OR_NAN = st.floats(width=32)
+AWARE = st.datetimes(
+    min_value=datetime(1971, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
+    max_value=datetime(2200, 1, 1),  # noqa: DTZ001
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=-7)), timezone(timedelta(hours=5))]),
+)
+
+CASES = {
+    ValueType.INT64: INT64,
+    ValueType.INT32: INT32,
+    ValueType.DOUBLE: st.one_of(FLOATS, INT32),
+    ValueType.FLOAT: FLOAT32S_OR_NAN,
+    ValueType.STRING: st.text(),
+    ValueType.BOOL: st.booleans(),
+    ValueType.BYTES: st.binary(min_size=1),
+    ValueType.UNIX_TIMESTAMP: AWARE,
+    ValueType.FLOAT_LIST: st.lists(FLOAT32S, min_size=1, max_size=8),
+    ValueType.DOUBLE_LIST: st.lists(st.floats(allow_nan=False), min_size=1, max_size=8),
+    ValueType.INT64_LIST: st.lists(INT64, min_size=1, max_size=8),
+    ValueType.INT32_LIST: st.lists(INT32, min_size=1, max_size=8),
+    ValueType.STRING_LIST: st.lists(st.text(), min_size=1, max_size=8),
+    ValueType.BOOL_LIST: st.lists(st.booleans(), min_size=1, max_size=8),
+}
+
+
+def feast_bytes(value: object, value_type: ValueType) -> bytes:
+    return python_values_to_proto_values([value], value_type)[0].SerializeToString()
+
+
+@pytest.mark.parametrize("value_type", list(CASES), ids=lambda t: t.name)
+def test_fast_path_matches_feast_converter(value_type: ValueType) -> None:
+    encode = value_encoder(value_type)
+
+    @given(CASES[value_type])
+    def check(value: object) -> None:
+        assert encode(value).SerializeToString() == feast_bytes(value, value_type)
+
+    check()
+
+
+@pytest.mark.parametrize(
+    ("value_type", "value"),
+    [
+        (ValueType.INT64, np.int64(7)),
+        (ValueType.DOUBLE, np.float64(0.25)),
+        (ValueType.FLOAT_LIST, np.array([0.5, 1.5], dtype=np.float32)),
+        (ValueType.FLOAT_LIST, []),
+        (ValueType.INT64, True),
+        (ValueType.STRING, 12),
+    ],
+    ids=repr,
+)
+def test_other_python_types_go_through_feast(value_type: ValueType, value: object) -> None:
+    assert value_encoder(value_type)(value).SerializeToString() == feast_bytes(value, value_type)
+
+
+def test_values_are_the_expected_protos() -> None:
+    at = datetime(2024, 5, 1, 12, 30, 15, 999_999, tzinfo=UTC)
+    assert value_encoder(ValueType.INT64)(42) == ValueProto(int64_val=42)
+    assert value_encoder(ValueType.DOUBLE)(2.5) == ValueProto(double_val=2.5)
+    assert value_encoder(ValueType.UNIX_TIMESTAMP)(at) == ValueProto(
+        unix_timestamp_val=1_714_566_615
+    )
+    vector = value_encoder(ValueType.FLOAT_LIST)([0.5, -1.25]).float_list_val.val
+    assert list(vector) == [0.5, -1.25]
+
+
+def test_nan_is_stored_as_null_like_feast() -> None:
+    assert value_encoder(ValueType.DOUBLE)(math.nan).WhichOneof("val") is None
+
+
+def test_naive_datetime_is_rejected_naming_it() -> None:
+    naive = datetime(2024, 1, 1)  # noqa: DTZ001 - the case under test
+    with pytest.raises(ValueError, match="2024, 1, 1"):
+        value_encoder(ValueType.UNIX_TIMESTAMP)(naive)
+
+
+def test_wrong_type_raises() -> None:
+    with pytest.raises((TypeError, ValueError, AssertionError)):
+        value_encoder(ValueType.FLOAT_LIST)([1, "x"])
+    with pytest.raises((TypeError, ValueError)):
+        value_encoder(ValueType.INT64)(2**64)
