@@ -79,6 +79,7 @@ class PlatformConfig:
     feast_project: str = "reviews"
     online_stores: tuple[str, ...] = ("redis", "bigtable")
     redis_url: str | None = None
+    topic_prefix: str = ""  # isolates several platforms on one Pub/Sub project (tests)
     state_dir: Path = field(default_factory=lambda: Path(".local"))
     endpoints: Endpoints = field(default_factory=Endpoints)
 
@@ -101,6 +102,10 @@ class PlatformConfig:
         if self.redis_url:
             return self.redis_url
         return self.endpoints.redis
+
+    def topic_id(self, name: str) -> str:
+        """The Pub/Sub id of a topic or subscription named by the registry."""
+        return f"{self.topic_prefix}{name}"
 
     @property
     def feast_repo(self) -> Path:

@@ -60,7 +60,7 @@ def infrastructure_changes(config: PlatformConfig, registry: Registry, *, apply:
     from offline.bigquery_client import make_client
     from online.pubsub_admin import pubsub_changes
 
-    changes = pubsub_changes(config.project, registry, apply=apply)
+    changes = pubsub_changes(config.project, registry, apply=apply, prefix=config.topic_prefix)
     client = make_client(config.project, config.endpoints.bigquery if config.local else None)
     specs = all_tables(registry, config.features_dataset, config.archive_dataset)
     changes += bigquery_changes(client, specs, apply=apply)

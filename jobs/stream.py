@@ -49,16 +49,17 @@ def build_stream(pipeline: beam.Pipeline, config: PlatformConfig, registry: Regi
                  plans: Sequence[ViewPlan], settings: StreamSettings, sink: beam.PTransform
                  ) -> None:
     topics = [s.topic for s in registry.sources]
-    messages = pipeline | "ReadEvents" >> ReadEvents(config.project, topics).with_resource_hints(
-        **IO_HINTS)
+    prefix = config.topic_prefix
+    messages = pipeline | "ReadEvents" >> ReadEvents(
+        config.project, topics, prefix).with_resource_hints(**IO_HINTS)
     checked = messages | "ValidateEvents" >> ValidateEvents("stream")
-    _ = checked[DEAD_LETTER] | "DeadLetters" >> PublishPerTopic(config.project, topics, "dlq")
+    _ = checked[DEAD_LETTER] | "DeadLetters" >> PublishPerTopic(config.project, topics, "dlq", prefix)
     windows = (checked.valid
                | "Deduplicate" >> DeduplicateByEventId(settings.dedup_ttl_s)
                | "EngineerFeatures" >> AggregateWindows(
                    registry, plans, settings.allowed_lateness_s).with_resource_hints(
                        **FEATURE_HINTS))
-    _ = windows[LATE] | "LateEvents" >> PublishPerTopic(config.project, topics, "late")
+    _ = windows[LATE] | "LateEvents" >> PublishPerTopic(config.project, topics, "late", prefix)
     by_view = {p.view: p for p in plans}
     _ = (windows.rows
          | "ToOutputStage" >> beam.Reshuffle()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
@@ -13,49 +14,40 @@ from feature_store.resources import STREAM_ACK_DEADLINE_S, Change, topics
 log = logging.getLogger(__name__)
 
 
-def pubsub_changes(project: str, registry: Registry, *, apply: bool) -> list[Change]:
-    """What exists and what must be created; creates it when `apply`."""
+def pubsub_changes(project: str, registry: Registry, *, apply: bool, prefix: str = ""
+                   ) -> list[Change]:
+    """What exists and what must be created; creates it when `apply`. `prefix` is put
+    before every topic and subscription id (several platforms on one project)."""
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     changes: list[Change] = []
     try:
         for spec in topics(registry):
-            path = publisher.topic_path(project, spec.name)
-            changes.append(
-                _ensure(
-                    lambda p=path: publisher.get_topic(topic=p),
-                    lambda p=path: publisher.create_topic(name=p),
-                    "topic",
-                    spec.name,
-                    apply,
-                )
-            )
+            path = publisher.topic_path(project, prefix + spec.name)
+            changes.append(_ensure(lambda p=path: publisher.get_topic(topic=p),
+                                   lambda p=path: publisher.create_topic(name=p),
+                                   "topic", prefix + spec.name, apply))
             for sub in spec.subscriptions:
-                sub_path = subscriber.subscription_path(project, sub)
-                changes.append(
-                    _ensure(
-                        lambda s=sub_path: subscriber.get_subscription(subscription=s),
-                        lambda s=sub_path, t=path: subscriber.create_subscription(
-                            name=s, topic=t, ack_deadline_seconds=STREAM_ACK_DEADLINE_S
-                        ),
-                        "subscription",
-                        sub,
-                        apply,
-                    )
-                )
+                sub_path = subscriber.subscription_path(project, prefix + sub)
+                changes.append(_ensure(
+                    lambda s=sub_path: subscriber.get_subscription(subscription=s),
+                    lambda s=sub_path, t=path: subscriber.create_subscription(
+                        name=s, topic=t, ack_deadline_seconds=STREAM_ACK_DEADLINE_S),
+                    "subscription", prefix + sub, apply))
     finally:
         subscriber.close()
     return changes
 
 
-def _ensure(get: object, create: object, kind: str, name: str, apply: bool) -> Change:
+def _ensure(get: Callable[[], object], create: Callable[[], object], kind: str, name: str,
+            apply: bool) -> Change:
     try:
-        get()  # type: ignore[operator]
+        get()
         return Change(kind, name, "exists")
     except exceptions.NotFound:
         if apply:
             try:
-                create()  # type: ignore[operator]
+                create()
             except exceptions.AlreadyExists:
                 return Change(kind, name, "exists")
             log.info("created %s %s", kind, name)

@@ -25,14 +25,15 @@ def _message(msg: PubsubMessage, topic: str) -> tuple[str, bytes, dict[str, str]
 class ReadEvents(beam.PTransform):  # type: ignore[misc]
     """(topic, raw bytes, attributes, publish µs) from each topic's stream subscription."""
 
-    def __init__(self, project: str, topics: Sequence[str]) -> None:
+    def __init__(self, project: str, topics: Sequence[str], prefix: str = "") -> None:
         super().__init__()
-        self.project, self.topics = project, list(topics)
+        self.project, self.topics, self.prefix = project, list(topics), prefix
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         parts = []
         for topic in self.topics:
-            sub = f"projects/{self.project}/subscriptions/{stream_subscription(topic)}"
+            sub_id = self.prefix + stream_subscription(topic)
+            sub = f"projects/{self.project}/subscriptions/{sub_id}"
             parts.append(pbegin
                          | f"Read {topic}" >> ReadFromPubSub(subscription=sub, with_attributes=True)
                          | f"Tag {topic}" >> beam.Map(_message, topic))
@@ -57,9 +58,9 @@ def late_message(item: tuple[str, str, dict[str, Any]]) -> PubsubMessage:
 class PublishPerTopic(beam.PTransform):  # type: ignore[misc]
     """Sends each element to `<its topic>` side topic as a PubsubMessage."""
 
-    def __init__(self, project: str, topics: Sequence[str], kind: str) -> None:
+    def __init__(self, project: str, topics: Sequence[str], kind: str, prefix: str = "") -> None:
         super().__init__()
-        self.project, self.topics, self.kind = project, list(topics), kind
+        self.project, self.topics, self.kind, self.prefix = project, list(topics), kind, prefix
 
     def expand(self, items: beam.PCollection) -> beam.pvalue.PDone:
         side = dlq_topic if self.kind == "dlq" else late_topic
@@ -70,7 +71,8 @@ class PublishPerTopic(beam.PTransform):  # type: ignore[misc]
             _ = (part
                  | f"ToMessage {topic}" >> beam.Map(convert)
                  | f"Publish {side(topic)}" >> WriteToPubSub(
-                     f"projects/{self.project}/topics/{side(topic)}", with_attributes=True))
+                     f"projects/{self.project}/topics/{self.prefix}{side(topic)}",
+                     with_attributes=True))
         return beam.pvalue.PDone(items.pipeline)
 
 

@@ -36,8 +36,8 @@ def stack() -> Iterator[PlatformConfig]:
 
 @pytest.fixture(scope="module")
 def platform(stack: PlatformConfig, tmp_path_factory: pytest.TempPathFactory) -> PlatformConfig:
-    """A platform of its own on the shared emulators: its own datasets, Feast project (so
-    its own Redis keys and Bigtable tables) and state dir; everything applied."""
+    """A platform of its own on the shared emulators: its own topics, datasets, Feast
+    project (so its own Redis keys and Bigtable tables) and state dir; all applied."""
     import dataclasses
     import uuid
 
@@ -47,7 +47,8 @@ def platform(stack: PlatformConfig, tmp_path_factory: pytest.TempPathFactory) ->
     uid = uuid.uuid4().hex[:8]
     config = dataclasses.replace(
         stack, features_dataset=f"features_{uid}", archive_dataset=f"events_{uid}",
-        feast_project=f"t{uid}", state_dir=tmp_path_factory.mktemp(f"platform-{uid}"))
+        feast_project=f"t{uid}", topic_prefix=f"t{uid}-",
+        state_dir=tmp_path_factory.mktemp(f"platform-{uid}"))
     infrastructure_changes(config, REGISTRY, apply=True)
     feast_changes(config, REGISTRY, apply=True)
     return config
