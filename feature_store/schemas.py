@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from feature_store.config import PlatformConfig
 from feature_store.definitions import DType, Source
 from feature_store.feast_repo import COMPUTED_AT, VALID_FROM
 from feature_store.registry import Registry
@@ -87,3 +88,9 @@ def all_tables(registry: Registry, features_dataset: str, archive_dataset: str
     tables += [archive_table(s, archive_dataset) for s in registry.sources]
     tables.append(dead_letter_table(archive_dataset))
     return tables
+
+
+def archive_table_ids(config: PlatformConfig, registry: Registry) -> dict[str, str]:
+    """`project.dataset.table` of each topic's archive table."""
+    return {s.topic: f"{config.project}.{config.archive_dataset}.{s.archive}"
+            for s in registry.sources}

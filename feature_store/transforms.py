@@ -11,8 +11,9 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
+from feature_store.metrics import JobCounter
 
+from feature_store.archive import ARCHIVE, archive_row
 from feature_store.derive import add_derived
 from feature_store.events import DeadLetter, validate
 from feature_store.plan import ViewPlan
@@ -23,12 +24,16 @@ Message = tuple[str, bytes, Mapping[str, str]] | tuple[str, bytes, Mapping[str, 
 
 
 class _Validate(beam.DoFn):  # type: ignore[misc]
-    def __init__(self, namespace: str) -> None:
-        self.valid = Metrics.counter(namespace, "events_valid")
-        self.invalid = Metrics.counter(namespace, "events_invalid")
+    def __init__(self, namespace: str, archive_fields: Mapping[str, tuple[str, ...]] | None,
+                 history: bool) -> None:
+        self.valid = JobCounter(namespace, "events_valid" if not history else "history_events")
+        self.invalid = JobCounter(namespace, "events_invalid")
+        self.archive_fields = archive_fields
+        self.history = history
 
     def process(self, message: Message) -> Iterator[Any]:
         topic, raw, attributes = message[0], message[1], message[2]
+        publish_us = message[3] if len(message) > 3 else None  # type: ignore[misc]
         result = validate(topic, raw, attributes)
         if isinstance(result, DeadLetter):
             self.invalid.inc()
@@ -37,21 +42,32 @@ class _Validate(beam.DoFn):  # type: ignore[misc]
         self.valid.inc()
         record = result.record()
         record["topic"] = topic
-        if len(message) > 3:
-            record["publish_us"] = message[3]  # type: ignore[misc]
+        if publish_us is not None:
+            record["publish_us"] = publish_us
+        if self.history:
+            record["history"] = True
+        if self.archive_fields is not None:
+            row = archive_row(raw, attributes, publish_us, record, self.archive_fields[topic])
+            yield pvalue.TaggedOutput(ARCHIVE, (topic, row))
         yield record
 
 
 class ValidateEvents(beam.PTransform):  # type: ignore[misc]
-    """(topic, raw, attributes[, publish µs]) → records (main) and `DeadLetter`s."""
+    """(topic, raw, attributes[, publish µs]) → records (main), `DeadLetter`s (tag
+    `dead_letter`) and, given the registry with `archive=True`, (topic, archive row)
+    pairs (tag `archive`). `history=True` marks records read back from the archive."""
 
-    def __init__(self, namespace: str = "events") -> None:
+    def __init__(self, namespace: str = "events", registry: Registry | None = None, *,
+                 archive: bool = False, history: bool = False) -> None:
         super().__init__()
-        self.namespace = namespace
+        self.namespace, self.history = namespace, history
+        self.archive_fields = ({s.topic: tuple(f.name for f in s.fields) for s in registry.sources}
+                               if archive and registry is not None else None)
 
     def expand(self, messages: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return messages | "Validate" >> beam.ParDo(_Validate(self.namespace)).with_outputs(
-            DEAD_LETTER, main="valid")
+        return messages | "Validate" >> beam.ParDo(
+            _Validate(self.namespace, self.archive_fields, self.history)).with_outputs(
+                DEAD_LETTER, ARCHIVE, main="valid")
 
 
 class KeyByViewEntity(beam.DoFn):  # type: ignore[misc]
@@ -77,7 +93,8 @@ class KeyByViewEntity(beam.DoFn):  # type: ignore[misc]
             if key is None:
                 continue
             slim = {"event_id": record["event_id"], "event_time": record["event_time"]}
-            if record.get("publish_us") is not None:
-                slim["publish_us"] = record["publish_us"]
+            for optional in ("publish_us", "history"):
+                if record.get(optional) is not None:
+                    slim[optional] = record[optional]
             slim.update({f.name: record.get(f.name) for f in plan.fields})
             yield (plan.view, str(key)), slim

@@ -81,7 +81,7 @@ def run_backfill(config: PlatformConfig, registry: Registry, events: Sequence[st
     begun = time.monotonic()
     as_of = min(end, datetime.now(UTC)) if end else datetime.now(UTC)
     plans, skipped = plans_for(registry, views)
-    files = discover(events, [s.topic for s in registry.sources])
+    files = discover(events, [s.topic for s in registry.sources]) if events else None
     run_id = uuid.uuid4().hex[:12]
     tables = {p.view: change_point_table(registry, p.view, config.features_dataset) for p in plans}
     dead_path = dead_letters or str(config.state_dir / "dead_letters" / f"backfill-{run_id}")
@@ -106,7 +106,16 @@ def _wire(pipeline: beam.Pipeline, config: PlatformConfig, registry: Registry, f
     start, as_of = span
     start_us = _to_micros(start) if start else None
     as_of_us = _to_micros(as_of)
-    messages = pipeline | "ReadArchive" >> ReadEventFiles(files).with_resource_hints(**IO_HINTS)
+    if files is not None:
+        reader: beam.PTransform = ReadEventFiles(files)
+    else:  # the platform's raw archive (what the stream and `import` wrote)
+        from feature_store.schemas import archive_table_ids
+        from offline.archive import ReadArchiveTables
+
+        reader = ReadArchiveTables(config.project, config.endpoints.bigquery if config.local
+                                   else None, archive_table_ids(config, registry),
+                                   until_us=as_of_us)
+    messages = pipeline | "ReadArchive" >> reader.with_resource_hints(**IO_HINTS)
     checked = messages | "ValidateEvents" >> ValidateEvents("backfill")
     (checked[DEAD_LETTER]
      | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))

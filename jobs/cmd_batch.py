@@ -32,8 +32,9 @@ def _parse_time(text: str | None, name: str) -> datetime | None:
 
 
 @click.command()
-@click.option("--events", "events", multiple=True, required=True,
-              help="Event files or folders (JSON lines named <topic>*.jsonl, or Parquet).")
+@click.option("--events", "events", multiple=True,
+              help="Event files or folders (JSON lines named <topic>*.jsonl, or Parquet); "
+              "default: the raw archive in BigQuery.")
 @click.option("--start", help="Replace rows from this time on (RFC 3339); default: all.")
 @click.option("--end", help="Compute up to this time (default and at most: now).")
 @click.option("--views", default="", help="Comma-separated views (default: every view).")
@@ -128,3 +129,26 @@ def consistency(ctx: CliContext, views: str, at: str | None, store: str | None,
 
 
 COMMANDS.append(consistency)
+
+
+@click.command(name="import")
+@click.option("--events", "events", multiple=True, required=True,
+              help="Event files or folders (JSON lines named <topic>*.jsonl).")
+@click.option("--dead-letters", help="Dead-letter file prefix (default under the state dir).")
+@click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def import_events(ctx: CliContext, events: tuple[str, ...], dead_letters: str | None,
+                  pipeline_args: tuple[str, ...]) -> None:
+    """Load event files into the raw archive (validated, de-duplicated by event_id)."""
+    from jobs.importer import run_import
+
+    try:
+        summary = run_import(ctx.config, ctx.registry, events, dead_letters=dead_letters,
+                             pipeline_args=pipeline_args)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({"counters": summary.counters, "dead_letters": summary.dead_letters},
+                          indent=2))
+
+
+COMMANDS.append(import_events)

@@ -1,27 +1,33 @@
-"""The streaming online job: Pub/Sub → validation → de-duplication → exact windows →
-online stores. Runs on the DirectRunner locally and unchanged on Dataflow."""
+"""The streaming online job: Pub/Sub → validation → raw archive, de-duplication →
+exact windows (warm-started from the archive) → online stores. Runs on the DirectRunner
+locally and unchanged on Dataflow."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
 
+from feature_store.archive import ARCHIVE
 from feature_store.config import PlatformConfig
 from feature_store.plan import ViewPlan
 from feature_store.registry import Registry
-from feature_store.transforms import DEAD_LETTER, ValidateEvents
+from feature_store.schemas import archive_table_ids
+from feature_store.transforms import DEAD_LETTER, KeyByViewEntity, ValidateEvents
 from feature_store.windowing import RowBatch
 from jobs.backfill import FEATURE_HINTS, IO_HINTS, plans_for
 from jobs.runner import make_pipeline
 from online.pubsub_io import PublishPerTopic, ReadEvents
-from online.stateful import LATE, AggregateWindows, DeduplicateByEventId
+from online.stateful import LATE, AggregateWindows, DeduplicateByEventId, as_batch
 
 log = logging.getLogger(__name__)
+US = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,8 @@ class StreamSettings:
     allowed_lateness_s: float = 300.0
     dedup_ttl_s: int = 24 * 3600
     views: tuple[str, ...] = ()
+    archive: bool = True  # write every valid message to the raw archive
+    warm_start: bool = True  # seed the state from the archive before live events
 
 
 @dataclass
@@ -45,20 +53,69 @@ def _online_rows(batch: RowBatch, plans: dict[str, ViewPlan]) -> list[Any]:
     return online_rows(plans[batch.view], batch)
 
 
+def _bigquery_endpoint(config: PlatformConfig) -> str | None:
+    return config.endpoints.bigquery if config.local else None
+
+
+def _write_archive(config: PlatformConfig, registry: Registry) -> beam.PTransform:
+    from feature_store.schemas import archive_table
+    from offline.bigquery_admin import bigquery_schema
+    from offline.bigquery_client import cached_client
+    from online.archive_sink import WriteArchive
+
+    schemas = {s.topic: bigquery_schema(archive_table(s, config.archive_dataset))
+               for s in registry.sources}
+    factory = functools.partial(cached_client, config.project, _bigquery_endpoint(config))
+    return WriteArchive(factory, archive_table_ids(config, registry), schemas)
+
+
+def history_horizon_us(plans: Sequence[ViewPlan], started_us: int,
+                       lateness_s: float) -> int | None:
+    """How far back the warm start reads: the longest window and the lateness, or all
+    of the archive when a view has an unbounded feature."""
+    if any(f.window is None for p in plans for f in p.features):
+        return None
+    return started_us - max(p.longest for p in plans) - int(lateness_s * US)
+
+
+def _history(pipeline: beam.Pipeline, config: PlatformConfig, registry: Registry,
+             plans: Sequence[ViewPlan], since_us: int | None) -> beam.PCollection:
+    from offline.archive import ReadArchiveTables
+
+    tables = archive_table_ids(config, registry)
+    records = (pipeline
+               | "ReadHistory" >> ReadArchiveTables(config.project, _bigquery_endpoint(config),
+                                                    tables, since_us=since_us)
+               | "ValidateHistory" >> ValidateEvents("stream", history=True))
+    return (records.valid
+            | "KeyHistory" >> beam.ParDo(KeyByViewEntity(registry, plans))
+            | "GroupHistory" >> beam.GroupByKey()
+            | "HistoryBatches" >> beam.MapTuple(lambda key, recs: (key, list(recs))))
+
+
 def build_stream(pipeline: beam.Pipeline, config: PlatformConfig, registry: Registry,
-                 plans: Sequence[ViewPlan], settings: StreamSettings, sink: beam.PTransform
-                 ) -> None:
+                 plans: Sequence[ViewPlan], settings: StreamSettings, sink: beam.PTransform,
+                 started_us: int | None = None) -> None:
     topics = [s.topic for s in registry.sources]
     prefix = config.topic_prefix
+    started_us = started_us or int(datetime.now(UTC).timestamp() * US)
     messages = pipeline | "ReadEvents" >> ReadEvents(
         config.project, topics, prefix).with_resource_hints(**IO_HINTS)
-    checked = messages | "ValidateEvents" >> ValidateEvents("stream")
+    checked = messages | "ValidateEvents" >> ValidateEvents(
+        "stream", registry, archive=settings.archive)
     _ = checked[DEAD_LETTER] | "DeadLetters" >> PublishPerTopic(config.project, topics, "dlq", prefix)
-    windows = (checked.valid
+    if settings.archive:
+        _ = checked[ARCHIVE] | "ArchiveEvents" >> _write_archive(config, registry)
+    batches = (checked.valid
                | "Deduplicate" >> DeduplicateByEventId(settings.dedup_ttl_s)
-               | "EngineerFeatures" >> AggregateWindows(
-                   registry, plans, settings.allowed_lateness_s).with_resource_hints(
-                       **FEATURE_HINTS))
+               | "KeyByViewAndEntity" >> beam.ParDo(KeyByViewEntity(registry, plans))
+               | "AsBatches" >> beam.Map(as_batch))
+    if settings.warm_start:
+        since = history_horizon_us(plans, started_us, settings.allowed_lateness_s)
+        history = _history(pipeline, config, registry, plans, since)
+        batches = (batches, history) | "WithHistory" >> beam.Flatten()
+    windows = batches | "EngineerFeatures" >> AggregateWindows(
+        plans, settings.allowed_lateness_s, started_us).with_resource_hints(**FEATURE_HINTS)
     _ = windows[LATE] | "LateEvents" >> PublishPerTopic(config.project, topics, "late", prefix)
     by_view = {p.view: p for p in plans}
     _ = (windows.rows
@@ -70,9 +127,11 @@ def build_stream(pipeline: beam.Pipeline, config: PlatformConfig, registry: Regi
 def run_stream(config: PlatformConfig, registry: Registry, settings: StreamSettings, *,
                duration_s: float | None = None, pipeline_args: Sequence[str] = ()) -> StreamSummary:
     """Runs until cancelled (Ctrl-C) or for `duration_s`, then reports the job's metrics."""
+    from feature_store.metrics import reset_local
     from jobs.online_sink import online_sink
 
     plans, skipped = plans_for(registry, settings.views or None)
+    reset_local()
     pipeline = make_pipeline(pipeline_args, streaming=True)
     build_stream(pipeline, config, registry, plans, settings, online_sink(config))
     begun = time.monotonic()
@@ -92,17 +151,22 @@ def run_stream(config: PlatformConfig, registry: Registry, settings: StreamSetti
 
 
 def collect(result: Any, skipped: dict[str, str] | None = None) -> StreamSummary:
+    """The job's counters: Beam's, or the in-process tally where it is larger (the local
+    runner drops most streaming metric updates, see feature_store.metrics)."""
+    from feature_store.metrics import local_counts, local_distributions
+
     summary = StreamSummary(skipped_views=skipped or {})
+    summary.counters.update(local_counts())
+    summary.distributions.update(local_distributions())
     metrics = result.metrics().query()
-    # The DirectRunner commits streaming metrics late; attempted values are current there.
     for counter in metrics["counters"]:
         name = counter.key.metric.name
         value = max(counter.committed or 0, counter.attempted or 0)
-        summary.counters[name] = summary.counters.get(name, 0) + int(value)
+        summary.counters[name] = max(summary.counters.get(name, 0), int(value))
     for dist in metrics["distributions"]:
         value = dist.attempted if dist.attempted is not None else dist.committed
-        if value is not None and value.count:
-            summary.distributions[dist.key.metric.name] = {
-                "count": value.count, "mean": round(value.mean, 1), "min": value.min,
-                "max": value.max}
+        name = dist.key.metric.name
+        if value is not None and value.count and name not in summary.distributions:
+            summary.distributions[name] = {"count": value.count, "mean": round(value.mean, 1),
+                                           "min": value.min, "max": value.max}
     return summary

@@ -52,3 +52,24 @@ def _ensure(get: Callable[[], object], create: Callable[[], object], kind: str, 
                 return Change(kind, name, "exists")
             log.info("created %s %s", kind, name)
         return Change(kind, name, "create")
+
+
+def drain(project: str, subscription: str, *, max_seconds: float = 30.0) -> int:
+    """Acknowledge everything waiting on a subscription (a demo's clean start)."""
+    import time
+
+    subscriber = pubsub_v1.SubscriberClient()
+    path = subscriber.subscription_path(project, subscription)
+    drained, deadline = 0, time.monotonic() + max_seconds
+    try:
+        while time.monotonic() < deadline:
+            response = subscriber.pull(subscription=path, max_messages=1000, timeout=5,
+                                       return_immediately=True)
+            if not response.received_messages:
+                break
+            subscriber.acknowledge(subscription=path,
+                                   ack_ids=[r.ack_id for r in response.received_messages])
+            drained += len(response.received_messages)
+    finally:
+        subscriber.close()
+    return drained

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import apache_beam as beam
-from apache_beam.metrics.metric import Metrics
+from feature_store.metrics import JobCounter
 from apache_beam.pvalue import PCollection
 from apache_beam.transforms.window import BoundedWindow
 from apache_beam.utils.timestamp import Timestamp
@@ -165,11 +165,11 @@ class _WriteRowsFn(beam.DoFn):
     def __init__(self, spec: OnlineStoreSpec) -> None:
         self._spec = spec
         self._written = {
-            store: Metrics.counter(METRICS_NAMESPACE, f"rows_written_{store}")
+            store: JobCounter(METRICS_NAMESPACE, f"rows_written_{store}")
             for store in spec.stores
         }
-        self._retries = Metrics.counter(METRICS_NAMESPACE, "write_retries")
-        self._rejected = Metrics.counter(METRICS_NAMESPACE, "rows_rejected")
+        self._retries = JobCounter(METRICS_NAMESPACE, "write_retries")
+        self._rejected = JobCounter(METRICS_NAMESPACE, "rows_rejected")
         self._buffer: dict[tuple[str, Hashable], _Buffered] = {}
 
     def setup(self) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.coders import PickleCoder
-from apache_beam.metrics import Metrics
+from feature_store.metrics import JobCounter, JobDistribution
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
     ReadModifyWriteStateSpec,
@@ -29,8 +29,6 @@ from apache_beam.transforms.userstate import (
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from feature_store.plan import ViewPlan
-from feature_store.registry import Registry
-from feature_store.transforms import KeyByViewEntity
 from feature_store.windowing import NEVER, EntityState, RowBatch, WindowAggregator
 
 log = logging.getLogger(__name__)
@@ -45,7 +43,7 @@ class _FirstDelivery(beam.DoFn):  # type: ignore[misc]
 
     def __init__(self, ttl_s: int) -> None:
         self.ttl_s = ttl_s
-        self.duplicates = Metrics.counter("stream", "events_duplicate")
+        self.duplicates = JobCounter("stream", "events_duplicate")
 
     def process(self, item: tuple[str, dict[str, Any]], timestamp: Any = beam.DoFn.TimestampParam,
                 seen: Any = beam.DoFn.StateParam(SEEN),
@@ -81,41 +79,62 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
     STATE = ReadModifyWriteStateSpec("entity", PickleCoder())
     CHANGE = TimerSpec("change", TimeDomain.WATERMARK)
 
-    def __init__(self, plans: Sequence[ViewPlan], allowed_lateness_us: int) -> None:
+    def __init__(self, plans: Sequence[ViewPlan], allowed_lateness_us: int,
+                 started_us: int) -> None:
         self.plans = {p.view: p for p in plans}
         self.allowed_lateness_us = allowed_lateness_us
-        self.late = Metrics.counter("stream", "events_late")
-        self.events = Metrics.counter("stream", "events_aggregated")
-        self.rows = Metrics.counter("stream", "change_points")
-        self.expiry_rows = Metrics.counter("stream", "change_points_from_timers")
-        self.compute_lag = Metrics.distribution("stream", "publish_to_row_ms")
+        self.started_us = started_us
+        self.late = JobCounter("stream", "events_late")
+        self.events = JobCounter("stream", "events_aggregated")
+        self.rows = JobCounter("stream", "change_points")
+        self.expiry_rows = JobCounter("stream", "change_points_from_timers")
+        self.compute_lag = JobDistribution("stream", "publish_to_row_ms")
 
     def _aggregator(self, view: str) -> WindowAggregator:
         return WindowAggregator(self.plans[view], self.allowed_lateness_us)
 
-    def process(self, item: tuple[tuple[str, str], dict[str, Any]],
+    def process(self, item: tuple[tuple[str, str], list[dict[str, Any]]],
                 state: Any = beam.DoFn.StateParam(STATE),
                 change: Any = beam.DoFn.TimerParam(CHANGE)) -> Iterator[Any]:
-        (view, key), record = item
+        """A batch of one key's records: one live event, or its history at warm start.
+
+        History (read back from the archive) is never late: it is what the state must
+        hold before the live events, whenever it arrives. The key then jumps to the
+        job's start time, emitting the value of now (windows that ended while no stream
+        ran included)."""
+        (view, key), records = item
         aggregator = self._aggregator(view)
         current: EntityState = state.read() or aggregator.new_state()
         horizon = current.emitted_until - self.allowed_lateness_us
-        if current.emitted_until != NEVER and record["event_time"] < horizon:
-            self.late.inc()
-            yield pvalue.TaggedOutput(LATE, (view, key, {**record, "topic": self.plans[view].source}))
+        accepted, history = [], False
+        for record in records:
+            if record.get("history"):
+                history = True
+            elif current.emitted_until != NEVER and record["event_time"] < horizon:
+                self.late.inc()
+                yield pvalue.TaggedOutput(LATE, (view, key, {**record, "topic": self.plans[view].source}))
+                continue
+            accepted.append(record)
+        if not accepted:
             return
-        self.events.inc()
-        aggregator.add(current, [record])
-        rows = aggregator.advance_to(current, key, max(current.emitted_until,
-                                                       int(record["event_time"])))
+        self.events.inc(len(accepted))
+        aggregator.add(current, accepted)
+        until = max([current.emitted_until] + [int(r["event_time"]) for r in accepted]
+                    + ([self.started_us] if history else []))
+        rows = aggregator.advance_to(current, key, until)
         self._save(aggregator, current, state, change)
-        if record.get("publish_us"):
-            from time import time_ns
-
-            self.compute_lag.update(int((time_ns() // 1000 - record["publish_us"]) / 1000))
+        self._measure(accepted)
         if len(rows):
             self.rows.inc(len(rows))
             yield rows
+
+    def _measure(self, records: list[dict[str, Any]]) -> None:
+        from time import time_ns
+
+        now_us = time_ns() // 1000
+        for record in records:
+            if record.get("publish_us") and not record.get("history"):
+                self.compute_lag.update(int((now_us - record["publish_us"]) / 1000))
 
     @on_timer(CHANGE)
     def on_change(self, key: Any = beam.DoFn.KeyParam, fired: Any = beam.DoFn.TimestampParam,
@@ -142,18 +161,21 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         state.write(current)
 
 
+def as_batch(item: tuple[tuple[str, str], dict[str, Any]]) -> tuple[tuple[str, str], list[dict[str, Any]]]:
+    return item[0], [item[1]]
+
+
 class AggregateWindows(beam.PTransform):  # type: ignore[misc]
-    """Validated, de-duplicated records → RowBatches (main) and late records (tag `late`)."""
+    """((view, entity), [records]) → RowBatches (main) and late records (tag `late`)."""
 
-    def __init__(self, registry: Registry, plans: Sequence[ViewPlan],
-                 allowed_lateness_s: float) -> None:
+    def __init__(self, plans: Sequence[ViewPlan], allowed_lateness_s: float,
+                 started_us: int) -> None:
         super().__init__()
-        self.registry, self.plans = registry, list(plans)
+        self.plans = list(plans)
         self.allowed_lateness_us = int(allowed_lateness_s * 1_000_000)
+        self.started_us = started_us
 
-    def expand(self, records: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return (records
-                | "KeyByViewAndEntity" >> beam.ParDo(KeyByViewEntity(self.registry, self.plans))
-                | "ExactWindows" >> beam.ParDo(
-                    _WindowState(self.plans, self.allowed_lateness_us)).with_outputs(
-                        LATE, main="rows"))
+    def expand(self, batches: beam.PCollection) -> pvalue.DoOutputsTuple:
+        return batches | "ExactWindows" >> beam.ParDo(
+            _WindowState(self.plans, self.allowed_lateness_us, self.started_us)).with_outputs(
+                LATE, main="rows")

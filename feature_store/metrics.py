@@ -1,0 +1,61 @@
+"""Job metrics: Beam counters and distributions, mirrored in-process.
+
+Beam's metrics are what Dataflow shows. The local DirectRunner runs streaming bundles on
+worker threads whose metric updates it does not collect (only the first bundle's reach
+`PipelineResult.metrics()`), so each update is also added to a process-local tally that
+the local jobs report from. Both see the same increments.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from apache_beam.metrics import Metrics
+
+_LOCK = threading.Lock()
+_COUNTS: Counter[str] = Counter()
+_DISTRIBUTIONS: dict[str, list[int]] = {}  # name -> [count, sum, min, max]
+
+
+class JobCounter:
+    def __init__(self, namespace: str, name: str) -> None:
+        self.name = name
+        self._beam = Metrics.counter(namespace, name)
+
+    def inc(self, n: int = 1) -> None:
+        self._beam.inc(n)
+        with _LOCK:
+            _COUNTS[self.name] += n
+
+
+class JobDistribution:
+    def __init__(self, namespace: str, name: str) -> None:
+        self.name = name
+        self._beam = Metrics.distribution(namespace, name)
+
+    def update(self, value: int) -> None:
+        self._beam.update(value)
+        with _LOCK:
+            held = _DISTRIBUTIONS.setdefault(self.name, [0, 0, value, value])
+            held[0] += 1
+            held[1] += value
+            held[2] = min(held[2], value)
+            held[3] = max(held[3], value)
+
+
+def local_counts() -> dict[str, int]:
+    with _LOCK:
+        return dict(_COUNTS)
+
+
+def local_distributions() -> dict[str, dict[str, float]]:
+    with _LOCK:
+        return {name: {"count": c, "mean": round(s / c, 1), "min": lo, "max": hi}
+                for name, (c, s, lo, hi) in _DISTRIBUTIONS.items() if c}
+
+
+def reset_local() -> None:
+    with _LOCK:
+        _COUNTS.clear()
+        _DISTRIBUTIONS.clear()

@@ -1,0 +1,24 @@
+"""`feature-store demo`."""
+
+from __future__ import annotations
+
+import click
+
+from jobs.cli import CliContext
+
+
+@click.command()
+@click.option("--history-events", default=40_000, show_default=True)
+@click.option("--live-seconds", default=60.0, show_default=True)
+@click.option("--live-rate", default=150.0, show_default=True, help="Messages per second.")
+@click.pass_obj
+def demo(ctx: CliContext, history_events: int, live_seconds: float, live_rate: float) -> None:
+    """Run the whole platform locally: up, apply, backfill, stream, read through Feast."""
+    from jobs.demo import DemoSettings, run_demo
+
+    settings = DemoSettings(history_events=history_events, live_seconds=live_seconds,
+                            live_rate=live_rate)
+    raise SystemExit(run_demo(ctx.config, ctx.registry, settings))
+
+
+COMMANDS = [demo]
