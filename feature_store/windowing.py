@@ -50,11 +50,22 @@ class EntityState:
     dirty_from: int | None = None  # earliest event time added at or before emitted_until
 
 
-def candidates(plan: ViewPlan, events: EventColumns) -> IntArray:
-    """Sorted unique times at which a value may change."""
+def candidates(plan: ViewPlan, events: EventColumns, after: int | None = None,
+               until: int | None = None) -> IntArray:
+    """Sorted unique times in (after, until] at which a value may change: event times
+    and expiries. Each `times + w` is sorted, so the range is cut by binary search
+    before anything is concatenated (the streaming path asks for a few points)."""
     times = events.times
-    parts = [times] + [times + w for w in plan.windows]
-    return np.unique(np.concatenate(parts)) if times.shape[0] else times
+    if times.shape[0] == 0:
+        return times
+    parts = []
+    for w in (0, *plan.windows):
+        lo = 0 if after is None else int(np.searchsorted(times, max(after - w, NEVER),
+                                                         side="right"))
+        hi = times.shape[0] if until is None else int(np.searchsorted(times, until - w, side="right"))
+        if hi > lo:
+            parts.append(times[lo:hi] + w)
+    return np.unique(np.concatenate(parts)) if parts else times[:0]
 
 
 def _differs(a: AnyArray, b: AnyArray) -> np.ndarray:
@@ -69,8 +80,7 @@ def change_rows(plan: ViewPlan, entity_key: str, events: EventColumns, after: in
                 force_last: bool = False) -> RowBatch:
     """Rows at the change points in (after, until]; `force_last` also emits the value at
     the last candidate even if unchanged (to overwrite rows a late event made stale)."""
-    cands = candidates(plan, events)
-    cands = cands[(cands > after) & (cands <= until)]
+    cands = candidates(plan, events, after, until)
     if cands.shape[0] == 0:
         return RowBatch(plan.view, entity_key, cands, {f.name: cands[:0] for f in plan.features})
     points = np.concatenate([[cands[0] - 1], cands])
@@ -118,9 +128,13 @@ class WindowAggregator:
 
     def next_change(self, state: EntityState) -> int | None:
         """The first change point after what was emitted (for an event-time timer)."""
-        cands = candidates(self.plan, state.events)
-        later = cands[cands > state.emitted_until]
-        return int(later[0]) if later.shape[0] else None
+        times, after = state.events.times, state.emitted_until
+        best: int | None = None
+        for w in (0, *self.plan.windows):
+            i = int(np.searchsorted(times, max(after - w, NEVER), side="right"))
+            if i < times.shape[0] and (best is None or int(times[i]) + w < best):
+                best = int(times[i]) + w
+        return best
 
     def _prune(self, state: EntityState, horizon: int) -> None:
         if not self.plan.prunable or len(state.events) == 0:

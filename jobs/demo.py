@@ -42,16 +42,20 @@ class DemoSettings:
     live_rate: float = 150.0
     users: int = 400
     businesses: int = 60
-    seed: int = 42
+    seed: int | None = None  # default: a new seed each run (event ids stay unique)
 
 
 def _step(text: str) -> None:
     console.rule(f"[bold]{text}")
 
 
+def _seed(settings: DemoSettings) -> int:
+    return settings.seed if settings.seed is not None else int(time.time())
+
+
 def _history(settings: DemoSettings, folder: Path) -> list[SimulatedMessage]:
     start = datetime.now(UTC) - timedelta(days=3)
-    config = SimulationConfig(seed=settings.seed, start=start, duration=timedelta(days=3) - timedelta(minutes=5),
+    config = SimulationConfig(seed=_seed(settings), start=start, duration=timedelta(days=3) - timedelta(minutes=5),
                               events=settings.history_events, users=settings.users,
                               businesses=settings.businesses, bad_share=0.01,
                               duplicate_share=0.01)
@@ -62,7 +66,7 @@ def _history(settings: DemoSettings, folder: Path) -> list[SimulatedMessage]:
 
 def _live(settings: DemoSettings) -> list[SimulatedMessage]:
     count = int(settings.live_seconds * settings.live_rate)
-    config = SimulationConfig(seed=settings.seed + 1, start=datetime.now(UTC),
+    config = SimulationConfig(seed=_seed(settings) + 1, start=datetime.now(UTC),
                               duration=timedelta(seconds=settings.live_seconds), events=count,
                               users=settings.users, businesses=settings.businesses,
                               bad_share=0.02, duplicate_share=0.02)
@@ -110,6 +114,44 @@ def _table(config: PlatformConfig, users: list[str], businesses: list[str]) -> T
     return table
 
 
+def _reset_online(config: PlatformConfig) -> None:
+    """Feast's own teardown of the online stores (Redis keys, Bigtable tables); `apply`
+    recreates what is needed right after."""
+    from jobs.provision import feature_store
+
+    for store in config.online_stores:
+        try:
+            feature_store(config, store).teardown()
+        except FileNotFoundError:  # never applied: nothing to tear down
+            continue
+
+
+def _clear_archive(config: PlatformConfig, registry: Registry) -> int:
+    """Empties the local archive tables so that each demo run tells one story."""
+    from feature_store.schemas import archive_table_ids
+    from offline.bigquery_client import make_client
+
+    client = make_client(config.project, config.endpoints.bigquery)
+    cleared = 0
+    for table in archive_table_ids(config, registry).values():
+        job = client.query(f"DELETE FROM `{table}` WHERE TRUE")
+        job.result()
+        cleared += int(job.num_dml_affected_rows or 0)
+    return cleared
+
+
+_LAST: list[dict[str, int]] = []
+
+
+def _caught_up(quiet_polls: int = 2) -> bool:
+    """The job has been idle for a few polls: nothing left to read or aggregate."""
+    from feature_store.metrics import local_counts
+
+    _LAST.append(local_counts())
+    del _LAST[:-(quiet_polls + 1)]
+    return len(_LAST) > quiet_polls and all(c == _LAST[-1] for c in _LAST)
+
+
 def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings) -> int:
     from infra import stack
     from jobs.backfill import run_backfill
@@ -121,14 +163,20 @@ def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings)
     from jobs.stream import StreamSettings, build_stream, collect, plans_for
     from online.publisher import publish_messages
 
+    if not config.local:
+        msg = f"the demo runs on the local emulators, not on GCP project {config.project}"
+        raise SystemExit(msg)
     _step("1/7 starting the local platform")
     for s in stack.up(config, timeout=120):
         console.print(f"  {s.name:9} port {s.port}: {'up' if s.healthy else 'DOWN'}")
-    _step("2/7 applying the feature definitions")
+    _step("2/7 applying the feature definitions (the demo starts from empty stores)")
+    _reset_online(config)
     changes = infrastructure_changes(config, registry, apply=True)
+    cleared = _clear_archive(config, registry)
     changes += feast_changes(config, registry, apply=True)
     console.print(f"  {len(changes)} resources in place "
-                  f"({sum(c.action != 'exists' for c in changes)} created or updated)")
+                  f"({sum(c.action != 'exists' for c in changes)} created or updated); "
+                  f"online stores and archive emptied ({cleared} archived rows)")
     _step("3/7 simulating three days of history, importing it into the archive")
     folder = config.state_dir / "demo" / "history"
     history = _history(settings, folder)
@@ -159,9 +207,8 @@ def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings)
     time.sleep(3)
     publisher.start()
     _step("6/7 live features (Feast online) while the stream runs")
-    ends = time.monotonic() + settings.live_seconds + 8
     with Live(_table(config, users, businesses), console=console, refresh_per_second=1) as view:
-        while time.monotonic() < ends:
+        while publisher.is_alive() or not _caught_up():
             time.sleep(2)
             view.update(_table(config, users, businesses))
     job = collect(result)
