@@ -17,7 +17,7 @@ objects, table schemas, the jobs' aggregation plans) from the same objects.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 
