@@ -1,0 +1,75 @@
+"""Lateness in the stream: an event within the allowed lateness of what its key has seen
+is exact online; one later than that goes to the late topic, and the online value does
+not count it (the nightly backfill will)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from google.cloud import pubsub_v1
+
+from feature_store.config import PlatformConfig
+from feature_store.events import ReviewEvent
+from feature_store.metrics import local_counts, reset_local
+from feature_store.reference import REGISTRY
+from feature_store.resources import inspect_subscription, late_topic
+from jobs.backfill import plans_for
+from jobs.online_sink import online_sink
+from jobs.retrieval import get_online
+from jobs.runner import make_pipeline
+from jobs.stream import StreamSettings, build_stream
+from online.publisher import publish_messages
+from tests.integration.test_loop import _message
+
+pytestmark = pytest.mark.integration
+
+
+def _review(event_id: str, moment: datetime) -> ReviewEvent:
+    return ReviewEvent(event_id=event_id, event_type="review_created", event_time=moment,
+                       review_id=f"r-{event_id}", user_id="u-late", business_id="b-late",
+                       rating=4, text="Lovely place, friendly people.")
+
+
+def _wait_for(counter: str, value: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while local_counts().get(counter, 0) < value and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert local_counts().get(counter, 0) >= value, local_counts()
+
+
+def test_late_events_leave_through_the_late_topic(platform: PlatformConfig) -> None:
+    plans, _ = plans_for(REGISTRY, ["user_review_stats"])
+    settings = StreamSettings(allowed_lateness_s=60, warm_start=False,
+                              views=("user_review_stats",))
+    reset_local()
+    pipeline = make_pipeline([], streaming=True)
+    build_stream(pipeline, platform, REGISTRY, plans, settings, online_sink(platform))
+    job = pipeline.run()
+    topics = {t: platform.topic_id(t) for t in ("review-events", "user-events")}
+    now = datetime.now(UTC)
+    try:
+        time.sleep(3)
+        publish_messages(platform.project, [_message(_review("on-time", now))], topic_ids=topics)
+        _wait_for("events_aggregated", 1)
+        publish_messages(platform.project, [
+            _message(_review("within-lateness", now - timedelta(seconds=30))),
+            _message(_review("too-late", now - timedelta(hours=2)))], topic_ids=topics)
+        _wait_for("events_late", 1)
+        _wait_for("events_aggregated", 2)
+        time.sleep(3)
+        [row] = get_online(platform, ["user_review_stats:review_count_24h"],
+                           [{"user_id": "u-late"}])
+    finally:
+        job.cancel()
+    assert row["user_review_stats__review_count_24h"] == 2
+    assert local_counts()["events_late"] == 1
+    subscriber = pubsub_v1.SubscriberClient()
+    path = subscriber.subscription_path(
+        platform.project, platform.topic_id(inspect_subscription(late_topic("review-events"))))
+    response = subscriber.pull(subscription=path, max_messages=10, timeout=30)
+    subscriber.close()
+    bodies = [json.loads(m.message.data) for m in response.received_messages]
+    assert [(b["event_id"], b["view"]) for b in bodies] == [("too-late", "user_review_stats")]
