@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from feature_store.errors import ConfigError
 
@@ -30,7 +31,7 @@ class Endpoints:
     @classmethod
     def from_env(cls) -> Endpoints:
         """Ports may be moved with FEATURE_STORE_<SERVICE>_PORT (e.g. when one is taken)."""
-        values: dict[str, int] = {}
+        values: dict[str, Any] = {}
         for name in ("pubsub", "bigtable", "bigquery", "bigquery_grpc", "redis"):
             raw = os.environ.get(f"FEATURE_STORE_{name.upper()}_PORT")
             if raw is None:

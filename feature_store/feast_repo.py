@@ -105,4 +105,4 @@ def repo_config(config: PlatformConfig, online_store: str | None = None) -> dict
 
 
 def repo_yaml(config: PlatformConfig, online_store: str | None = None) -> str:
-    return yaml.safe_dump(repo_config(config, online_store), sort_keys=False)
+    return str(yaml.safe_dump(repo_config(config, online_store), sort_keys=False))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import Metrics
 
 _LOCK = threading.Lock()
 _COUNTS: Counter[str] = Counter()
@@ -24,7 +24,7 @@ class JobCounter:
         self._beam = Metrics.counter(namespace, name)
 
     def inc(self, n: int = 1) -> None:
-        self._beam.inc(n)
+        self._beam.inc(n)  # type: ignore[no-untyped-call]
         with _LOCK:
             _COUNTS[self.name] += n
 
@@ -35,7 +35,7 @@ class JobDistribution:
         self._beam = Metrics.distribution(namespace, name)
 
     def update(self, value: int) -> None:
-        self._beam.update(value)
+        self._beam.update(value)  # type: ignore[no-untyped-call]
         with _LOCK:
             held = _DISTRIBUTIONS.setdefault(self.name, [0, 0, value, value])
             held[0] += 1

@@ -11,6 +11,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.pvalue import PCollection
 from feature_store.metrics import JobCounter
 
 from feature_store.archive import ARCHIVE, archive_row
@@ -23,7 +24,7 @@ DEAD_LETTER = "dead_letter"
 Message = tuple[str, bytes, Mapping[str, str]] | tuple[str, bytes, Mapping[str, str], int | None]
 
 
-class _Validate(beam.DoFn):  # type: ignore[misc]
+class _Validate(beam.DoFn):
     def __init__(self, namespace: str, archive_fields: Mapping[str, tuple[str, ...]] | None,
                  history: bool) -> None:
         self.valid = JobCounter(namespace, "events_valid" if not history else "history_events")
@@ -33,7 +34,7 @@ class _Validate(beam.DoFn):  # type: ignore[misc]
 
     def process(self, message: Message) -> Iterator[Any]:
         topic, raw, attributes = message[0], message[1], message[2]
-        publish_us = message[3] if len(message) > 3 else None  # type: ignore[misc]
+        publish_us = message[3] if len(message) > 3 else None
         result = validate(topic, raw, attributes)
         if isinstance(result, DeadLetter):
             self.invalid.inc()
@@ -52,7 +53,7 @@ class _Validate(beam.DoFn):  # type: ignore[misc]
         yield record
 
 
-class ValidateEvents(beam.PTransform):  # type: ignore[misc]
+class ValidateEvents(beam.PTransform[PCollection[Any], pvalue.DoOutputsTuple]):
     """(topic, raw, attributes[, publish µs]) → records (main), `DeadLetter`s (tag
     `dead_letter`) and, given the registry with `archive=True`, (topic, archive row)
     pairs (tag `archive`). `history=True` marks records read back from the archive."""
@@ -64,13 +65,15 @@ class ValidateEvents(beam.PTransform):  # type: ignore[misc]
         self.archive_fields = ({s.topic: tuple(f.name for f in s.fields) for s in registry.sources}
                                if archive and registry is not None else None)
 
-    def expand(self, messages: beam.PCollection) -> pvalue.DoOutputsTuple:
-        return messages | "Validate" >> beam.ParDo(
-            _Validate(self.namespace, self.archive_fields, self.history)).with_outputs(
-                DEAD_LETTER, ARCHIVE, main="valid")
+    def expand(self, messages: PCollection[Any]) -> pvalue.DoOutputsTuple:
+        fn = _Validate(self.namespace, self.archive_fields, self.history)
+        pardo = beam.ParDo(fn)  # type: ignore[no-untyped-call]
+        tagged = pardo.with_outputs(DEAD_LETTER, ARCHIVE, main="valid")  # type: ignore[no-untyped-call]
+        outputs: pvalue.DoOutputsTuple = messages | "Validate" >> tagged
+        return outputs
 
 
-class KeyByViewEntity(beam.DoFn):  # type: ignore[misc]
+class KeyByViewEntity(beam.DoFn):
     """One slim record per view of the event's source that the event can affect, keyed
     by (view, entity key); built-in derived fields (e.g. text length) are added here."""
 

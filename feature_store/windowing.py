@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from feature_store.aggregation import Evaluation, evaluate, window_sum
 from feature_store.columns import AnyArray, EventColumns, IntArray
@@ -65,14 +66,16 @@ def candidates(plan: ViewPlan, events: EventColumns, after: int | None = None,
         hi = times.shape[0] if until is None else int(np.searchsorted(times, until - w, side="right"))
         if hi > lo:
             parts.append(times[lo:hi] + w)
-    return np.unique(np.concatenate(parts)) if parts else times[:0]
+    found: IntArray = np.unique(np.concatenate(parts)) if parts else times[:0]
+    return found
 
 
-def _differs(a: AnyArray, b: AnyArray) -> np.ndarray:
+def _differs(a: AnyArray, b: AnyArray) -> npt.NDArray[np.bool_]:
     if a.dtype == object:
         return np.array([x != y for x, y in zip(a, b, strict=True)], dtype=bool)
     same = (a == b) | (np.isnan(a) & np.isnan(b))
-    return ~same.all(axis=1) if same.ndim == 2 else ~same
+    out: npt.NDArray[np.bool_] = ~same.all(axis=1) if same.ndim == 2 else ~same
+    return out
 
 
 def change_rows(plan: ViewPlan, entity_key: str, events: EventColumns, after: int,

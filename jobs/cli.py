@@ -63,11 +63,5 @@ def main(ctx: click.Context, definitions: str, state_dir: Path, project: str | N
 
 
 for _name in _COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(_name)
-    except ModuleNotFoundError as exc:  # a command area not written yet
-        if exc.name != _name:
-            raise
-        continue
-    for _command in getattr(_module, "COMMANDS", ()):
+    for _command in importlib.import_module(_name).COMMANDS:
         main.add_command(_command)
