@@ -162,3 +162,26 @@ def test_rerunning_the_backfill_changes_nothing(platform: PlatformConfig,
                          end=backfilled.as_of)
     assert again.rows_written == backfilled.rows_written
     assert snapshot() == before
+
+
+def test_a_range_backfill_replaces_only_that_range(platform: PlatformConfig,
+                                                  backfilled: BackfillSummary,
+                                                  history: tuple[Path, list[Any]]) -> None:
+    from offline.bigquery_client import make_client
+
+    client = make_client(platform.project, platform.endpoints.bigquery)
+    table = f"{platform.project}.{platform.features_dataset}.user_review_stats"
+    middle = backfilled.as_of - timedelta(days=1)
+
+    def rows() -> list[tuple[str, ...]]:
+        result = client.query(f"SELECT * EXCEPT (computed_at) FROM `{table}`").result()
+        return sorted(tuple(str(v) for v in r.values()) for r in result)
+
+    before = rows()
+    client.query(f"DELETE FROM `{table}` WHERE valid_from >= TIMESTAMP_MICROS({_us(middle)})"
+                 ).result()  # lose the last day, as a failed night would
+    assert len(rows()) < len(before)
+    again = run_backfill(platform, REGISTRY, [str(history[0])], views=("user_review_stats",),
+                         start=middle, end=backfilled.as_of, online=False)
+    assert 0 < again.rows_written["user_review_stats"] < backfilled.rows_written["user_review_stats"]
+    assert rows() == before
