@@ -7,13 +7,18 @@ For points `c` (µs), a feature with window W aggregates the view's events with
 prefix arrays: no per-point Python loop for the scalar kinds.
 
 `base` carries a summary of events already dropped from the state (streaming): only
-unbounded features read it. Outputs are float64 columns with NaN for null (vectors:
+unbounded features read it. `segments` lets one call evaluate many entities at once (the
+batch path): each entity's times lie in a band of their own, far enough from the others
+that no finite window reaches across, and unbounded windows start at the entity's first
+event. Outputs are float64 columns with NaN for null (vectors:
 2-D float32 with NaN rows); counts are never null.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,20 +33,41 @@ BoolArray = npt.NDArray[np.bool_]
 Base = Mapping[str, tuple[Any, ...]]
 
 
+@dataclass(frozen=True)
+class Segments:
+    """Several entities in one evaluation: which entity each event and point belongs to.
+
+    `of_event[i]` is event i's entity; `point_lo[j]` is the index of the first event of
+    point j's entity (where its unbounded windows start); `band_end[k]` is a time past
+    every point of entity k and before every point of entity k + 1.
+    """
+
+    of_event: IntArray
+    point_lo: IntArray
+    band_end: IntArray
+
+
 class Evaluation:
     """Shared per-call caches: window bounds and condition masks."""
 
-    def __init__(self, plan: ViewPlan, events: EventColumns, points: IntArray, base: Base) -> None:
+    def __init__(self, plan: ViewPlan, events: EventColumns, points: IntArray, base: Base,
+                 segments: Segments | None = None) -> None:
+        if segments is not None and base:
+            msg = f"view `{plan.view}`: entities evaluated together carry no folded base"
+            raise FeatureDefinitionError(msg)
         self.plan = plan
         self.events = events
         self.points = points
         self.base = base
+        self.segments = segments
         self._bounds: dict[int | None, tuple[IntArray, IntArray]] = {}
         self._masks: dict[Condition | None, BoolArray] = {}
         self.view_mask = self._condition(plan.where)
 
     def column(self, name: str) -> AnyArray:
-        if name == "event_time":
+        """A field's values; `event_time` is the times unless a column of them is given
+        (segments shift the times, not the values)."""
+        if name == "event_time" and name not in self.events.columns:
             return self.events.times.astype(np.float64)
         return self.events.columns[name]
 
@@ -54,7 +80,8 @@ class Evaluation:
             mask |= col == value
         return mask
 
-    def mask(self, feature: FeaturePlan, *, share: bool = False, non_null: bool = False) -> BoolArray:
+    def mask(self, feature: FeaturePlan, *, share: bool = False,
+             non_null: bool = False) -> BoolArray:
         key = feature.share_where if share else feature.where
         if key not in self._masks:
             self._masks[key] = self.view_mask & self._condition(key)
@@ -70,7 +97,7 @@ class Evaluation:
             times = self.events.times
             hi = np.searchsorted(times, self.points, side="right")
             if window is None:
-                lo = np.zeros_like(hi)
+                lo = np.zeros_like(hi) if self.segments is None else self.segments.point_lo
             else:
                 lo = np.searchsorted(times, self.points - window, side="right")
             self._bounds[window] = (lo.astype(np.int64), hi.astype(np.int64))
@@ -88,7 +115,7 @@ def _not_null(col: AnyArray) -> BoolArray:
     if col.dtype == object:
         return np.array([v is not None for v in col], dtype=bool)
     if col.ndim == 2:
-        return ~np.isnan(col).any(axis=1)
+        return np.asarray(~np.isnan(col).any(axis=1), dtype=bool)
     return ~np.isnan(col)
 
 
@@ -147,6 +174,18 @@ def _share(ev: Evaluation, f: FeaturePlan) -> FloatArray:
         return np.where(den > 0, num / den, np.nan)
 
 
+def _value_codes(values: AnyArray) -> tuple[IntArray, int]:
+    """An int code in [0, bound) per value, equal codes for equal values, and the bound;
+    objects are told apart by their text."""
+    if values.dtype != object:
+        uniques, codes = np.unique(values, return_inverse=True)
+        return codes.astype(np.int64), int(uniques.shape[0])
+    index: dict[str, int] = {}
+    codes = np.fromiter(map(index.setdefault, map(str, values.tolist()), itertools.count()),
+                        dtype=np.int64, count=values.shape[0])
+    return codes, max(1, values.shape[0])
+
+
 def _count_distinct(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     """Each qualifying event counts from its time until the next event with the same
     value or its expiry, whichever is first: distinct(c) = #started(c) − #ended(c)."""
@@ -158,14 +197,18 @@ def _count_distinct(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     values = ev.column(f.field or "")[mask]
     if times.shape[0] == 0:
         return np.zeros(ev.points.shape[0], dtype=np.float64)
-    _, codes = np.unique(values.astype(str) if values.dtype == object else values,
-                         return_inverse=True)
+    codes, distinct = _value_codes(values)
+    segment = None if ev.segments is None else ev.segments.of_event[mask]
+    if segment is not None:  # the same value in another entity is another value
+        codes = segment * distinct + codes
     order = np.lexsort((np.arange(times.shape[0]), codes))
     ends = np.full(times.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
     same = codes[order[1:]] == codes[order[:-1]]
     ends[order[:-1][same]] = times[order[1:][same]]
     if f.window is not None:
         ends = np.minimum(ends, times + f.window)
+    elif segment is not None and ev.segments is not None:
+        ends = np.minimum(ends, ev.segments.band_end[segment])
     started = np.searchsorted(times, ev.points, side="right")
     ended = np.searchsorted(np.sort(ends), ev.points, side="right")
     return (started - ended).astype(np.float64)
@@ -189,7 +232,7 @@ def _extreme(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     lo, hi = ev.bounds(f.window)
     out = np.full(ev.points.shape[0], fill, dtype=np.float64)
     if values.shape[0]:
-        if f.window is None:
+        if f.window is None and ev.segments is None:
             acc = np.concatenate([[fill], op.accumulate(values)])
             out = acc[hi]
         else:
@@ -298,7 +341,7 @@ def implementation(kind: str) -> Implementation:
 
 
 def evaluate(plan: ViewPlan, events: EventColumns, points: IntArray,
-             base: Base | None = None) -> dict[str, AnyArray]:
+             base: Base | None = None, segments: Segments | None = None) -> dict[str, AnyArray]:
     """Every feature of the view at every point (points need not be sorted)."""
-    ev = Evaluation(plan, events, np.asarray(points, dtype=np.int64), base or {})
+    ev = Evaluation(plan, events, np.asarray(points, dtype=np.int64), base or {}, segments)
     return {f.name: implementation(f.kind)(ev, f) for f in plan.features}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +30,8 @@ class FieldSpec:
     dim: int | None = None
 
 
-def _column(values: Sequence[object], spec: FieldSpec) -> AnyArray:
+def column_of(values: Sequence[object], spec: FieldSpec) -> AnyArray:
+    """One field's values as a column (see the module docstring for the layout)."""
     if spec.dtype is DType.FLOAT32_VECTOR:
         out = np.full((len(values), spec.dim or 0), np.nan, dtype=np.float32)
         for i, value in enumerate(values):
@@ -37,9 +39,28 @@ def _column(values: Sequence[object], spec: FieldSpec) -> AnyArray:
                 out[i] = np.asarray(value, dtype=np.float32)
         return out
     if spec.dtype.numeric or spec.dtype is DType.BOOL:
-        return np.array([np.nan if v is None else float(v) for v in values],  # type: ignore[arg-type]
-                        dtype=np.float64)
+        return _numbers(values)
     return np.array(values, dtype=object)
+
+
+def _numbers(values: Sequence[object]) -> FloatArray:
+    """float64 with NaN for None, in one C-level conversion where numpy can (it reads None
+    as NaN); anything else falls back to `float()` per value, which names a bad one."""
+    try:
+        out = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        out = None
+    if out is None or out.ndim != 1:
+        out = np.array([np.nan if v is None else float(v) for v in values],  # type: ignore[arg-type]
+                       dtype=np.float64)
+    return out
+
+
+def _first_per_id(records: Iterable[Mapping[str, object]]) -> list[Mapping[str, object]]:
+    unique: dict[object, Mapping[str, object]] = {}
+    for record in records:
+        unique.setdefault(record["event_id"], record)
+    return list(unique.values())
 
 
 @dataclass(frozen=True)
@@ -61,17 +82,11 @@ class EventColumns:
     def from_records(cls, records: Iterable[Mapping[str, object]],
                      specs: Iterable[FieldSpec]) -> EventColumns:
         """Records carry `event_id`, `event_time` (int µs) and the fields; first id wins."""
-        seen: set[object] = set()
-        unique: list[Mapping[str, object]] = []
-        for record in records:
-            event_id = record["event_id"]
-            if event_id not in seen:
-                seen.add(event_id)
-                unique.append(record)
-        unique.sort(key=lambda r: (r["event_time"], r["event_id"]))
+        unique = _first_per_id(records)
+        unique.sort(key=itemgetter("event_time", "event_id"))
         times = np.array([r["event_time"] for r in unique], dtype=np.int64)
         ids = np.array([r["event_id"] for r in unique], dtype=object)
-        cols = {s.name: _column([r.get(s.name) for r in unique], s) for s in specs}
+        cols = {s.name: column_of([r.get(s.name) for r in unique], s) for s in specs}
         return cls(times=times, event_ids=ids, columns=cols)
 
     def merge(self, other: EventColumns) -> EventColumns:

@@ -152,7 +152,7 @@ def parse_timestamp(text: str) -> datetime:
         local = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tz
         )
-        return local.astimezone(UTC)
+        return local if tz is UTC else local.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         msg = f"event_time {_show(text)} is not a valid instant: {exc}"
         raise InvalidEventError(Reason.BAD_TIMESTAMP, msg) from None
@@ -160,7 +160,7 @@ def parse_timestamp(text: str) -> datetime:
 
 def format_timestamp(moment: datetime) -> str:
     """The canonical form: UTC, six fractional digits, `Z` (fixed width, sorts as text)."""
-    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    utc = (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).replace(tzinfo=None)
     return f"{utc.isoformat(timespec='microseconds')}Z"
 
 
@@ -240,6 +240,8 @@ class FrozenMapping(Mapping[str, object]):
 
 
 def _freeze_extra(extra: Mapping[str, object], known: tuple[str, ...]) -> FrozenMapping:
+    if not extra:  # the common case: no unknown fields
+        return extra if isinstance(extra, FrozenMapping) else FrozenMapping()
     clash = sorted(set(extra) & set(known))
     if clash:
         msg = f"extra fields {clash} are contract fields, not extras"
@@ -387,6 +389,15 @@ def _unique_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return obj
 
 
+# One decoder for every message (`json.loads` with hooks builds a new one per call); a
+# leading BOM goes through `json.loads` itself, which rejects it with its own message.
+_DECODER: Final = json.JSONDecoder(
+    object_pairs_hook=_unique_object, parse_constant=_reject_constant
+)
+_REVIEW_KNOWN: Final = frozenset(REVIEW_FIELDS)
+_USER_KNOWN: Final = frozenset(USER_FIELDS)
+
+
 def _load(raw: bytes) -> dict[str, object]:
     try:
         text = raw.decode("utf-8")
@@ -395,7 +406,7 @@ def _load(raw: bytes) -> dict[str, object]:
         msg = f"byte {raw[exc.start]:#04x} at offset {exc.start} is not UTF-8 ({bad!r}...)"
         raise InvalidEventError(Reason.NOT_UTF8, msg) from None
     try:
-        obj = json.loads(text, object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+        obj = _DECODER.decode(text) if not text.startswith("\ufeff") else json.loads(text)
     except InvalidEventError:
         raise
     except (ValueError, RecursionError) as exc:
@@ -452,7 +463,7 @@ def _common(obj: Mapping[str, object], allowed: tuple[str, ...], topic: str) -> 
     return event_id, event_type
 
 
-def _extra(obj: Mapping[str, object], known: tuple[str, ...]) -> dict[str, object]:
+def _extra(obj: Mapping[str, object], known: frozenset[str]) -> dict[str, object]:
     return {key: value for key, value in obj.items() if key not in known}
 
 
@@ -471,7 +482,7 @@ def _parse_review(obj: Mapping[str, object]) -> ReviewEvent:
         ip_hash=_str(obj, "ip_hash"),
         device_id=_str(obj, "device_id"),
         reason=_str(obj, "reason"),
-        extra=_extra(obj, REVIEW_FIELDS),
+        extra=_extra(obj, _REVIEW_KNOWN),
     )
 
 
@@ -484,7 +495,7 @@ def _parse_user(obj: Mapping[str, object]) -> UserEvent:
         user_id=_required_str(obj, "user_id"),
         ip_hash=_str(obj, "ip_hash"),
         country=_str(obj, "country"),
-        extra=_extra(obj, USER_FIELDS),
+        extra=_extra(obj, _USER_KNOWN),
     )
 
 

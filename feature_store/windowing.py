@@ -49,6 +49,7 @@ class EntityState:
     base: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     emitted_until: int = NEVER  # change points <= this were emitted
     dirty_from: int | None = None  # earliest event time added at or before emitted_until
+    last_label: int = NEVER  # the newest valid_from handed to the writers
 
 
 def candidates(plan: ViewPlan, events: EventColumns, after: int | None = None,
@@ -100,9 +101,12 @@ def change_rows(plan: ViewPlan, entity_key: str, events: EventColumns, after: in
 class WindowAggregator:
     """State + `add` + `advance_to` for one view; one instance serves every entity."""
 
-    def __init__(self, plan: ViewPlan, allowed_lateness: int = 0) -> None:
+    def __init__(self, plan: ViewPlan, allowed_lateness: int = 0, tie_step: int = 1000) -> None:
+        """`tie_step` (µs) separates a corrected row from the row it corrects; 1 ms, the
+        finest cell timestamp Bigtable keeps."""
         self.plan = plan
         self.allowed_lateness = allowed_lateness
+        self.tie_step = tie_step
 
     def new_state(self) -> EntityState:
         return EntityState(events=EventColumns.empty(self.plan.fields))
@@ -111,23 +115,50 @@ class WindowAggregator:
         incoming = EventColumns.from_records(records, self.plan.fields)
         if len(incoming) == 0:
             return
-        state.events = state.events.merge(incoming)
-        earliest = int(incoming.times.min())
+        fresh = incoming.select(~np.isin(incoming.event_ids, state.events.event_ids))
+        if len(fresh) == 0:
+            return  # re-deliveries of events already held change nothing
+        state.events = state.events.merge(fresh)
+        earliest = int(fresh.times.min())
         if earliest <= state.emitted_until:
-            state.dirty_from = min(earliest, state.dirty_from or earliest)
+            state.dirty_from = earliest if state.dirty_from is None else min(earliest, state.dirty_from)
 
-    def advance_to(self, state: EntityState, entity_key: str, t: int) -> RowBatch:
-        """Emit the rows of every change point up to `t`, then drop what cannot matter."""
+    def advance_to(self, state: EntityState, entity_key: str, t: int,
+                   settle: bool = False) -> RowBatch:
+        """Emit the rows of every change point up to `t`, then drop what cannot matter.
+
+        `settle` (a job starting from history) also emits the value at `t` labelled `t`:
+        it must replace whatever an earlier job left in the stores, whose labels all lie
+        before this job's start."""
         after = state.emitted_until
-        rewrite = state.dirty_from is not None
+        rewrite = state.dirty_from is not None or settle
         if state.dirty_from is not None:
             after = min(after, state.dirty_from - 1)
         rows = change_rows(self.plan, entity_key, state.events, after, t, state.base,
                            force_last=rewrite)
+        if settle and len(rows):
+            rows.valid_from[-1] = max(int(rows.valid_from[-1]), t)
+        if len(rows) and int(rows.valid_from[-1]) <= state.last_label:
+            rows = self._after_last_label(state, rows)
+        if len(rows):
+            state.last_label = max(state.last_label, int(rows.valid_from[-1]))
         state.emitted_until = max(state.emitted_until, t)
         state.dirty_from = None
         self._prune(state, t - self.allowed_lateness - self.plan.longest - 1)
         return rows
+
+    def _after_last_label(self, state: EntityState, rows: RowBatch) -> RowBatch:
+        """Rows that correct what the writers already have (a late-but-allowed event, or
+        history arriving after live events). Only the newest row matters online, and it
+        must win newer-wins however the writes are ordered: rows at or before the last
+        label are dropped, and the newest is labelled just after it. Its values hold from
+        its change point on; a label moves by `tie_step` per correction at most."""
+        keep = rows.valid_from > state.last_label
+        keep[-1] = True
+        labels = rows.valid_from[keep].copy()
+        labels[-1] = max(int(labels[-1]), state.last_label + self.tie_step)
+        return RowBatch(rows.view, rows.entity_key, labels,
+                        {name: col[keep] for name, col in rows.values.items()})
 
     def next_change(self, state: EntityState) -> int | None:
         """The first change point after what was emitted (for an event-time timer)."""

@@ -117,9 +117,12 @@ def build_stream(pipeline: beam.Pipeline, config: PlatformConfig, registry: Regi
     windows = batches | "EngineerFeatures" >> AggregateWindows(
         plans, settings.allowed_lateness_s, started_us).with_resource_hints(**FEATURE_HINTS)
     _ = windows[LATE] | "LateEvents" >> PublishPerTopic(config.project, topics, "late", prefix)
+    # No Reshuffle before the writer: it must see each key's rows in the order the
+    # stateful step emitted them. A row that corrects an earlier one (a late-but-allowed
+    # event, history arriving after live events) can carry the same valid_from, and
+    # newer-wins cannot tell those apart; fused, they are written in order.
     by_view = {p.view: p for p in plans}
     _ = (windows.rows
-         | "ToOutputStage" >> beam.Reshuffle()
          | "ToOnlineRows" >> beam.FlatMap(_online_rows, by_view)
          | "WriteOnline" >> sink.with_resource_hints(**IO_HINTS))
 

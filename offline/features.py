@@ -1,70 +1,160 @@
 """The batch feature stage: validated events → de-duplicated → change-point rows per view.
 
-Events are de-duplicated by `event_id`, keyed by (view, entity), grouped, and each group
-runs the same aggregation core as the streaming job.
+Events are de-duplicated by `event_id`, keyed by (view, entity), grouped, and the
+entities of each group run the same aggregation core as the streaming job
+(`compute_rows_many`: many entities per vectorised pass).
+
+What crosses a shuffle is batched, because Beam's per-element cost (coders, grouping
+buffers, one Python call per step) is larger than the work done per event:
+
+- `DeduplicateEvents` sends records in lists to a stable hash shard of their event id
+  (every copy of an id meets in one shard), keeps one copy per id there, and emits the
+  unique records in lists of up to `batch_size`: a shuffle after it (the job's
+  `Reshuffle`) moves dozens of lists instead of a million records;
+- `ComputeChangePoints` keys each view's events by a stable hash shard of the entity
+  key and ships them as columnar `KeyedEvents` chunks, one per (view, shard) and input
+  list; an entity's events all land in one shard, whose entities are then evaluated
+  together. `shards` bounds the feature stage's parallelism per view (and, inversely,
+  each group's size).
+
+Both shard counts should grow with the input: a shard's records are held in memory
+(about a million records per shard is comfortable on the feature stage's workers).
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindows
+from apache_beam.utils.windowed_value import WindowedValue
 
+from feature_store.packing import KeyedEvents, compute_rows_many
 from feature_store.plan import ViewPlan
 from feature_store.registry import Registry
 from feature_store.transforms import KeyByViewEntity
-from feature_store.windowing import RowBatch, compute_rows
+from feature_store.windowing import RowBatch
 
 log = logging.getLogger(__name__)
 
-
-class _FirstByContent(beam.CombineFn):  # type: ignore[misc]
-    """Keeps one copy of an event_id deterministically and counts the others."""
-
-    def create_accumulator(self) -> tuple[int, Any]:
-        return (0, None)
-
-    def add_input(self, acc: tuple[int, Any], record: dict[str, Any]) -> tuple[int, Any]:
-        return self.merge_accumulators([acc, (1, record)])
-
-    def merge_accumulators(self, accs: Iterable[tuple[int, Any]]) -> tuple[int, Any]:
-        total, best = 0, None
-        for n, record in accs:
-            total += n
-            if record is not None and (best is None or _order(record) < _order(best)):
-                best = record
-        return (total, best)
-
-    def extract_output(self, acc: tuple[int, Any]) -> tuple[int, Any]:
-        return acc
+DEDUPLICATED_BATCH = 20_000
+ID_SHARDS = 1024
+ID_CHUNK = 1_000
+SHARDS_PER_VIEW = 128
+Record = dict[str, Any]
 
 
-def _order(record: Mapping[str, Any]) -> tuple[int, str]:
+def copy_order(record: Mapping[str, Any]) -> tuple[int, str]:
+    """How copies of one event id are ranked: the first by (event_time, content) is kept."""
     return (int(record["event_time"]), repr(sorted(record.items(), key=lambda kv: kv[0])))
 
 
-class _CountDuplicates(beam.DoFn):  # type: ignore[misc]
-    def __init__(self) -> None:
+class _ByIdShard(beam.DoFn):  # type: ignore[misc]
+    """Records → (id shard, list of records): one element per shard per `chunk` records."""
+
+    def __init__(self, shards: int, chunk: int) -> None:
+        self.shards, self.chunk = shards, chunk
+
+    def start_bundle(self) -> None:
+        self.lists: dict[int, list[Record]] = defaultdict(list)
+
+    def process(self, record: Record) -> Iterator[tuple[int, list[Record]]]:
+        shard = shard_of(record["event_id"], self.shards)  # copies share their id
+        held = self.lists[shard]
+        held.append(record)
+        if len(held) >= self.chunk:
+            yield shard, self.lists.pop(shard)
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for item in self.lists.items():
+            yield GlobalWindows.windowed_value(item)
+        self.lists.clear()
+
+
+class _FirstCopies(beam.DoFn):  # type: ignore[misc]
+    """(id shard, lists of records) → one copy per (topic, event_id), the first by
+    (event_time, content), in lists of up to `batch_size`; the other copies are counted."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
         self.duplicates = Metrics.counter("backfill", "events_duplicate")
 
-    def process(self, item: tuple[str, tuple[int, Any]]) -> Iterator[Any]:
-        copies, record = item[1]
-        if copies > 1:
-            self.duplicates.inc(copies - 1)
-        yield record
+    def start_bundle(self) -> None:
+        self.batch: list[Record] = []
+
+    def process(self, item: tuple[int, Iterable[list[Record]]]) -> Iterator[list[Record]]:
+        first: dict[tuple[str, str], Record] = {}
+        copies = 0
+        for chunk in item[1]:
+            for record in chunk:
+                key = (record["topic"], record["event_id"])
+                held = first.setdefault(key, record)
+                if held is not record:
+                    copies += 1
+                    if copy_order(record) < copy_order(held):
+                        first[key] = record
+        if copies:
+            self.duplicates.inc(copies)
+        self.batch.extend(first.values())
+        while len(self.batch) >= self.batch_size:
+            yield self.batch[: self.batch_size]
+            self.batch = self.batch[self.batch_size :]
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        if self.batch:
+            yield GlobalWindows.windowed_value(self.batch)
+        self.batch = []
 
 
 class DeduplicateEvents(beam.PTransform):  # type: ignore[misc]
+    """Valid records → lists of records, one per (topic, event_id) (batch pipelines).
+
+    Each of the `shards` id shards holds its unique records in memory at once.
+    """
+
+    def __init__(self, shards: int = ID_SHARDS, batch_size: int = DEDUPLICATED_BATCH) -> None:
+        super().__init__()
+        if shards < 1 or batch_size < 1:
+            msg = f"shards and batch_size must be positive, got {shards} and {batch_size}"
+            raise ValueError(msg)
+        self.shards, self.batch_size = shards, batch_size
+
     def expand(self, records: beam.PCollection) -> beam.PCollection:
         return (
             records
-            | "KeyByEventId" >> beam.Map(lambda r: ((r["topic"], r["event_id"]), r))
-            | "OnePerEventId" >> beam.CombinePerKey(_FirstByContent())
-            | "CountDuplicates" >> beam.ParDo(_CountDuplicates())
+            | "ToIdShards" >> beam.ParDo(_ByIdShard(self.shards, ID_CHUNK))
+            | "GroupByIdShard" >> beam.GroupByKey()
+            | "FirstCopies" >> beam.ParDo(_FirstCopies(self.batch_size))
         )
+
+
+def shard_of(key: str, shards: int) -> int:
+    """A stable shard of a key (the same on every worker and run, unlike `hash`)."""
+    return zlib.crc32(key.encode("utf-8")) % shards
+
+
+class _KeyByShard(beam.DoFn):  # type: ignore[misc]
+    """A list of records → ((view, shard), KeyedEvents) for each view and shard it feeds."""
+
+    def __init__(
+        self, registry: Registry, plans: Sequence[ViewPlan], end: int | None, shards: int
+    ) -> None:
+        self.keyer = KeyByViewEntity(registry, plans, end)
+        self.fields = {p.view: p.fields for p in plans}
+        self.shards = shards
+
+    def process(self, batch: Iterable[Record]) -> Iterator[tuple[tuple[str, int], KeyedEvents]]:
+        groups: dict[tuple[str, int], list[tuple[str, Record]]] = defaultdict(list)
+        for record in batch:
+            for (view, key), slim in self.keyer.process(record):
+                groups[(view, shard_of(key, self.shards))].append((key, slim))
+        for (view, shard), pairs in groups.items():
+            yield (view, shard), KeyedEvents.from_records(pairs, self.fields[view])
 
 
 class _ComputeRows(beam.DoFn):  # type: ignore[misc]
@@ -73,16 +163,16 @@ class _ComputeRows(beam.DoFn):  # type: ignore[misc]
         self.start, self.end = start, end
         self.rows = Metrics.counter("backfill", "change_points")
 
-    def process(self, item: tuple[tuple[str, str], Iterable[dict[str, Any]]]) -> Iterator[RowBatch]:
-        (view, key), records = item
-        batch = compute_rows(self.plans[view], key, records, self.start, self.end)
-        if len(batch):
+    def process(self, item: tuple[tuple[str, int], Iterable[KeyedEvents]]) -> Iterator[RowBatch]:
+        (view, _), chunks = item
+        events = KeyedEvents.concat(chunks)
+        for batch in compute_rows_many(self.plans[view], events, self.start, self.end):
             self.rows.inc(len(batch))
             yield batch
 
 
 class ComputeChangePoints(beam.PTransform):  # type: ignore[misc]
-    """Valid, de-duplicated records → one `RowBatch` per (view, entity)."""
+    """Lists of valid, de-duplicated records → one `RowBatch` per (view, entity)."""
 
     def __init__(
         self,
@@ -90,16 +180,21 @@ class ComputeChangePoints(beam.PTransform):  # type: ignore[misc]
         plans: Sequence[ViewPlan],
         start: int | None = None,
         end: int | None = None,
+        shards: int = SHARDS_PER_VIEW,
     ) -> None:
         super().__init__()
+        if shards < 1:
+            msg = f"shards must be positive, got {shards}"
+            raise ValueError(msg)
         self.registry, self.plans, self.start, self.end = registry, list(plans), start, end
+        self.shards = shards
 
-    def expand(self, records: beam.PCollection) -> beam.PCollection:
+    def expand(self, batches: beam.PCollection) -> beam.PCollection:
         return (
-            records
-            | "KeyByViewAndEntity"
-            >> beam.ParDo(KeyByViewEntity(self.registry, self.plans, self.end))
-            | "GroupByEntity" >> beam.GroupByKey()
+            batches
+            | "KeyByViewAndShard"
+            >> beam.ParDo(_KeyByShard(self.registry, self.plans, self.end, self.shards))
+            | "GroupByShard" >> beam.GroupByKey()
             | "ChangePoints" >> beam.ParDo(_ComputeRows(self.plans, self.start, self.end))
         )
 

@@ -121,7 +121,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         aggregator.add(current, accepted)
         until = max([current.emitted_until] + [int(r["event_time"]) for r in accepted]
                     + ([self.started_us] if history else []))
-        rows = aggregator.advance_to(current, key, until)
+        rows = aggregator.advance_to(current, key, until, settle=history)
         self._save(aggregator, current, state, change)
         self._measure(accepted)
         if len(rows):

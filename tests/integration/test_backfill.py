@@ -3,7 +3,6 @@ read back through Feast's historical retrieval, latest values in both online sto
 
 from __future__ import annotations
 
-import math
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -14,22 +13,15 @@ import pandas as pd
 import pytest
 
 from feature_store.config import PlatformConfig
-from feature_store.derive import add_derived
-from feature_store.events import ReviewEvent, UserEvent, validate
 from feature_store.plan import ViewPlan
 from feature_store.reference import REGISTRY
 from feature_store.simulator import SimulationConfig, simulate, write_jsonl
 from jobs.backfill import BackfillSummary, run_backfill
-from jobs.retrieval import get_historical, get_online
+from jobs.retrieval import get_historical
+from tests.integration.checks import VIEWS, check_online, empty, records, same, us
 from tests.unit.feature_store.bruteforce import values_at
 
 pytestmark = pytest.mark.integration
-VIEWS = ("user_review_stats", "user_activity", "business_review_stats")
-US = timedelta(microseconds=1)
-
-
-def _us(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // US
 
 
 @pytest.fixture(scope="module")
@@ -49,34 +41,6 @@ def backfilled(platform: PlatformConfig, history: tuple[Path, list[Any]]) -> Bac
     return run_backfill(platform, REGISTRY, [str(history[0])], views=VIEWS)
 
 
-def _records(messages: list[Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Independently: every valid event's record, per (view, entity key)."""
-    plans = [ViewPlan.build(REGISTRY, v) for v in VIEWS]
-    out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for message in messages:
-        event = validate(message.topic, message.raw, message.attributes)
-        if not isinstance(event, (ReviewEvent, UserEvent)):
-            continue
-        record = add_derived(event.record(), REGISTRY.derived_fields(message.topic))
-        for plan in plans:
-            if plan.source == message.topic and record.get(plan.join_key) is not None:
-                out[(plan.view, str(record[plan.join_key]))].append(record)
-    return out
-
-
-def _same(got: Any, expected: Any) -> bool:
-    if expected is None or (isinstance(expected, float) and math.isnan(expected)):
-        return got is None or (isinstance(got, float) and math.isnan(got))
-    if isinstance(got, str):  # timestamps come back as ISO strings
-        return datetime.fromisoformat(got) == datetime(1970, 1, 1, tzinfo=UTC) + expected * US
-    return got is not None and math.isclose(float(got), float(expected), rel_tol=1e-9)
-
-
-def _empty(plan: ViewPlan) -> dict[str, Any]:
-    return {f.name: 0 if f.kind in ("count", "count_distinct", "sum") else None
-            for f in plan.features}
-
-
 def test_summary_counts_every_message(backfilled: BackfillSummary,
                                       history: tuple[Path, list[Any]]) -> None:
     messages = history[1]
@@ -92,7 +56,7 @@ def test_summary_counts_every_message(backfilled: BackfillSummary,
 def test_history_through_feast_equals_brute_force(platform: PlatformConfig,
                                                  backfilled: BackfillSummary,
                                                  history: tuple[Path, list[Any]]) -> None:
-    per_key = _records(history[1])
+    per_key = records(history[1])
     rnd = random.Random(3)
     for view in VIEWS:
         plan = ViewPlan.build(REGISTRY, view)
@@ -109,7 +73,7 @@ def test_history_through_feast_equals_brute_force(platform: PlatformConfig,
         refs = [f"{view}:{f.name}" for f in plan.features]
         rows = get_historical(platform, refs, frame)
         assert len(rows) == len(lookups)
-        got = {(r[plan.join_key], _us(pd.Timestamp(r["event_timestamp"]).to_pydatetime())): r
+        got = {(r[plan.join_key], us(pd.Timestamp(r["event_timestamp"]).to_pydatetime())): r
                for r in rows}
         for key, t in lookups:
             expected = values_at(plan, per_key[(view, key)], t)
@@ -117,29 +81,16 @@ def test_history_through_feast_equals_brute_force(platform: PlatformConfig,
             if all(row[f"{view}__{name}"] is None for name in expected):
                 # no change point yet at t: Feast has no row, the definition gives the
                 # values of an empty window
-                assert expected == _empty(plan), (view, key, t, expected)
+                assert expected == empty(plan), (view, key, t, expected)
                 continue
             for name, value in expected.items():
-                assert _same(row[f"{view}__{name}"], value), (view, key, t, name, value, repr(row))
+                assert same(row[f"{view}__{name}"], value), (view, key, t, name, value, repr(row))
 
 
 @pytest.mark.parametrize("store", ["redis", "bigtable"])
 def test_online_stores_hold_the_latest_values(platform: PlatformConfig, backfilled: BackfillSummary,
                                               history: tuple[Path, list[Any]], store: str) -> None:
-    per_key = _records(history[1])
-    as_of = _us(backfilled.as_of)
-    for view in VIEWS:
-        plan = ViewPlan.build(REGISTRY, view)
-        keys = sorted(k for v, k in per_key if v == view)[:8]
-        refs = [f"{view}:{f.name}" for f in plan.features]
-        rows = get_online(platform, refs, [{plan.join_key: k} for k in keys], store)
-        for key, row in zip(keys, rows, strict=True):
-            expected = values_at(plan, per_key[(view, key)], as_of)
-            for f in plan.features:  # Feast's UnixTimestamp reads back in whole seconds
-                if f.dtype.value == "TIMESTAMP" and expected[f.name] is not None:
-                    expected[f.name] -= expected[f.name] % 1_000_000
-            for name, value in expected.items():
-                assert _same(row[f"{view}__{name}"], value), (store, view, key, name, row, value)
+    check_online(platform, history[1], us(backfilled.as_of), store, keys_per_view=8)
 
 
 def test_rerunning_the_backfill_changes_nothing(platform: PlatformConfig,
@@ -178,7 +129,7 @@ def test_a_range_backfill_replaces_only_that_range(platform: PlatformConfig,
         return sorted(tuple(str(v) for v in r.values()) for r in result)
 
     before = rows()
-    client.query(f"DELETE FROM `{table}` WHERE valid_from >= TIMESTAMP_MICROS({_us(middle)})"
+    client.query(f"DELETE FROM `{table}` WHERE valid_from >= TIMESTAMP_MICROS({us(middle)})"
                  ).result()  # lose the last day, as a failed night would
     assert len(rows()) < len(before)
     again = run_backfill(platform, REGISTRY, [str(history[0])], views=("user_review_stats",),

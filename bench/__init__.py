@@ -1,0 +1,1 @@
+"""Benchmarks of the feature store against the tools a user would reach for instead."""

@@ -1,0 +1,226 @@
+"""The benchmark harness: discovery, the shared context, the machine, the report.
+
+A benchmark is a module `bench/bench_<name>.py` whose docstring says what it measures
+and which exposes `run(ctx: Context) -> list[Row]`. Rows of one `group` are figures of
+the same work on the same data, side by side; the group's `reference` row is what the
+others' ratios are taken against. Extra prose (where the time goes, how a peer was
+written) goes in through `ctx.section(...)`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pkgutil
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+
+from feature_store.errors import ConfigError
+from feature_store.simulator import SimulationConfig, simulate, write_jsonl
+
+log = logging.getLogger(__name__)
+
+PACKAGES = ("apache-beam", "feast", "numpy", "pyarrow", "duckdb", "google-cloud-bigquery")
+PREFIX = "bench_"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Row:
+    """One measured figure."""
+
+    benchmark: str
+    group: str  # rows compared side by side (the same work on the same data)
+    system: str  # whose code ran: "feature-store", "DuckDB 1.5.5", ...
+    variant: str  # what exactly ran
+    events: int
+    wall_s: float | None  # None: not run (see `check`)
+    reference: bool = False  # the row this group's ratios are taken against
+    check: str = ""  # the correctness check's result, or why the row did not run
+
+    @property
+    def events_per_s(self) -> float | None:
+        return self.events / self.wall_s if self.wall_s else None
+
+
+@dataclass(frozen=True)
+class Section:
+    benchmark: str
+    title: str
+    markdown: str
+
+
+@dataclass
+class Context:
+    """What every benchmark of one run shares: sizes, a scratch folder, simulated data."""
+
+    events: int | None
+    quick: bool
+    seed: int
+    workdir: Path
+    sections: list[Section] = field(default_factory=list)
+    _simulated: dict[tuple[int, float, float], Path] = field(default_factory=dict)
+    current: str = ""
+
+    def size(self, full: int, quick: int) -> int:
+        """The event count a benchmark should use: `--events`, else its full or quick size."""
+        if self.events is not None:
+            return self.events
+        return quick if self.quick else full
+
+    def simulated(
+        self, events: int, *, bad_share: float = 0.01, duplicate_share: float = 0.01
+    ) -> Path:
+        """JSON-lines files of the seeded simulator (made once per run and shape)."""
+        key = (events, bad_share, duplicate_share)
+        if key not in self._simulated:
+            out = self.workdir / f"events-{events}-{bad_share}-{duplicate_share}"
+            config = SimulationConfig(
+                seed=self.seed, events=events, bad_share=bad_share, duplicate_share=duplicate_share
+            )
+            with timed() as took:
+                write_jsonl(simulate(config), out)
+            log.info("simulated %d events (seed %d) in %.1f s", events, self.seed, took())
+            self._simulated[key] = out
+        return self._simulated[key]
+
+    def section(self, title: str, markdown: str) -> None:
+        self.sections.append(Section(self.current, title, markdown.strip()))
+
+
+@contextmanager
+def timed() -> Iterator[Callable[[], float]]:
+    """`with timed() as took: ...` then `took()` is the wall time of the block (seconds)."""
+    began = time.perf_counter()
+    ended: list[float] = []
+    try:
+        yield lambda: (ended[0] if ended else time.perf_counter()) - began
+    finally:
+        ended.append(time.perf_counter())
+
+
+def discover(only: str | None = None) -> list[ModuleType]:
+    """The benchmark modules of this package (`bench_*.py`), or the one named `only`."""
+    package = importlib.import_module("bench")
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(package.__path__) if m.name.startswith(PREFIX)
+    )
+    if only is not None:
+        wanted = only if only.startswith(PREFIX) else PREFIX + only
+        if wanted not in names:
+            known = [n.removeprefix(PREFIX) for n in names]
+            msg = f"no benchmark {only!r}; there are {known}"
+            raise ConfigError(msg)
+        names = [wanted]
+    modules = [importlib.import_module(f"bench.{name}") for name in names]
+    for module in modules:
+        if not callable(getattr(module, "run", None)):
+            msg = f"benchmark module {module.__name__} has no run(ctx) function"
+            raise ConfigError(msg)
+    return modules
+
+
+def benchmark_name(module: ModuleType) -> str:
+    return module.__name__.rsplit(".", 1)[-1].removeprefix(PREFIX)
+
+
+def run_all(modules: list[ModuleType], ctx: Context) -> list[Row]:
+    """Every benchmark's rows; one that raises leaves a FAILED row and the others run."""
+    rows: list[Row] = []
+    for module in modules:
+        ctx.current = benchmark_name(module)
+        log.info("benchmark %s", ctx.current)
+        try:
+            rows += module.run(ctx)
+        except Exception as exc:  # a benchmark's failure is reported, not fatal to the run
+            log.exception("benchmark %s failed", ctx.current)
+            rows.append(
+                Row(
+                    benchmark=ctx.current,
+                    group="failed",
+                    system="—",
+                    variant="—",
+                    events=0,
+                    wall_s=None,
+                    check=f"FAILED: {type(exc).__name__}: {exc}",
+                )
+            )
+    return rows
+
+
+def failed(rows: list[Row]) -> list[str]:
+    return [r.benchmark for r in rows if r.check.startswith("FAILED")]
+
+
+def scratch() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="feature-store-bench-")
+
+
+# ----------------------------------------------------------------------------- machine
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return f"{line.split('=', 1)[1].strip(chr(34))}, kernel {platform.release()}"
+    except OSError:
+        pass
+    return platform.platform()
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    facts = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "CPU": _cpu_model(),
+        "cores": f"{os.cpu_count()} logical",
+        "RAM": _memory_gib(),
+        "OS": _os_name(),
+        "Python": platform.python_version(),
+        "packages": ", ".join(f"{p} {_version(p)}" for p in PACKAGES),
+    }
+    facts["load average at start"] = load_average()
+    return facts
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages: other work on the machine shows here."""
+    if not hasattr(os, "getloadavg"):
+        return "unknown"
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1/5/15 min)"

@@ -1,0 +1,100 @@
+"""The benchmark report: a rich table on the terminal and BENCHMARKS.md."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.harness import Row, Section, benchmark_name
+
+HEADER = ("system", "what ran", "events", "wall s", "events/s", "time vs ref", "check")
+NUMERIC = frozenset({"events", "wall s", "events/s", "time vs ref"})
+
+
+def _ratio(row: Row, rows: Sequence[Row]) -> str:
+    reference = next(
+        (r for r in rows if r.group == row.group and r.reference and r.benchmark == row.benchmark),
+        None,
+    )
+    if row.wall_s is None or reference is None or not reference.wall_s:
+        return ""
+    if row is reference:
+        return "1.00 (ref)"
+    return f"{row.wall_s / reference.wall_s:.2f}×"
+
+
+def cells(row: Row, rows: Sequence[Row]) -> tuple[str, ...]:
+    rate = row.events_per_s
+    return (
+        row.system,
+        row.variant,
+        f"{row.events:,}",
+        "—" if row.wall_s is None else f"{row.wall_s:.2f}",
+        "—" if rate is None else f"{rate:,.0f}",
+        _ratio(row, rows),
+        row.check,
+    )
+
+
+def _groups(rows: Sequence[Row]) -> list[tuple[str, str, list[Row]]]:
+    """(benchmark, group, its rows) in the order the rows came."""
+    keys = dict.fromkeys((r.benchmark, r.group) for r in rows)
+    return [(b, g, [r for r in rows if (r.benchmark, r.group) == (b, g)]) for b, g in keys]
+
+
+def print_table(rows: Sequence[Row], console: Console) -> None:
+    for benchmark, group, members in _groups(rows):
+        table = Table(title=f"{benchmark}: {group}", title_justify="left")
+        for header in HEADER:
+            table.add_column(
+                header, justify="right" if header in NUMERIC else "left", overflow="fold"
+            )
+        for row in members:
+            table.add_row(*cells(row, rows))
+        console.print(table)
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _markdown_table(rows: Sequence[Row], all_rows: Sequence[Row]) -> str:
+    lines = [
+        "| " + " | ".join(HEADER) + " |",
+        "| " + " | ".join("---:" if h in NUMERIC else "---" for h in HEADER) + " |",
+    ]
+    lines += ["| " + " | ".join(_escape(c) for c in cells(r, all_rows)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def markdown(
+    modules: Sequence[ModuleType],
+    rows: Sequence[Row],
+    sections: Sequence[Section],
+    facts: dict[str, str],
+    command: str,
+) -> str:
+    parts = [
+        "# Benchmarks",
+        f"Written by `{command}` from one run on one machine: the figures of a table "
+        "come from the same data in the same run. Regenerate rather than edit. "
+        "Wall times are seconds of one cold run each (no warm-up is excluded unless a row "
+        "says so); events/s is the events given to the row divided by its wall time; "
+        "\"time vs ref\" is the row's wall time over the group's reference row's.",
+        "## Machine",
+        "| | |\n| --- | --- |\n" + "\n".join(f"| {k} | {_escape(v)} |" for k, v in facts.items()),
+    ]
+    for module in modules:
+        name = benchmark_name(module)
+        doc = (module.__doc__ or "").strip()
+        parts.append(f"## {name}")
+        if doc:
+            parts.append(doc)
+        for benchmark, group, members in _groups(rows):
+            if benchmark == name:
+                parts += [f"**{group}**", _markdown_table(members, rows)]
+        parts += [f"### {s.title}\n\n{s.markdown}" for s in sections if s.benchmark == name]
+    return "\n\n".join(parts) + "\n"
