@@ -50,8 +50,14 @@ class Segments:
 class Evaluation:
     """Shared per-call caches: window bounds and condition masks."""
 
-    def __init__(self, plan: ViewPlan, events: EventColumns, points: IntArray, base: Base,
-                 segments: Segments | None = None) -> None:
+    def __init__(
+        self,
+        plan: ViewPlan,
+        events: EventColumns,
+        points: IntArray,
+        base: Base,
+        segments: Segments | None = None,
+    ) -> None:
         if segments is not None and base:
             msg = f"view `{plan.view}`: entities evaluated together carry no folded base"
             raise FeatureDefinitionError(msg)
@@ -80,8 +86,9 @@ class Evaluation:
             mask |= col == value
         return mask
 
-    def mask(self, feature: FeaturePlan, *, share: bool = False,
-             non_null: bool = False) -> BoolArray:
+    def mask(
+        self, feature: FeaturePlan, *, share: bool = False, non_null: bool = False
+    ) -> BoolArray:
         key = feature.share_where if share else feature.where
         if key not in self._masks:
             self._masks[key] = self.view_mask & self._condition(key)
@@ -181,8 +188,11 @@ def _value_codes(values: AnyArray) -> tuple[IntArray, int]:
         uniques, codes = np.unique(values, return_inverse=True)
         return codes.astype(np.int64), int(uniques.shape[0])
     index: dict[str, int] = {}
-    codes = np.fromiter(map(index.setdefault, map(str, values.tolist()), itertools.count()),
-                        dtype=np.int64, count=values.shape[0])
+    codes = np.fromiter(
+        map(index.setdefault, map(str, values.tolist()), itertools.count()),
+        dtype=np.int64,
+        count=values.shape[0],
+    )
     return codes, max(1, values.shape[0])
 
 
@@ -321,8 +331,15 @@ def _centroid_distance_of_newest(ev: Evaluation, f: FeaturePlan) -> FloatArray:
 
 Implementation = Callable[[Evaluation, FeaturePlan], AnyArray]
 _IMPLEMENTATIONS: dict[str, Implementation] = {
-    "count": _count, "sum": _sum, "mean": _mean, "stddev": _stddev, "share": _share,
-    "count_distinct": _count_distinct, "max": _extreme, "min": _extreme, "last": _last,
+    "count": _count,
+    "sum": _sum,
+    "mean": _mean,
+    "stddev": _stddev,
+    "share": _share,
+    "count_distinct": _count_distinct,
+    "max": _extreme,
+    "min": _extreme,
+    "last": _last,
     "max_similarity_to_newest": _max_similarity_to_newest,
     "centroid_distance_of_newest": _centroid_distance_of_newest,
 }
@@ -340,8 +357,13 @@ def implementation(kind: str) -> Implementation:
     return _IMPLEMENTATIONS[kind]
 
 
-def evaluate(plan: ViewPlan, events: EventColumns, points: IntArray,
-             base: Base | None = None, segments: Segments | None = None) -> dict[str, AnyArray]:
+def evaluate(
+    plan: ViewPlan,
+    events: EventColumns,
+    points: IntArray,
+    base: Base | None = None,
+    segments: Segments | None = None,
+) -> dict[str, AnyArray]:
     """Every feature of the view at every point (points need not be sorted)."""
     ev = Evaluation(plan, events, np.asarray(points, dtype=np.int64), base or {}, segments)
     return {f.name: implementation(f.kind)(ev, f) for f in plan.features}

@@ -17,8 +17,13 @@ def micros_to_datetime(micros: int) -> datetime:
     return EPOCH + timedelta(microseconds=int(micros))
 
 
-def archive_row(raw: bytes, attributes: Mapping[str, str], publish_us: int | None,
-                record: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+def archive_row(
+    raw: bytes,
+    attributes: Mapping[str, str],
+    publish_us: int | None,
+    record: Mapping[str, Any],
+    fields: tuple[str, ...],
+) -> dict[str, Any]:
     """`record` is the validated event's record; `fields` the source's declared fields."""
     row: dict[str, Any] = {name: record.get(name) for name in fields}
     row["event_time"] = micros_to_datetime(int(record["event_time"]))

@@ -51,8 +51,10 @@ def _numbers(values: Sequence[object]) -> FloatArray:
     except (TypeError, ValueError):
         out = None
     if out is None or out.ndim != 1:
-        out = np.array([np.nan if v is None else float(v) for v in values],  # type: ignore[arg-type]
-                       dtype=np.float64)
+        out = np.array(
+            [np.nan if v is None else float(v) for v in values],  # type: ignore[arg-type]
+            dtype=np.float64,
+        )
     return out
 
 
@@ -79,8 +81,9 @@ class EventColumns:
         return cls.from_records([], specs)
 
     @classmethod
-    def from_records(cls, records: Iterable[Mapping[str, object]],
-                     specs: Iterable[FieldSpec]) -> EventColumns:
+    def from_records(
+        cls, records: Iterable[Mapping[str, object]], specs: Iterable[FieldSpec]
+    ) -> EventColumns:
         """Records carry `event_id`, `event_time` (int µs) and the fields; first id wins."""
         unique = _first_per_id(records)
         unique.sort(key=itemgetter("event_time", "event_id"))
@@ -99,10 +102,15 @@ class EventColumns:
         times = np.concatenate([self.times, other.times[fresh]])
         ids = np.concatenate([self.event_ids, other.event_ids[fresh]])
         order = np.lexsort((ids.astype(str), times))
-        cols = {name: np.concatenate([col, other.columns[name][fresh]])[order]
-                for name, col in self.columns.items()}
+        cols = {
+            name: np.concatenate([col, other.columns[name][fresh]])[order]
+            for name, col in self.columns.items()
+        }
         return EventColumns(times=times[order], event_ids=ids[order], columns=cols)
 
     def select(self, keep: npt.NDArray[np.bool_] | slice) -> EventColumns:
-        return EventColumns(times=self.times[keep], event_ids=self.event_ids[keep],
-                            columns={n: c[keep] for n, c in self.columns.items()})
+        return EventColumns(
+            times=self.times[keep],
+            event_ids=self.event_ids[keep],
+            columns={n: c[keep] for n, c in self.columns.items()},
+        )

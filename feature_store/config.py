@@ -87,7 +87,10 @@ class PlatformConfig:
     def __post_init__(self) -> None:
         unknown = [s for s in self.online_stores if s not in ("redis", "bigtable")]
         if unknown or not self.online_stores:
-            msg = f"online_stores must be a non-empty subset of redis, bigtable; got {self.online_stores}"
+            msg = (
+                "online_stores must be a non-empty subset of redis, bigtable; "
+                f"got {self.online_stores}"
+            )
             raise ConfigError(msg)
 
     @classmethod

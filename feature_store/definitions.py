@@ -231,10 +231,18 @@ for _kind in (
     AggregationKind(name="min", needs_field=True, numeric_field=True),
     AggregationKind(name="last", needs_field=True, field_shape="any"),
     AggregationKind(name="share", needs_field=False, output=DType.FLOAT64, needs_share_where=True),
-    AggregationKind(name="max_similarity_to_newest", needs_field=True, field_shape="vector",
-                    output=DType.FLOAT64),
-    AggregationKind(name="centroid_distance_of_newest", needs_field=True, field_shape="vector",
-                    output=DType.FLOAT64),
+    AggregationKind(
+        name="max_similarity_to_newest",
+        needs_field=True,
+        field_shape="vector",
+        output=DType.FLOAT64,
+    ),
+    AggregationKind(
+        name="centroid_distance_of_newest",
+        needs_field=True,
+        field_shape="vector",
+        output=DType.FLOAT64,
+    ),
 ):
     register_kind(_kind)
 
@@ -260,7 +268,8 @@ class Aggregation:
             msg = f"aggregation `{self.kind}` takes no field, got {self.field!r}"
             _fail(msg)
         if spec.needs_share_where != (self.share_where is not None):
-            msg = f"aggregation `{self.kind}` {'needs' if spec.needs_share_where else 'takes no'} share_where"
+            need = "needs" if spec.needs_share_where else "takes no"
+            msg = f"aggregation `{self.kind}` {need} share_where"
             _fail(msg)
 
     @property
@@ -327,10 +336,16 @@ class DerivedField:
     def __post_init__(self) -> None:
         _check_name("derived field", self.name)
         if self.producer != "length" and not re.match(r"^model:[a-z][a-z0-9_-]*$", self.producer):
-            msg = f"derived field `{self.name}` producer must be `length` or `model:<name>`, got {self.producer!r}"
+            msg = (
+                f"derived field `{self.name}` producer must be `length` or `model:<name>`, "
+                f"got {self.producer!r}"
+            )
             _fail(msg)
         if (self.dtype is DType.FLOAT32_VECTOR) != (self.dim is not None):
-            msg = f"derived field `{self.name}` needs dim exactly when it is a vector, got dim={self.dim}"
+            msg = (
+                f"derived field `{self.name}` needs dim exactly when it is a vector, "
+                f"got dim={self.dim}"
+            )
             _fail(msg)
         if self.dim is not None and self.dim <= 0:
             msg = f"derived field `{self.name}` dim must be positive, got {self.dim}"
@@ -353,7 +368,10 @@ class Feature:
     def __post_init__(self) -> None:
         _check_name("feature", self.name)
         if not isinstance(self.aggregation, Aggregation):
-            msg = f"feature `{self.name}` aggregation must be an Aggregation, got {self.aggregation!r}"
+            msg = (
+                f"feature `{self.name}` aggregation must be an Aggregation, "
+                f"got {self.aggregation!r}"
+            )
             _fail(msg)
         object.__setattr__(self, "window", Window.parse(self.window))
 
@@ -390,7 +408,8 @@ class FeatureView:
         for feature in self.features:
             if feature.name == name:
                 return feature
-        msg = f"feature view `{self.name}` has no feature {name!r}; it has {[f.name for f in self.features]}"
+        names = [f.name for f in self.features]
+        msg = f"feature view `{self.name}` has no feature {name!r}; it has {names}"
         raise FeatureDefinitionError(msg)
 
     @property

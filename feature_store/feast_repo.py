@@ -47,8 +47,12 @@ def table_id(config: PlatformConfig, view: str) -> str:
 def feast_objects(registry: Registry, config: PlatformConfig) -> list[Any]:
     """Entities, feature views and feature services for `FeatureStore.apply`."""
     entities = {
-        e.name: FeastEntity(name=e.name, join_keys=[e.join_key], value_type=ValueType.STRING,
-                            description=e.description)
+        e.name: FeastEntity(
+            name=e.name,
+            join_keys=[e.join_key],
+            value_type=ValueType.STRING,
+            description=e.description,
+        )
         for e in registry.entities
     }
     views: dict[str, FeatureView] = {}
@@ -78,8 +82,9 @@ def feast_objects(registry: Registry, config: PlatformConfig) -> list[Any]:
             view_name, _, feature = ref.partition(":")
             fv = views[view_name]
             projections.append(fv[[feature]] if feature else fv)
-        services.append(FeatureService(name=service.name, features=projections,
-                                       description=service.description))
+        services.append(
+            FeatureService(name=service.name, features=projections, description=service.description)
+        )
     return [*entities.values(), *views.values(), *services]
 
 
@@ -98,8 +103,12 @@ def repo_config(config: PlatformConfig, online_store: str | None = None) -> dict
         "registry": registry_path,
         "provider": "local" if config.local else "gcp",
         "online_store": online_store_config(config, store),
-        "offline_store": {"type": "bigquery", "project_id": config.project,
-                          "dataset": config.features_dataset, "location": "US"},
+        "offline_store": {
+            "type": "bigquery",
+            "project_id": config.project,
+            "dataset": config.features_dataset,
+            "location": "US",
+        },
         "entity_key_serialization_version": ENTITY_KEY_SERIALIZATION_VERSION,
     }
 

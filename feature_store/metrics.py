@@ -51,8 +51,11 @@ def local_counts() -> dict[str, int]:
 
 def local_distributions() -> dict[str, dict[str, float]]:
     with _LOCK:
-        return {name: {"count": c, "mean": round(s / c, 1), "min": lo, "max": hi}
-                for name, (c, s, lo, hi) in _DISTRIBUTIONS.items() if c}
+        return {
+            name: {"count": c, "mean": round(s / c, 1), "min": lo, "max": hi}
+            for name, (c, s, lo, hi) in _DISTRIBUTIONS.items()
+            if c
+        }
 
 
 def reset_local() -> None:

@@ -45,10 +45,18 @@ class ViewPlan:
         needed: dict[str, FieldSpec] = {}
         for ref, feature in zip(registry.feature_refs(view), view.features, strict=True):
             agg = feature.aggregation
-            features.append(FeaturePlan(
-                name=feature.name, kind=agg.kind, field=agg.field,
-                window=feature.window_spec.micros, where=agg.where,
-                share_where=agg.share_where, dtype=ref.dtype, dim=ref.dim))
+            features.append(
+                FeaturePlan(
+                    name=feature.name,
+                    kind=agg.kind,
+                    field=agg.field,
+                    window=feature.window_spec.micros,
+                    where=agg.where,
+                    share_where=agg.share_where,
+                    dtype=ref.dtype,
+                    dim=ref.dim,
+                )
+            )
             used = [agg.field] + [c.field for c in (agg.where, agg.share_where) if c]
             for name in filter(None, used):
                 found = registry.field_of(view.source, name)
@@ -60,9 +68,16 @@ class ViewPlan:
             assert found is not None
             needed[view.where.field] = FieldSpec(name=view.where.field, dtype=found.dtype)
         needed.pop("event_time", None)  # held as `times`
-        return cls(view=view.name, entity=entity.name, join_key=entity.join_key,
-                   source=view.source, where=view.where, features=tuple(features),
-                   fields=tuple(needed.values()), models=registry.models_needed(view))
+        return cls(
+            view=view.name,
+            entity=entity.name,
+            join_key=entity.join_key,
+            source=view.source,
+            where=view.where,
+            features=tuple(features),
+            fields=tuple(needed.values()),
+            models=registry.models_needed(view),
+        )
 
     @property
     def windows(self) -> tuple[int, ...]:

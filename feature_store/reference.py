@@ -27,7 +27,7 @@ from feature_store.definitions import (
 )
 from feature_store.registry import Registry
 
-S, I, T = DType.STRING, DType.INT64, DType.TIMESTAMP
+STR, INT, TS = DType.STRING, DType.INT64, DType.TIMESTAMP
 
 USER = Entity(name="user", join_key="user_id", description="An account that writes reviews.")
 BUSINESS = Entity(name="business", join_key="business_id", description="A reviewed business.")
@@ -43,9 +43,20 @@ REVIEW_EVENTS = Source(
     topic="review-events",
     archive_table="review_events_raw",
     event_types=("review_created", "review_flagged"),
-    fields=_fields(event_id=S, event_type=S, event_time=T, review_id=S, user_id=S,
-                   business_id=S, rating=I, text=S, language=S, ip_hash=S, device_id=S,
-                   reason=S),
+    fields=_fields(
+        event_id=STR,
+        event_type=STR,
+        event_time=TS,
+        review_id=STR,
+        user_id=STR,
+        business_id=STR,
+        rating=INT,
+        text=STR,
+        language=STR,
+        ip_hash=STR,
+        device_id=STR,
+        reason=STR,
+    ),
     description="Reviews written and reviews flagged.",
 )
 USER_EVENTS = Source(
@@ -53,7 +64,9 @@ USER_EVENTS = Source(
     topic="user-events",
     archive_table="user_events_raw",
     event_types=("login", "signup", "profile_update"),
-    fields=_fields(event_id=S, event_type=S, event_time=T, user_id=S, ip_hash=S, country=S),
+    fields=_fields(
+        event_id=STR, event_type=STR, event_time=TS, user_id=STR, ip_hash=STR, country=STR
+    ),
     description="Account activity: logins, sign-ups, profile updates.",
 )
 
@@ -63,12 +76,22 @@ FLAGGED = Condition(field="event_type", equals="review_flagged")
 # Per-review values computed by pipeline stages: text length in the feature stage, the
 # model outputs in the inference stage (several models sharing one device).
 REVIEW_DERIVED = (
-    DerivedField(name="text_length", dtype=I, input="text", producer="length"),
+    DerivedField(name="text_length", dtype=INT, input="text", producer="length"),
     DerivedField(name="sentiment", dtype=DType.FLOAT64, input="text", producer="model:sentiment"),
-    DerivedField(name="embedding_semantic", dtype=DType.FLOAT32_VECTOR, input="text",
-                 producer="model:minilm", dim=384),
-    DerivedField(name="embedding_lexical", dtype=DType.FLOAT32_VECTOR, input="text",
-                 producer="model:lexical", dim=256),
+    DerivedField(
+        name="embedding_semantic",
+        dtype=DType.FLOAT32_VECTOR,
+        input="text",
+        producer="model:minilm",
+        dim=384,
+    ),
+    DerivedField(
+        name="embedding_lexical",
+        dtype=DType.FLOAT32_VECTOR,
+        input="text",
+        producer="model:lexical",
+        dim=256,
+    ),
 )
 
 USER_REVIEW_STATS = FeatureView(
@@ -83,8 +106,9 @@ USER_REVIEW_STATS = FeatureView(
         Feature(name="review_count_7d", aggregation=count(), window="7d"),
         Feature(name="avg_rating_7d", aggregation=mean("rating"), window="7d"),
         Feature(name="rating_stddev_7d", aggregation=stddev("rating"), window="7d"),
-        Feature(name="distinct_businesses_24h", aggregation=count_distinct("business_id"),
-                window="24h"),
+        Feature(
+            name="distinct_businesses_24h", aggregation=count_distinct("business_id"), window="24h"
+        ),
         Feature(name="distinct_devices_7d", aggregation=count_distinct("device_id"), window="7d"),
         Feature(name="last_review_at", aggregation=max_("event_time"), window=None),
     ),
@@ -96,9 +120,11 @@ USER_ACTIVITY = FeatureView(
     source="user-events",
     description="Account activity: logins and where they come from.",
     features=(
-        Feature(name="login_count_24h",
-                aggregation=count(where=Condition(field="event_type", equals="login")),
-                window="24h"),
+        Feature(
+            name="login_count_24h",
+            aggregation=count(where=Condition(field="event_type", equals="login")),
+            window="24h",
+        ),
         Feature(name="distinct_ips_24h", aggregation=count_distinct("ip_hash"), window="24h"),
         Feature(name="distinct_countries_7d", aggregation=count_distinct("country"), window="7d"),
     ),
@@ -113,12 +139,16 @@ BUSINESS_REVIEW_STATS = FeatureView(
         Feature(name="review_count_1h", aggregation=count(where=CREATED), window="1h"),
         Feature(name="review_count_24h", aggregation=count(where=CREATED), window="24h"),
         Feature(name="avg_rating_30d", aggregation=mean("rating", where=CREATED), window="30d"),
-        Feature(name="one_star_share_7d",
-                aggregation=share(Condition(field="rating", equals=1), where=CREATED),
-                window="7d"),
-        Feature(name="five_star_share_7d",
-                aggregation=share(Condition(field="rating", equals=5), where=CREATED),
-                window="7d"),
+        Feature(
+            name="one_star_share_7d",
+            aggregation=share(Condition(field="rating", equals=1), where=CREATED),
+            window="7d",
+        ),
+        Feature(
+            name="five_star_share_7d",
+            aggregation=share(Condition(field="rating", equals=5), where=CREATED),
+            window="7d",
+        ),
         Feature(name="flagged_count_30d", aggregation=count(where=FLAGGED), window="30d"),
     ),
 )
@@ -145,13 +175,16 @@ USER_CONTENT_STATS = FeatureView(
     description="What a user's reviews say, over time: tone and repetition.",
     features=(
         Feature(name="avg_sentiment_7d", aggregation=mean("sentiment"), window="7d"),
-        Feature(name="max_text_similarity_7d",
-                aggregation=Aggregation(kind="max_similarity_to_newest", field="embedding_semantic"),
-                window="7d"),
-        Feature(name="centroid_distance_30d",
-                aggregation=Aggregation(kind="centroid_distance_of_newest",
-                                        field="embedding_semantic"),
-                window="30d"),
+        Feature(
+            name="max_text_similarity_7d",
+            aggregation=Aggregation(kind="max_similarity_to_newest", field="embedding_semantic"),
+            window="7d",
+        ),
+        Feature(
+            name="centroid_distance_30d",
+            aggregation=Aggregation(kind="centroid_distance_of_newest", field="embedding_semantic"),
+            window="30d",
+        ),
     ),
 )
 
@@ -159,13 +192,24 @@ REGISTRY = Registry(
     entities=(USER, BUSINESS, REVIEW),
     sources=(REVIEW_EVENTS, USER_EVENTS),
     derived=tuple(("review-events", d) for d in REVIEW_DERIVED),
-    views=(USER_REVIEW_STATS, USER_ACTIVITY, BUSINESS_REVIEW_STATS, REVIEW_CONTENT,
-           USER_CONTENT_STATS),
+    views=(
+        USER_REVIEW_STATS,
+        USER_ACTIVITY,
+        BUSINESS_REVIEW_STATS,
+        REVIEW_CONTENT,
+        USER_CONTENT_STATS,
+    ),
     services=(
-        FeatureService(name="review_fraud_model",
-                       features=("user_review_stats", "user_activity", "business_review_stats",
-                                 "review_content:text_length", "review_content:sentiment")),
-        FeatureService(name="account_risk_model",
-                       features=("user_review_stats", "user_activity")),
+        FeatureService(
+            name="review_fraud_model",
+            features=(
+                "user_review_stats",
+                "user_activity",
+                "business_review_stats",
+                "review_content:text_length",
+                "review_content:sentiment",
+            ),
+        ),
+        FeatureService(name="account_risk_model", features=("user_review_stats", "user_activity")),
     ),
 )

@@ -131,10 +131,15 @@ class Registry:
         for source_name, derived in self.derived:
             source = self.source(source_name)
             if source.field(derived.name) is not None:
-                msg = f"derived field `{derived.name}` clashes with a field of source `{source_name}`"
+                msg = (
+                    f"derived field `{derived.name}` clashes with a field of source `{source_name}`"
+                )
                 raise FeatureDefinitionError(msg)
             if self.field_of(source_name, derived.input) is None:
-                msg = f"derived field `{derived.name}` reads unknown field {derived.input!r} of source `{source_name}`"
+                msg = (
+                    f"derived field `{derived.name}` reads unknown field {derived.input!r} "
+                    f"of source `{source_name}`"
+                )
                 raise FeatureDefinitionError(msg)
         for view in self.views:
             self._validate_view(view)
@@ -151,8 +156,10 @@ class Registry:
         source = self._get_for(view, "source", view.source)
         assert isinstance(entity, Entity) and isinstance(source, Source)
         if source.field(entity.join_key) is None:
-            msg = (f"feature view `{view.name}`: source `{source.name}` has no field "
-                   f"{entity.join_key!r} for entity `{entity.name}`")
+            msg = (
+                f"feature view `{view.name}`: source `{source.name}` has no field "
+                f"{entity.join_key!r} for entity `{entity.name}`"
+            )
             raise FeatureDefinitionError(msg)
         for feature in view.features:
             self._validate_feature(view, feature)
@@ -177,11 +184,17 @@ class Registry:
         spec = agg.spec
         is_vector = found.dtype is DType.FLOAT32_VECTOR
         if spec.numeric_field and not found.dtype.numeric:
-            msg = f"feature view `{view.name}`: {what} needs a numeric field, `{agg.field}` is {found.dtype.value}"
+            msg = (
+                f"feature view `{view.name}`: {what} needs a numeric field, "
+                f"`{agg.field}` is {found.dtype.value}"
+            )
             raise FeatureDefinitionError(msg)
         if spec.field_shape != "any" and (spec.field_shape == "vector") != is_vector:
             need = f"a {spec.field_shape}"
-            msg = f"feature view `{view.name}`: {what} ({agg.kind}) needs {need} field, `{agg.field}` is {found.dtype.value}"
+            msg = (
+                f"feature view `{view.name}`: {what} ({agg.kind}) needs {need} field, "
+                f"`{agg.field}` is {found.dtype.value}"
+            )
             raise FeatureDefinitionError(msg)
 
     def _need_field(self, view: FeatureView, what: str, name: str) -> EventField | DerivedField:
@@ -189,8 +202,10 @@ class Registry:
         if found is None:
             known = [f.name for f in self.source(view.source).fields]
             known += [d.name for d in self.derived_fields(view.source)]
-            msg = (f"feature view `{view.name}`: {what} reads unknown field {name!r} of "
-                   f"source `{view.source}`; known: {known}")
+            msg = (
+                f"feature view `{view.name}`: {what} reads unknown field {name!r} of "
+                f"source `{view.source}`; known: {known}"
+            )
             raise FeatureDefinitionError(msg)
         return found
 

@@ -15,8 +15,14 @@ from feature_store.definitions import DType, Source
 from feature_store.feast_repo import COMPUTED_AT, VALID_FROM
 from feature_store.registry import Registry
 
-_BQ_TYPES = {DType.INT64: "INT64", DType.FLOAT64: "FLOAT64", DType.STRING: "STRING",
-             DType.BOOL: "BOOL", DType.TIMESTAMP: "TIMESTAMP", DType.FLOAT32_VECTOR: "FLOAT64"}
+_BQ_TYPES = {
+    DType.INT64: "INT64",
+    DType.FLOAT64: "FLOAT64",
+    DType.STRING: "STRING",
+    DType.BOOL: "BOOL",
+    DType.TIMESTAMP: "TIMESTAMP",
+    DType.FLOAT32_VECTOR: "FLOAT64",
+}
 DEAD_LETTER_TABLE = "dead_letters"
 
 
@@ -45,45 +51,77 @@ class TableSpec:
 def change_point_table(registry: Registry, view_name: str, dataset: str) -> TableSpec:
     view = registry.view(view_name)
     key = registry.entity(view.entity).join_key
-    columns = [Column(key, "STRING", "REQUIRED", f"{view.entity} id"),
-               Column(VALID_FROM, "TIMESTAMP", "REQUIRED", "the values hold from this time")]
+    columns = [
+        Column(key, "STRING", "REQUIRED", f"{view.entity} id"),
+        Column(VALID_FROM, "TIMESTAMP", "REQUIRED", "the values hold from this time"),
+    ]
     for ref in registry.feature_refs(view):
         mode = "REPEATED" if ref.dtype is DType.FLOAT32_VECTOR else "NULLABLE"
-        columns.append(Column(ref.feature, _BQ_TYPES[ref.dtype], mode,
-                              view.feature(ref.feature).aggregation.describe()))
+        columns.append(
+            Column(
+                ref.feature,
+                _BQ_TYPES[ref.dtype],
+                mode,
+                view.feature(ref.feature).aggregation.describe(),
+            )
+        )
     columns.append(Column(COMPUTED_AT, "TIMESTAMP", "REQUIRED", "when the job computed the row"))
-    return TableSpec(name=view.name, dataset=dataset, columns=tuple(columns),
-                     partition_field=VALID_FROM, clustering=(key,),
-                     description=view.description)
+    return TableSpec(
+        name=view.name,
+        dataset=dataset,
+        columns=tuple(columns),
+        partition_field=VALID_FROM,
+        clustering=(key,),
+        description=view.description,
+    )
 
 
 def archive_table(source: Source, dataset: str) -> TableSpec:
     """Every valid event as received: typed fields plus the raw payload (extra fields kept)."""
-    typed = [Column(f.name, _BQ_TYPES[f.dtype],
-                    "REQUIRED" if f.name in ("event_id", "event_type", "event_time") else "NULLABLE")
-             for f in source.fields]
-    extra = [Column("payload", "STRING", "REQUIRED", "the message body as received"),
-             Column("attributes", "STRING", "NULLABLE", "message attributes as JSON"),
-             Column("publish_time", "TIMESTAMP", "NULLABLE"),
-             Column("ingested_at", "TIMESTAMP", "REQUIRED")]
-    return TableSpec(name=source.archive, dataset=dataset, columns=tuple(typed + extra),
-                     partition_field="event_time", clustering=("event_type",),
-                     description=f"Raw archive of {source.topic}.")
+    typed = [
+        Column(
+            f.name,
+            _BQ_TYPES[f.dtype],
+            "REQUIRED" if f.name in ("event_id", "event_type", "event_time") else "NULLABLE",
+        )
+        for f in source.fields
+    ]
+    extra = [
+        Column("payload", "STRING", "REQUIRED", "the message body as received"),
+        Column("attributes", "STRING", "NULLABLE", "message attributes as JSON"),
+        Column("publish_time", "TIMESTAMP", "NULLABLE"),
+        Column("ingested_at", "TIMESTAMP", "REQUIRED"),
+    ]
+    return TableSpec(
+        name=source.archive,
+        dataset=dataset,
+        columns=tuple(typed + extra),
+        partition_field="event_time",
+        clustering=("event_type",),
+        description=f"Raw archive of {source.topic}.",
+    )
 
 
 def dead_letter_table(dataset: str) -> TableSpec:
     return TableSpec(
-        name=DEAD_LETTER_TABLE, dataset=dataset,
-        columns=(Column("topic", "STRING", "REQUIRED"), Column("reason", "STRING", "REQUIRED"),
-                 Column("detail", "STRING"), Column("raw_text", "STRING"),
-                 Column("raw_base64", "STRING", "REQUIRED"), Column("attributes", "STRING"),
-                 Column("received_at", "TIMESTAMP", "REQUIRED")),
-        partition_field="received_at", clustering=("topic", "reason"),
-        description="Invalid messages with their raw bytes and the reason.")
+        name=DEAD_LETTER_TABLE,
+        dataset=dataset,
+        columns=(
+            Column("topic", "STRING", "REQUIRED"),
+            Column("reason", "STRING", "REQUIRED"),
+            Column("detail", "STRING"),
+            Column("raw_text", "STRING"),
+            Column("raw_base64", "STRING", "REQUIRED"),
+            Column("attributes", "STRING"),
+            Column("received_at", "TIMESTAMP", "REQUIRED"),
+        ),
+        partition_field="received_at",
+        clustering=("topic", "reason"),
+        description="Invalid messages with their raw bytes and the reason.",
+    )
 
 
-def all_tables(registry: Registry, features_dataset: str, archive_dataset: str
-               ) -> list[TableSpec]:
+def all_tables(registry: Registry, features_dataset: str, archive_dataset: str) -> list[TableSpec]:
     tables = [change_point_table(registry, v.name, features_dataset) for v in registry.views]
     tables += [archive_table(s, archive_dataset) for s in registry.sources]
     tables.append(dead_letter_table(archive_dataset))
@@ -92,5 +130,6 @@ def all_tables(registry: Registry, features_dataset: str, archive_dataset: str
 
 def archive_table_ids(config: PlatformConfig, registry: Registry) -> dict[str, str]:
     """`project.dataset.table` of each topic's archive table."""
-    return {s.topic: f"{config.project}.{config.archive_dataset}.{s.archive}"
-            for s in registry.sources}
+    return {
+        s.topic: f"{config.project}.{config.archive_dataset}.{s.archive}" for s in registry.sources
+    }

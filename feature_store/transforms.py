@@ -12,11 +12,11 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.pvalue import PCollection
-from feature_store.metrics import JobCounter
 
 from feature_store.archive import ARCHIVE, archive_row
 from feature_store.derive import add_derived
 from feature_store.events import DeadLetter, validate
+from feature_store.metrics import JobCounter
 from feature_store.plan import ViewPlan
 from feature_store.registry import Registry
 
@@ -25,8 +25,9 @@ Message = tuple[str, bytes, Mapping[str, str]] | tuple[str, bytes, Mapping[str, 
 
 
 class _Validate(beam.DoFn):
-    def __init__(self, namespace: str, archive_fields: Mapping[str, tuple[str, ...]] | None,
-                 history: bool) -> None:
+    def __init__(
+        self, namespace: str, archive_fields: Mapping[str, tuple[str, ...]] | None, history: bool
+    ) -> None:
         self.valid = JobCounter(namespace, "events_valid" if not history else "history_events")
         self.invalid = JobCounter(namespace, "events_invalid")
         self.archive_fields = archive_fields
@@ -58,12 +59,21 @@ class ValidateEvents(beam.PTransform[PCollection[Any], pvalue.DoOutputsTuple]):
     `dead_letter`) and, given the registry with `archive=True`, (topic, archive row)
     pairs (tag `archive`). `history=True` marks records read back from the archive."""
 
-    def __init__(self, namespace: str = "events", registry: Registry | None = None, *,
-                 archive: bool = False, history: bool = False) -> None:
+    def __init__(
+        self,
+        namespace: str = "events",
+        registry: Registry | None = None,
+        *,
+        archive: bool = False,
+        history: bool = False,
+    ) -> None:
         super().__init__()
         self.namespace, self.history = namespace, history
-        self.archive_fields = ({s.topic: tuple(f.name for f in s.fields) for s in registry.sources}
-                               if archive and registry is not None else None)
+        self.archive_fields = (
+            {s.topic: tuple(f.name for f in s.fields) for s in registry.sources}
+            if archive and registry is not None
+            else None
+        )
 
     def expand(self, messages: PCollection[Any]) -> pvalue.DoOutputsTuple:
         fn = _Validate(self.namespace, self.archive_fields, self.history)
@@ -77,8 +87,9 @@ class KeyByViewEntity(beam.DoFn):
     """One slim record per view of the event's source that the event can affect, keyed
     by (view, entity key); built-in derived fields (e.g. text length) are added here."""
 
-    def __init__(self, registry: Registry, plans: Sequence[ViewPlan],
-                 end: int | None = None) -> None:
+    def __init__(
+        self, registry: Registry, plans: Sequence[ViewPlan], end: int | None = None
+    ) -> None:
         self.plans = list(plans)
         self.derived = {s.name: registry.derived_fields(s.name) for s in registry.sources}
         self.end = end

@@ -52,8 +52,9 @@ class EntityState:
     last_label: int = NEVER  # the newest valid_from handed to the writers
 
 
-def candidates(plan: ViewPlan, events: EventColumns, after: int | None = None,
-               until: int | None = None) -> IntArray:
+def candidates(
+    plan: ViewPlan, events: EventColumns, after: int | None = None, until: int | None = None
+) -> IntArray:
     """Sorted unique times in (after, until] at which a value may change: event times
     and expiries. Each `times + w` is sorted, so the range is cut by binary search
     before anything is concatenated (the streaming path asks for a few points)."""
@@ -62,9 +63,14 @@ def candidates(plan: ViewPlan, events: EventColumns, after: int | None = None,
         return times
     parts = []
     for w in (0, *plan.windows):
-        lo = 0 if after is None else int(np.searchsorted(times, max(after - w, NEVER),
-                                                         side="right"))
-        hi = times.shape[0] if until is None else int(np.searchsorted(times, until - w, side="right"))
+        lo = (
+            0 if after is None else int(np.searchsorted(times, max(after - w, NEVER), side="right"))
+        )
+        hi = (
+            times.shape[0]
+            if until is None
+            else int(np.searchsorted(times, until - w, side="right"))
+        )
         if hi > lo:
             parts.append(times[lo:hi] + w)
     found: IntArray = np.unique(np.concatenate(parts)) if parts else times[:0]
@@ -79,9 +85,15 @@ def _differs(a: AnyArray, b: AnyArray) -> npt.NDArray[np.bool_]:
     return out
 
 
-def change_rows(plan: ViewPlan, entity_key: str, events: EventColumns, after: int,
-                until: int, base: Mapping[str, tuple[Any, ...]] | None = None,
-                force_last: bool = False) -> RowBatch:
+def change_rows(
+    plan: ViewPlan,
+    entity_key: str,
+    events: EventColumns,
+    after: int,
+    until: int,
+    base: Mapping[str, tuple[Any, ...]] | None = None,
+    force_last: bool = False,
+) -> RowBatch:
     """Rows at the change points in (after, until]; `force_last` also emits the value at
     the last candidate even if unchanged (to overwrite rows a late event made stale)."""
     cands = candidates(plan, events, after, until)
@@ -94,8 +106,12 @@ def change_rows(plan: ViewPlan, entity_key: str, events: EventColumns, after: in
         changed |= _differs(col[1:], col[:-1])
     if force_last:
         changed[-1] = True
-    return RowBatch(plan.view, entity_key, cands[changed],
-                    {name: col[1:][changed] for name, col in values.items()})
+    return RowBatch(
+        plan.view,
+        entity_key,
+        cands[changed],
+        {name: col[1:][changed] for name, col in values.items()},
+    )
 
 
 class WindowAggregator:
@@ -121,10 +137,13 @@ class WindowAggregator:
         state.events = state.events.merge(fresh)
         earliest = int(fresh.times.min())
         if earliest <= state.emitted_until:
-            state.dirty_from = earliest if state.dirty_from is None else min(earliest, state.dirty_from)
+            state.dirty_from = (
+                earliest if state.dirty_from is None else min(earliest, state.dirty_from)
+            )
 
-    def advance_to(self, state: EntityState, entity_key: str, t: int,
-                   settle: bool = False) -> RowBatch:
+    def advance_to(
+        self, state: EntityState, entity_key: str, t: int, settle: bool = False
+    ) -> RowBatch:
         """Emit the rows of every change point up to `t`, then drop what cannot matter.
 
         `settle` (a job starting from history) also emits the value at `t` labelled `t`:
@@ -134,8 +153,9 @@ class WindowAggregator:
         rewrite = state.dirty_from is not None or settle
         if state.dirty_from is not None:
             after = min(after, state.dirty_from - 1)
-        rows = change_rows(self.plan, entity_key, state.events, after, t, state.base,
-                           force_last=rewrite)
+        rows = change_rows(
+            self.plan, entity_key, state.events, after, t, state.base, force_last=rewrite
+        )
         if settle and len(rows):
             rows.valid_from[-1] = max(int(rows.valid_from[-1]), t)
         if len(rows) and int(rows.valid_from[-1]) <= state.last_label:
@@ -157,8 +177,12 @@ class WindowAggregator:
         keep[-1] = True
         labels = rows.valid_from[keep].copy()
         labels[-1] = max(int(labels[-1]), state.last_label + self.tie_step)
-        return RowBatch(rows.view, rows.entity_key, labels,
-                        {name: col[keep] for name, col in rows.values.items()})
+        return RowBatch(
+            rows.view,
+            rows.entity_key,
+            labels,
+            {name: col[keep] for name, col in rows.values.items()},
+        )
 
     def next_change(self, state: EntityState) -> int | None:
         """The first change point after what was emitted (for an event-time timer)."""
@@ -181,16 +205,23 @@ class WindowAggregator:
         state.events = state.events.select(~old)
 
 
-def fold(plan: ViewPlan, dropped: EventColumns, base: Mapping[str, tuple[Any, ...]]
-         ) -> dict[str, tuple[Any, ...]]:
+def fold(
+    plan: ViewPlan, dropped: EventColumns, base: Mapping[str, tuple[Any, ...]]
+) -> dict[str, tuple[Any, ...]]:
     """Summaries of the unbounded features over `dropped` events, merged into `base`."""
     unbounded = [f for f in plan.features if f.window is None]
     if not unbounded:
         return dict(base)
     at = np.array([int(dropped.times[-1])], dtype=np.int64)
-    summary_plan = ViewPlan(view=plan.view, entity=plan.entity, join_key=plan.join_key,
-                            source=plan.source, where=plan.where, features=tuple(unbounded),
-                            fields=plan.fields)
+    summary_plan = ViewPlan(
+        view=plan.view,
+        entity=plan.entity,
+        join_key=plan.join_key,
+        source=plan.source,
+        where=plan.where,
+        features=tuple(unbounded),
+        fields=plan.fields,
+    )
     out = dict(base)
     ev = Evaluation(summary_plan, dropped, at, base)
     values = evaluate(summary_plan, dropped, at, base)
@@ -213,12 +244,20 @@ def _moments_summary(ev: Evaluation, f: FeaturePlan) -> tuple[float, ...]:
         return (float(den), float(num))
     mask = ev.mask(f, non_null=True)
     x = np.where(mask, ev.column(f.field or ""), 0.0).astype(np.float64)
-    return (float(window_sum(ev, f, mask.astype(np.float64), 0)[0]),
-            float(window_sum(ev, f, x, 1)[0]), float(window_sum(ev, f, x * x, 2)[0]))
+    return (
+        float(window_sum(ev, f, mask.astype(np.float64), 0)[0]),
+        float(window_sum(ev, f, x, 1)[0]),
+        float(window_sum(ev, f, x * x, 2)[0]),
+    )
 
 
-def compute_rows(plan: ViewPlan, entity_key: str, records: Iterable[Mapping[str, object]],
-                 start: int | None = None, end: int | None = None) -> RowBatch:
+def compute_rows(
+    plan: ViewPlan,
+    entity_key: str,
+    records: Iterable[Mapping[str, object]],
+    start: int | None = None,
+    end: int | None = None,
+) -> RowBatch:
     """The batch path: all of one entity's events through the same state machine."""
     aggregator = WindowAggregator(plan)
     state = aggregator.new_state()

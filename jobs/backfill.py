@@ -16,11 +16,11 @@ from feature_store.config import PlatformConfig
 from feature_store.plan import ViewPlan
 from feature_store.registry import Registry
 from feature_store.schemas import change_point_table
+from feature_store.transforms import DEAD_LETTER, ValidateEvents
 from feature_store.windowing import RowBatch
 from jobs.runner import make_pipeline
 from offline.archive import ReadEventFiles, discover
 from offline.backfill import WriteOffline
-from feature_store.transforms import DEAD_LETTER, ValidateEvents
 from offline.features import ComputeChangePoints, DeduplicateEvents, latest_row
 
 log = logging.getLogger(__name__)
@@ -48,14 +48,24 @@ class BackfillSummary:
         return self.events_read / self.elapsed_s if self.elapsed_s else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"events_read": self.events_read, "invalid": self.invalid,
-                "duplicates": self.duplicates, "change_points": self.change_points,
-                "rows_written": self.rows_written, "online_rows": self.online_rows,
-                "skipped_views": self.skipped_views, "dead_letters": self.dead_letters,
-                "as_of": self.as_of.isoformat(), "elapsed_s": round(self.elapsed_s, 2), "events_per_s": round(self.events_per_s)}
+        return {
+            "events_read": self.events_read,
+            "invalid": self.invalid,
+            "duplicates": self.duplicates,
+            "change_points": self.change_points,
+            "rows_written": self.rows_written,
+            "online_rows": self.online_rows,
+            "skipped_views": self.skipped_views,
+            "dead_letters": self.dead_letters,
+            "as_of": self.as_of.isoformat(),
+            "elapsed_s": round(self.elapsed_s, 2),
+            "events_per_s": round(self.events_per_s),
+        }
 
 
-def plans_for(registry: Registry, views: Sequence[str] | None) -> tuple[list[ViewPlan], dict[str, str]]:
+def plans_for(
+    registry: Registry, views: Sequence[str] | None
+) -> tuple[list[ViewPlan], dict[str, str]]:
     """Plans of the views this pipeline can compute; the others with the reason."""
     plans, skipped = [], {}
     for view in registry.views:
@@ -73,11 +83,19 @@ def _to_micros(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
-def run_backfill(config: PlatformConfig, registry: Registry, events: Sequence[str], *,
-                 views: Sequence[str] | None = None, start: datetime | None = None,
-                 end: datetime | None = None, online: bool = True,
-                 dead_letters: str | None = None, bigquery_sink: str = "client",
-                 pipeline_args: Sequence[str] = ()) -> BackfillSummary:
+def run_backfill(
+    config: PlatformConfig,
+    registry: Registry,
+    events: Sequence[str],
+    *,
+    views: Sequence[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    online: bool = True,
+    dead_letters: str | None = None,
+    bigquery_sink: str = "client",
+    pipeline_args: Sequence[str] = (),
+) -> BackfillSummary:
     begun = time.monotonic()
     as_of = min(end, datetime.now(UTC)) if end else datetime.now(UTC)
     plans, skipped = plans_for(registry, views)
@@ -86,8 +104,18 @@ def run_backfill(config: PlatformConfig, registry: Registry, events: Sequence[st
     tables = {p.view: change_point_table(registry, p.view, config.features_dataset) for p in plans}
     dead_path = dead_letters or str(config.state_dir / "dead_letters" / f"backfill-{run_id}")
     pipeline = make_pipeline(pipeline_args)
-    _wire(pipeline, config, registry, files, plans, tables, (start, as_of), online, dead_path,
-          bigquery_sink)
+    _wire(
+        pipeline,
+        config,
+        registry,
+        files,
+        plans,
+        tables,
+        (start, as_of),
+        online,
+        dead_path,
+        bigquery_sink,
+    )
     result = pipeline.run()
     result.wait_until_finish()
     summary = _summary(result, skipped)
@@ -97,10 +125,18 @@ def run_backfill(config: PlatformConfig, registry: Registry, events: Sequence[st
     return summary
 
 
-def _wire(pipeline: beam.Pipeline, config: PlatformConfig, registry: Registry, files: Any,
-          plans: list[ViewPlan], tables: dict[str, Any],
-          span: tuple[datetime | None, datetime], online: bool, dead_path: str,
-          bigquery_sink: str) -> None:
+def _wire(
+    pipeline: beam.Pipeline,
+    config: PlatformConfig,
+    registry: Registry,
+    files: Any,
+    plans: list[ViewPlan],
+    tables: dict[str, Any],
+    span: tuple[datetime | None, datetime],
+    online: bool,
+    dead_path: str,
+    bigquery_sink: str,
+) -> None:
     import json
 
     start, as_of = span
@@ -112,33 +148,50 @@ def _wire(pipeline: beam.Pipeline, config: PlatformConfig, registry: Registry, f
         from feature_store.schemas import archive_table_ids
         from offline.archive import ReadArchiveTables
 
-        reader = ReadArchiveTables(config.project, config.endpoints.bigquery if config.local
-                                   else None, archive_table_ids(config, registry),
-                                   until_us=as_of_us)
+        reader = ReadArchiveTables(
+            config.project,
+            config.endpoints.bigquery if config.local else None,
+            archive_table_ids(config, registry),
+            until_us=as_of_us,
+        )
     messages = pipeline | "ReadArchive" >> reader.with_resource_hints(**IO_HINTS)
     checked = messages | "ValidateEvents" >> ValidateEvents("backfill")
-    (checked[DEAD_LETTER]
-     | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))
-     | "WriteDeadLetters" >> beam.io.WriteToText(dead_path, file_name_suffix=".jsonl"))
-    rows = (checked.valid
-            | "Deduplicate" >> DeduplicateEvents()
-            | "ToFeatureStage" >> beam.Reshuffle()
-            | "EngineerFeatures" >> ComputeChangePoints(registry, plans, start_us, as_of_us)
-            .with_resource_hints(**FEATURE_HINTS)
-            | "ToOutputStage" >> beam.Reshuffle())
+    (
+        checked[DEAD_LETTER]
+        | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))
+        | "WriteDeadLetters" >> beam.io.WriteToText(dead_path, file_name_suffix=".jsonl")
+    )
+    rows = (
+        checked.valid
+        | "Deduplicate" >> DeduplicateEvents()
+        | "ToFeatureStage" >> beam.Reshuffle()
+        | "EngineerFeatures"
+        >> ComputeChangePoints(registry, plans, start_us, as_of_us).with_resource_hints(
+            **FEATURE_HINTS
+        )
+        | "ToOutputStage" >> beam.Reshuffle()
+    )
     endpoint = config.endpoints.bigquery if config.local else None
     replace = (start, as_of) if start else None
     _ = rows | "WriteOffline" >> WriteOffline(
-        plans, tables, _to_micros(datetime.now(UTC)), config.project, endpoint, replace,
-        bigquery_sink).with_resource_hints(**IO_HINTS)
+        plans,
+        tables,
+        _to_micros(datetime.now(UTC)),
+        config.project,
+        endpoint,
+        replace,
+        bigquery_sink,
+    ).with_resource_hints(**IO_HINTS)
     if online:
         from jobs.online_sink import online_sink
 
         by_view = {p.view: p for p in plans}
-        _ = (rows
-             | "LatestRows" >> beam.Map(latest_row)
-             | "ToOnlineRows" >> beam.FlatMap(_online_rows, by_view)
-             | "WriteOnline" >> online_sink(config).with_resource_hints(**IO_HINTS))
+        _ = (
+            rows
+            | "LatestRows" >> beam.Map(latest_row)
+            | "ToOnlineRows" >> beam.FlatMap(_online_rows, by_view)
+            | "WriteOnline" >> online_sink(config).with_resource_hints(**IO_HINTS)
+        )
 
 
 def _online_rows(batch: RowBatch, plans: dict[str, ViewPlan]) -> list[Any]:
@@ -155,8 +208,14 @@ def _summary(result: Any, skipped: dict[str, str]) -> BackfillSummary:
     summary.events_read = valid + summary.invalid
     summary.duplicates = counters.get("events_duplicate", 0)
     summary.change_points = counters.get("change_points", 0)
-    summary.rows_written = {k.removeprefix("offline_rows_"): v for k, v in counters.items()
-                            if k.startswith("offline_rows_")}
-    summary.online_rows = {k.removeprefix("rows_written_"): v for k, v in counters.items()
-                           if k.startswith("rows_written_")}
+    summary.rows_written = {
+        k.removeprefix("offline_rows_"): v
+        for k, v in counters.items()
+        if k.startswith("offline_rows_")
+    }
+    summary.online_rows = {
+        k.removeprefix("rows_written_"): v
+        for k, v in counters.items()
+        if k.startswith("rows_written_")
+    }
     return summary

@@ -20,8 +20,14 @@ if TYPE_CHECKING:
     from feature_store.registry import Registry
 
 DEFAULT_DEFINITIONS = "feature_store.reference:REGISTRY"
-_COMMAND_MODULES = ("jobs.cmd_stack", "jobs.cmd_events", "jobs.cmd_registry", "jobs.cmd_batch",
-                    "jobs.cmd_stream", "jobs.cmd_demo")
+_COMMAND_MODULES = (
+    "jobs.cmd_stack",
+    "jobs.cmd_events",
+    "jobs.cmd_registry",
+    "jobs.cmd_batch",
+    "jobs.cmd_stream",
+    "jobs.cmd_demo",
+)
 
 
 @dataclass
@@ -42,19 +48,37 @@ class CliContext:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--definitions", default=DEFAULT_DEFINITIONS, envvar="FEATURE_STORE_DEFINITIONS",
-              show_default=True, help="Feature definitions to use, as module:object (a Registry).")
-@click.option("--state-dir", default=".local", envvar="FEATURE_STORE_HOME", show_default=True,
-              type=click.Path(path_type=Path), help="Where local state, logs and pid files live.")
-@click.option("--project", default=None, envvar="FEATURE_STORE_GCP_PROJECT",
-              help="A real GCP project; without it everything runs against the local emulators.")
+@click.option(
+    "--definitions",
+    default=DEFAULT_DEFINITIONS,
+    envvar="FEATURE_STORE_DEFINITIONS",
+    show_default=True,
+    help="Feature definitions to use, as module:object (a Registry).",
+)
+@click.option(
+    "--state-dir",
+    default=".local",
+    envvar="FEATURE_STORE_HOME",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where local state, logs and pid files live.",
+)
+@click.option(
+    "--project",
+    default=None,
+    envvar="FEATURE_STORE_GCP_PROJECT",
+    help="A real GCP project; without it everything runs against the local emulators.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_context
-def main(ctx: click.Context, definitions: str, state_dir: Path, project: str | None,
-         verbose: bool) -> None:
+def main(
+    ctx: click.Context, definitions: str, state_dir: Path, project: str | None, verbose: bool
+) -> None:
     """Streaming feature store for review and user-activity data."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     config = PlatformConfig.local_default(state_dir)
     if project:
         config = config.for_project(project)

@@ -16,7 +16,10 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        msg = f"--{name} needs an explicit UTC offset (e.g. 2024-05-01T00:00:00Z), got {value.isoformat()}"
+        msg = (
+            f"--{name} needs an explicit UTC offset (e.g. 2024-05-01T00:00:00Z), "
+            f"got {value.isoformat()}"
+        )
         raise click.BadParameter(msg)
     return value.astimezone(UTC)
 
@@ -32,22 +35,39 @@ def _parse_time(text: str | None, name: str) -> datetime | None:
 
 
 @click.command()
-@click.option("--events", "events", multiple=True,
-              help="Event files or folders (JSON lines named <topic>*.jsonl, or Parquet); "
-              "default: the raw archive in BigQuery.")
+@click.option(
+    "--events",
+    "events",
+    multiple=True,
+    help="Event files or folders (JSON lines named <topic>*.jsonl, or Parquet); "
+    "default: the raw archive in BigQuery.",
+)
 @click.option("--start", help="Replace rows from this time on (RFC 3339); default: all.")
 @click.option("--end", help="Compute up to this time (default and at most: now).")
 @click.option("--views", default="", help="Comma-separated views (default: every view).")
 @click.option("--no-online", is_flag=True, help="Do not write the online stores.")
 @click.option("--dead-letters", help="Dead-letter file prefix (default under the state dir).")
-@click.option("--bigquery-sink", type=click.Choice(["client", "beam"]), default="client",
-              show_default=True, help="client: load jobs through google-cloud-bigquery "
-              "(emulator and BigQuery, range replace); beam: Beam's WriteToBigQuery file loads.")
+@click.option(
+    "--bigquery-sink",
+    type=click.Choice(["client", "beam"]),
+    default="client",
+    show_default=True,
+    help="client: load jobs through google-cloud-bigquery "
+    "(emulator and BigQuery, range replace); beam: Beam's WriteToBigQuery file loads.",
+)
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
-def backfill(ctx: CliContext, events: tuple[str, ...], start: str | None, end: str | None,
-             views: str, no_online: bool, dead_letters: str | None, bigquery_sink: str,
-             pipeline_args: tuple[str, ...]) -> None:
+def backfill(
+    ctx: CliContext,
+    events: tuple[str, ...],
+    start: str | None,
+    end: str | None,
+    views: str,
+    no_online: bool,
+    dead_letters: str | None,
+    bigquery_sink: str,
+    pipeline_args: tuple[str, ...],
+) -> None:
     """Recompute features from the event archive into BigQuery and the online stores.
 
     Extra arguments after `--` go to Beam (e.g. `-- --runner DataflowRunner ...`).
@@ -56,10 +76,17 @@ def backfill(ctx: CliContext, events: tuple[str, ...], start: str | None, end: s
 
     try:
         summary = run_backfill(
-            ctx.config, ctx.registry, events, views=[v for v in views.split(",") if v],
-            start=_parse_time(start, "start"), end=_parse_time(end, "end"),
-            online=not no_online, dead_letters=dead_letters,
-            bigquery_sink=bigquery_sink, pipeline_args=pipeline_args)
+            ctx.config,
+            ctx.registry,
+            events,
+            views=[v for v in views.split(",") if v],
+            start=_parse_time(start, "start"),
+            end=_parse_time(end, "end"),
+            online=not no_online,
+            dead_letters=dead_letters,
+            bigquery_sink=bigquery_sink,
+            pipeline_args=pipeline_args,
+        )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(summary.as_dict(), indent=2))
@@ -67,15 +94,30 @@ def backfill(ctx: CliContext, events: tuple[str, ...], start: str | None, end: s
 
 @click.command()
 @click.option("--entity", "entities", multiple=True, help="join_key=value (repeatable).")
-@click.option("--entities", "entities_file", type=click.Path(exists=True, path_type=Path),
-              help="CSV with join key columns (and event_timestamp for history).")
-@click.option("--features", "features", multiple=True, required=True,
-              help="view or view:feature, comma-separated.")
+@click.option(
+    "--entities",
+    "entities_file",
+    type=click.Path(exists=True, path_type=Path),
+    help="CSV with join key columns (and event_timestamp for history).",
+)
+@click.option(
+    "--features",
+    "features",
+    multiple=True,
+    required=True,
+    help="view or view:feature, comma-separated.",
+)
 @click.option("--at", "at", help="Read history as of this time (RFC 3339) instead of online.")
 @click.option("--store", type=click.Choice(["redis", "bigtable"]), help="Online store to read.")
 @click.pass_obj
-def get(ctx: CliContext, entities: tuple[str, ...], entities_file: Path | None,
-        features: tuple[str, ...], at: str | None, store: str | None) -> None:
+def get(
+    ctx: CliContext,
+    entities: tuple[str, ...],
+    entities_file: Path | None,
+    features: tuple[str, ...],
+    at: str | None,
+    store: str | None,
+) -> None:
     """Read features through Feast: online (now) or point-in-time history (--at)."""
     import pandas as pd
 
@@ -113,8 +155,7 @@ COMMANDS = [backfill, get]
 @click.option("--store", type=click.Choice(["redis", "bigtable"]), help="Online store to check.")
 @click.option("--limit", default=10_000, show_default=True, help="Entities per view at most.")
 @click.pass_obj
-def consistency(ctx: CliContext, views: str, at: str | None, store: str | None,
-                limit: int) -> None:
+def consistency(ctx: CliContext, views: str, at: str | None, store: str | None, limit: int) -> None:
     """Compare online values (Feast online) with offline point-in-time values (Feast
     historical) for every entity; report mismatches by feature. Exit 1 on any mismatch."""
     from jobs.backfill import plans_for
@@ -132,23 +173,34 @@ COMMANDS.append(consistency)
 
 
 @click.command(name="import")
-@click.option("--events", "events", multiple=True, required=True,
-              help="Event files or folders (JSON lines named <topic>*.jsonl).")
+@click.option(
+    "--events",
+    "events",
+    multiple=True,
+    required=True,
+    help="Event files or folders (JSON lines named <topic>*.jsonl).",
+)
 @click.option("--dead-letters", help="Dead-letter file prefix (default under the state dir).")
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
-def import_events(ctx: CliContext, events: tuple[str, ...], dead_letters: str | None,
-                  pipeline_args: tuple[str, ...]) -> None:
+def import_events(
+    ctx: CliContext,
+    events: tuple[str, ...],
+    dead_letters: str | None,
+    pipeline_args: tuple[str, ...],
+) -> None:
     """Load event files into the raw archive (validated, de-duplicated by event_id)."""
     from jobs.importer import run_import
 
     try:
-        summary = run_import(ctx.config, ctx.registry, events, dead_letters=dead_letters,
-                             pipeline_args=pipeline_args)
+        summary = run_import(
+            ctx.config, ctx.registry, events, dead_letters=dead_letters, pipeline_args=pipeline_args
+        )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps({"counters": summary.counters, "dead_letters": summary.dead_letters},
-                          indent=2))
+    click.echo(
+        json.dumps({"counters": summary.counters, "dead_letters": summary.dead_letters}, indent=2)
+    )
 
 
 COMMANDS.append(import_events)

@@ -16,8 +16,9 @@ def demo(ctx: CliContext, history_events: int, live_seconds: float, live_rate: f
     """Run the whole platform locally: up, apply, backfill, stream, read through Feast."""
     from jobs.demo import DemoSettings, run_demo
 
-    settings = DemoSettings(history_events=history_events, live_seconds=live_seconds,
-                            live_rate=live_rate)
+    settings = DemoSettings(
+        history_events=history_events, live_seconds=live_seconds, live_rate=live_rate
+    )
     raise SystemExit(run_demo(ctx.config, ctx.registry, settings))
 
 

@@ -242,7 +242,7 @@ def simulate(
 def _publish(
     project: str, messages: Iterator[SimulatedMessage], rate: float | None, realtime: bool
 ) -> dict[str, object]:
-    from online.publisher import publish_messages  # noqa: PLC0415 - keeps --help fast
+    from online.publisher import publish_messages
 
     try:
         stats = publish_messages(project, messages, rate, realtime=realtime)

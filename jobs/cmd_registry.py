@@ -19,8 +19,12 @@ def _print_changes(changes: list[object], title: str) -> None:
         table.add_column(column)
     marks = {"create": "[green]+", "update": "[yellow]~", "delete": "[red]-", "exists": "[dim]="}
     for change in changes:
-        table.add_row(marks.get(change.action, "?"), change.kind, change.name,  # type: ignore[attr-defined]
-                      change.action)  # type: ignore[attr-defined]
+        table.add_row(
+            marks.get(change.action, "?"),
+            change.kind,
+            change.name,  # type: ignore[attr-defined]
+            change.action,
+        )  # type: ignore[attr-defined]
     console.print(table)
 
 
@@ -47,7 +51,9 @@ def apply(ctx: CliContext) -> None:
     changes += feast_changes(ctx.config, ctx.registry, apply=True)
     _print_changes(changes, "apply")
     created = sum(c.action != "exists" for c in changes)
-    console.print(f"applied: {created} created or updated, {len(changes) - created} already in place")
+    console.print(
+        f"applied: {created} created or updated, {len(changes) - created} already in place"
+    )
 
 
 @click.command()

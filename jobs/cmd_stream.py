@@ -10,20 +10,40 @@ from jobs.cli import CliContext
 
 
 @click.command()
-@click.option("--duration", type=float, help="Run this many seconds, then stop (default: until Ctrl-C).")
-@click.option("--allowed-lateness", default=300.0, show_default=True,
-              help="Seconds an event may trail what its key has seen and still be exact.")
-@click.option("--dedup-ttl", default=24 * 3600, show_default=True,
-              help="Seconds an event_id is remembered for de-duplication.")
+@click.option(
+    "--duration", type=float, help="Run this many seconds, then stop (default: until Ctrl-C)."
+)
+@click.option(
+    "--allowed-lateness",
+    default=300.0,
+    show_default=True,
+    help="Seconds an event may trail what its key has seen and still be exact.",
+)
+@click.option(
+    "--dedup-ttl",
+    default=24 * 3600,
+    show_default=True,
+    help="Seconds an event_id is remembered for de-duplication.",
+)
 @click.option("--views", default="", help="Comma-separated views (default: every view).")
 @click.option("--no-archive", is_flag=True, help="Do not write received events to the archive.")
-@click.option("--no-warm-start", is_flag=True,
-              help="Start with empty state instead of reading history from the archive.")
+@click.option(
+    "--no-warm-start",
+    is_flag=True,
+    help="Start with empty state instead of reading history from the archive.",
+)
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
-def stream(ctx: CliContext, duration: float | None, allowed_lateness: float, dedup_ttl: int,
-           views: str, no_archive: bool, no_warm_start: bool,
-           pipeline_args: tuple[str, ...]) -> None:
+def stream(
+    ctx: CliContext,
+    duration: float | None,
+    allowed_lateness: float,
+    dedup_ttl: int,
+    views: str,
+    no_archive: bool,
+    no_warm_start: bool,
+    pipeline_args: tuple[str, ...],
+) -> None:
     """Run the streaming job: Pub/Sub → exact windows → Redis and Bigtable.
 
     Extra arguments after `--` go to Beam (e.g. `-- --runner DataflowRunner ...`).
@@ -33,14 +53,27 @@ def stream(ctx: CliContext, duration: float | None, allowed_lateness: float, ded
     if allowed_lateness < 0:
         msg = f"--allowed-lateness must be >= 0, got {allowed_lateness}"
         raise click.BadParameter(msg)
-    settings = StreamSettings(allowed_lateness_s=allowed_lateness, dedup_ttl_s=dedup_ttl,
-                              views=tuple(v for v in views.split(",") if v),
-                              archive=not no_archive, warm_start=not no_warm_start)
-    summary = run_stream(ctx.config, ctx.registry, settings, duration_s=duration,
-                         pipeline_args=pipeline_args)
-    click.echo(json.dumps({"ran_s": round(summary.ran_s, 1), "counters": summary.counters,
-                           "distributions": summary.distributions,
-                           "skipped_views": summary.skipped_views}, indent=2))
+    settings = StreamSettings(
+        allowed_lateness_s=allowed_lateness,
+        dedup_ttl_s=dedup_ttl,
+        views=tuple(v for v in views.split(",") if v),
+        archive=not no_archive,
+        warm_start=not no_warm_start,
+    )
+    summary = run_stream(
+        ctx.config, ctx.registry, settings, duration_s=duration, pipeline_args=pipeline_args
+    )
+    click.echo(
+        json.dumps(
+            {
+                "ran_s": round(summary.ran_s, 1),
+                "counters": summary.counters,
+                "distributions": summary.distributions,
+                "skipped_views": summary.skipped_views,
+            },
+            indent=2,
+        )
+    )
 
 
 COMMANDS = [stream]

@@ -43,9 +43,14 @@ class ConsistencyReport:
         return dict(Counter(f"{m.view}:{m.feature}" for m in self.mismatches))
 
     def as_dict(self, examples: int = 10) -> dict[str, Any]:
-        return {"at": self.at.isoformat(), "entities": self.entities, "values": self.values,
-                "mismatches": len(self.mismatches), "by_feature": self.by_feature,
-                "examples": [m.__dict__ for m in self.mismatches[:examples]]}
+        return {
+            "at": self.at.isoformat(),
+            "entities": self.entities,
+            "values": self.values,
+            "mismatches": len(self.mismatches),
+            "by_feature": self.by_feature,
+            "examples": [m.__dict__ for m in self.mismatches[:examples]],
+        }
 
 
 def _equal(online: Any, offline: Any, dtype: DType, rel_tol: float) -> bool:
@@ -56,7 +61,9 @@ def _equal(online: Any, offline: Any, dtype: DType, rel_tol: float) -> bool:
         return a.floor("s") == b.floor("s")
     if dtype is DType.FLOAT32_VECTOR:
         return len(online) == len(offline) and all(
-            math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-6) for x, y in zip(online, offline, strict=True))
+            math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-6)
+            for x, y in zip(online, offline, strict=True)
+        )
     if isinstance(online, (int, float)) and isinstance(offline, (int, float)):
         return math.isclose(float(online), float(offline), rel_tol=rel_tol, abs_tol=rel_tol)
     return bool(online == offline)
@@ -73,10 +80,17 @@ def entities_of(config: PlatformConfig, registry: Registry, view: str, limit: in
     return [r["k"] for r in rows.result()]
 
 
-def check_consistency(config: PlatformConfig, registry: Registry, views: Sequence[str],
-                      at: datetime, *, entities: dict[str, list[str]] | None = None,
-                      store: str | None = None, limit: int = 10_000,
-                      rel_tol: float = 1e-9) -> ConsistencyReport:
+def check_consistency(
+    config: PlatformConfig,
+    registry: Registry,
+    views: Sequence[str],
+    at: datetime,
+    *,
+    entities: dict[str, list[str]] | None = None,
+    store: str | None = None,
+    limit: int = 10_000,
+    rel_tol: float = 1e-9,
+) -> ConsistencyReport:
     report = ConsistencyReport(at=at)
     for view in views:
         keys = (entities or {}).get(view) or entities_of(config, registry, view, limit)
@@ -94,6 +108,7 @@ def check_consistency(config: PlatformConfig, registry: Registry, views: Sequenc
                 column = f"{ref.view}__{ref.feature}"
                 report.values += 1
                 if not _equal(on_row.get(column), off_row.get(column), ref.dtype, rel_tol):
-                    report.mismatches.append(Mismatch(view, ref.feature, k, on_row.get(column),
-                                                      off_row.get(column)))
+                    report.mismatches.append(
+                        Mismatch(view, ref.feature, k, on_row.get(column), off_row.get(column))
+                    )
     return report

@@ -28,8 +28,12 @@ from feature_store.simulator import SimulatedMessage, SimulationConfig, simulate
 
 console = Console()
 SHOWN = {
-    "user_review_stats": ("review_count_1h", "review_count_24h", "avg_rating_7d",
-                          "distinct_businesses_24h"),
+    "user_review_stats": (
+        "review_count_1h",
+        "review_count_24h",
+        "avg_rating_7d",
+        "distinct_businesses_24h",
+    ),
     "user_activity": ("login_count_24h", "distinct_ips_24h"),
     "business_review_stats": ("review_count_1h", "review_count_24h", "one_star_share_7d"),
 }
@@ -55,10 +59,16 @@ def _seed(settings: DemoSettings) -> int:
 
 def _history(settings: DemoSettings, folder: Path) -> list[SimulatedMessage]:
     start = datetime.now(UTC) - timedelta(days=3)
-    config = SimulationConfig(seed=_seed(settings), start=start, duration=timedelta(days=3) - timedelta(minutes=5),
-                              events=settings.history_events, users=settings.users,
-                              businesses=settings.businesses, bad_share=0.01,
-                              duplicate_share=0.01)
+    config = SimulationConfig(
+        seed=_seed(settings),
+        start=start,
+        duration=timedelta(days=3) - timedelta(minutes=5),
+        events=settings.history_events,
+        users=settings.users,
+        businesses=settings.businesses,
+        bad_share=0.01,
+        duplicate_share=0.01,
+    )
     messages = list(simulate(config))
     write_jsonl(messages, folder)
     return messages
@@ -66,10 +76,16 @@ def _history(settings: DemoSettings, folder: Path) -> list[SimulatedMessage]:
 
 def _live(settings: DemoSettings) -> list[SimulatedMessage]:
     count = int(settings.live_seconds * settings.live_rate)
-    config = SimulationConfig(seed=_seed(settings) + 1, start=datetime.now(UTC),
-                              duration=timedelta(seconds=settings.live_seconds), events=count,
-                              users=settings.users, businesses=settings.businesses,
-                              bad_share=0.02, duplicate_share=0.02)
+    config = SimulationConfig(
+        seed=_seed(settings) + 1,
+        start=datetime.now(UTC),
+        duration=timedelta(seconds=settings.live_seconds),
+        events=count,
+        users=settings.users,
+        businesses=settings.businesses,
+        bad_share=0.02,
+        duplicate_share=0.02,
+    )
     return list(simulate(config))
 
 
@@ -97,19 +113,26 @@ def _table(config: PlatformConfig, users: list[str], businesses: list[str]) -> T
             table.add_column(f"{view.split('_')[0]}.{name}", justify="right")
     rows: dict[str, dict[str, Any]] = {}
     for view, names in SHOWN.items():
-        keys, join_key = (businesses, "business_id") if view.startswith("business") else (
-            users, "user_id")
+        keys, join_key = (
+            (businesses, "business_id") if view.startswith("business") else (users, "user_id")
+        )
         refs = [f"{view}:{n}" for n in names]
-        for key, row in zip(keys, get_online(config, refs, [{join_key: k} for k in keys]),
-                            strict=True):
+        for key, row in zip(
+            keys, get_online(config, refs, [{join_key: k} for k in keys]), strict=True
+        ):
             rows.setdefault(key, {}).update(row)
     for key, row in rows.items():
         cells = []
         for view, names in SHOWN.items():
             for name in names:
                 value = row.get(f"{view}__{name}")
-                cells.append("" if value is None else
-                              f"{value:.2f}" if isinstance(value, float) else str(value))
+                cells.append(
+                    ""
+                    if value is None
+                    else f"{value:.2f}"
+                    if isinstance(value, float)
+                    else str(value)
+                )
         table.add_row(key, *cells)
     return table
 
@@ -148,24 +171,14 @@ def _caught_up(quiet_polls: int = 2) -> bool:
     from feature_store.metrics import local_counts
 
     _LAST.append(local_counts())
-    del _LAST[:-(quiet_polls + 1)]
+    del _LAST[: -(quiet_polls + 1)]
     return len(_LAST) > quiet_polls and all(c == _LAST[-1] for c in _LAST)
 
 
-def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings) -> int:
+def _prepare(config: PlatformConfig, registry: Registry) -> None:
     from infra import stack
-    from jobs.backfill import run_backfill
-    from jobs.consistency import check_consistency
-    from jobs.importer import run_import
-    from jobs.online_sink import online_sink
     from jobs.provision import feast_changes, infrastructure_changes
-    from jobs.runner import make_pipeline
-    from jobs.stream import StreamSettings, build_stream, collect, plans_for
-    from online.publisher import publish_messages
 
-    if not config.local:
-        msg = f"the demo runs on the local emulators, not on GCP project {config.project}"
-        raise SystemExit(msg)
     _step("1/7 starting the local platform")
     for s in stack.up(config, timeout=120):
         console.print(f"  {s.name:9} port {s.port}: {'up' if s.healthy else 'DOWN'}")
@@ -174,36 +187,70 @@ def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings)
     changes = infrastructure_changes(config, registry, apply=True)
     cleared = _clear_archive(config, registry)
     changes += feast_changes(config, registry, apply=True)
-    console.print(f"  {len(changes)} resources in place "
-                  f"({sum(c.action != 'exists' for c in changes)} created or updated); "
-                  f"online stores and archive emptied ({cleared} archived rows)")
+    console.print(
+        f"  {len(changes)} resources in place "
+        f"({sum(c.action != 'exists' for c in changes)} created or updated); "
+        f"online stores and archive emptied ({cleared} archived rows)"
+    )
+
+
+def _start_stream(config: PlatformConfig, registry: Registry) -> tuple[Any, list[str]]:
+    from feature_store.metrics import reset_local
+    from feature_store.resources import stream_subscription
+    from jobs.online_sink import online_sink
+    from jobs.runner import make_pipeline
+    from jobs.stream import StreamSettings, build_stream, plans_for
+    from online.pubsub_admin import drain
+
+    reset_local()
+    for source in registry.sources:  # start from what is published from now on
+        drain(config.project, config.topic_id(stream_subscription(source.topic)))
+    plans, _ = plans_for(registry, None)
+    pipeline = make_pipeline([], streaming=True)
+    build_stream(pipeline, config, registry, plans, StreamSettings(), online_sink(config))
+    return pipeline.run(), [p.view for p in plans]
+
+
+def _publisher(
+    config: PlatformConfig, live: list[SimulatedMessage], rate: float
+) -> threading.Thread:
+    from online.publisher import publish_messages
+
+    return threading.Thread(
+        target=publish_messages,
+        daemon=True,
+        kwargs={
+            "project": config.project,
+            "messages": live,
+            "rate": rate,
+            "realtime": True,
+            "topic_ids": {t: config.topic_id(t) for t in ("review-events", "user-events")},
+        },
+    )
+
+
+def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings) -> int:
+    from jobs.backfill import run_backfill
+    from jobs.consistency import check_consistency
+    from jobs.importer import run_import
+    from jobs.stream import collect
+
+    if not config.local:
+        msg = f"the demo runs on the local emulators, not on GCP project {config.project}"
+        raise SystemExit(msg)
+    _prepare(config, registry)
     _step("3/7 simulating three days of history, importing it into the archive")
     folder = config.state_dir / "demo" / "history"
     history = _history(settings, folder)
     imported = run_import(config, registry, [str(folder)])
     console.print(f"  {len(history)} messages in {folder}: {imported.counters}")
     _step("4/7 backfilling BigQuery and the online stores from the archive")
-    summary = run_backfill(config, registry, [])
-    console.print_json(data=summary.as_dict())
+    console.print_json(data=run_backfill(config, registry, []).as_dict())
     _step("5/7 starting the streaming job and publishing live traffic")
-    from feature_store.metrics import reset_local
-
-    reset_local()
-    from feature_store.resources import stream_subscription
-    from online.pubsub_admin import drain
-
-    for source in registry.sources:  # start from what is published from now on
-        drain(config.project, config.topic_id(stream_subscription(source.topic)))
-    plans, _ = plans_for(registry, None)
-    pipeline = make_pipeline([], streaming=True)
-    build_stream(pipeline, config, registry, plans, StreamSettings(), online_sink(config))
-    result = pipeline.run()
-    live = _live(settings)
+    result, views = _start_stream(config, registry)
     users = _busiest(history, "user_id", 4)
     businesses = _busiest(history, "business_id", 2)
-    publisher = threading.Thread(target=publish_messages, daemon=True, kwargs={
-        "project": config.project, "messages": live, "rate": settings.live_rate,
-        "realtime": True, "topic_ids": {t: config.topic_id(t) for t in ("review-events", "user-events")}})
+    publisher = _publisher(config, _live(settings), settings.live_rate)
     time.sleep(3)
     publisher.start()
     _step("6/7 live features (Feast online) while the stream runs")
@@ -217,6 +264,6 @@ def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings)
     _step("7/7 the nightly backfill from the archive, and online vs offline consistency")
     at = datetime.now(UTC)
     run_backfill(config, registry, [], online=False, end=at)
-    report = check_consistency(config, registry, [p.view for p in plans], at)
+    report = check_consistency(config, registry, views, at)
     console.print_json(data=report.as_dict(examples=5))
     return 0 if not report.mismatches else 1

@@ -32,37 +32,54 @@ def _first(rows: Any) -> Any:
     return min(rows, key=lambda r: r["payload"])
 
 
-def run_import(config: PlatformConfig, registry: Registry, paths: Sequence[str], *,
-               dead_letters: str | None = None, pipeline_args: Sequence[str] = ()
-               ) -> ImportSummary:
+def run_import(
+    config: PlatformConfig,
+    registry: Registry,
+    paths: Sequence[str],
+    *,
+    dead_letters: str | None = None,
+    pipeline_args: Sequence[str] = (),
+) -> ImportSummary:
     from offline.bigquery_admin import bigquery_schema
     from offline.bigquery_sink import WriteToBigQueryClient
 
     files = discover(paths, [s.topic for s in registry.sources])
-    dead_path = dead_letters or str(config.state_dir / "dead_letters" / f"import-{uuid.uuid4().hex[:12]}")
+    dead_path = dead_letters or str(
+        config.state_dir / "dead_letters" / f"import-{uuid.uuid4().hex[:12]}"
+    )
     endpoint = config.endpoints.bigquery if config.local else None
     pipeline = make_pipeline(pipeline_args)
     messages = pipeline | "ReadFiles" >> ReadEventFiles(files).with_resource_hints(**IO_HINTS)
     checked = messages | "ValidateEvents" >> ValidateEvents("import", registry, archive=True)
-    _ = (checked[DEAD_LETTER]
-         | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))
-         | "WriteDeadLetters" >> beam.io.WriteToText(dead_path, file_name_suffix=".jsonl"))
-    unique = (checked[ARCHIVE]
-              | "KeyByEventId" >> beam.Map(lambda tr: ((tr[0], tr[1]["event_id"]), tr[1]))
-              | "OnePerEventId" >> beam.CombinePerKey(_first))
+    _ = (
+        checked[DEAD_LETTER]
+        | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))
+        | "WriteDeadLetters" >> beam.io.WriteToText(dead_path, file_name_suffix=".jsonl")
+    )
+    unique = (
+        checked[ARCHIVE]
+        | "KeyByEventId" >> beam.Map(lambda tr: ((tr[0], tr[1]["event_id"]), tr[1]))
+        | "OnePerEventId" >> beam.CombinePerKey(_first)
+    )
     for source in registry.sources:
         spec = archive_table(source, config.archive_dataset)
         table = f"{config.project}.{spec.dataset}.{spec.name}"
-        _ = (unique
-             | f"Only {source.topic}" >> beam.Filter(lambda kv, t=source.topic: kv[0][0] == t)
-             | f"Rows {source.topic}" >> beam.Map(lambda kv: kv[1])
-             | f"Batch {source.topic}" >> beam.BatchElements(min_batch_size=10_000,
-                                                             max_batch_size=100_000)
-             | f"Append {source.topic}" >> WriteToBigQueryClient(
-                 table, bigquery_schema(spec), project=config.project, endpoint=endpoint))
+        _ = (
+            unique
+            | f"Only {source.topic}" >> beam.Filter(lambda kv, t=source.topic: kv[0][0] == t)
+            | f"Rows {source.topic}" >> beam.Map(lambda kv: kv[1])
+            | f"Batch {source.topic}"
+            >> beam.BatchElements(min_batch_size=10_000, max_batch_size=100_000)
+            | f"Append {source.topic}"
+            >> WriteToBigQueryClient(
+                table, bigquery_schema(spec), project=config.project, endpoint=endpoint
+            )
+        )
     result = pipeline.run()
     result.wait_until_finish()
-    counters = {c.key.metric.name: int(c.committed or 0)
-                for c in result.metrics().query()["counters"]}
-    return ImportSummary(counters=counters,
-                         dead_letters=dead_path if counters.get("events_invalid") else None)
+    counters = {
+        c.key.metric.name: int(c.committed or 0) for c in result.metrics().query()["counters"]
+    }
+    return ImportSummary(
+        counters=counters, dead_letters=dead_path if counters.get("events_invalid") else None
+    )

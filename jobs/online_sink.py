@@ -11,9 +11,12 @@ def online_store_spec(config: PlatformConfig) -> OnlineStoreSpec:
     write_feast_repos(config)
     repos = {store: repo_path(config, store) for store in config.online_stores}
     return OnlineStoreSpec.create(
-        redis=repos.get("redis"), bigtable=repos.get("bigtable"),
+        redis=repos.get("redis"),
+        bigtable=repos.get("bigtable"),
         redis_connection=config.redis_connection,
-        bigtable_project=config.project, bigtable_instance=config.bigtable_instance)
+        bigtable_project=config.project,
+        bigtable_instance=config.bigtable_instance,
+    )
 
 
 def online_sink(config: PlatformConfig) -> WriteToOnlineStores:

@@ -54,8 +54,9 @@ def feature_store(config: PlatformConfig, store: str | None = None) -> Any:
     return FeatureStore(repo_path=str(repo_path(config, store or config.online_stores[0])))
 
 
-def infrastructure_changes(config: PlatformConfig, registry: Registry, *, apply: bool
-                           ) -> list[Change]:
+def infrastructure_changes(
+    config: PlatformConfig, registry: Registry, *, apply: bool
+) -> list[Change]:
     from offline.bigquery_admin import bigquery_changes
     from offline.bigquery_client import make_client
     from online.pubsub_admin import pubsub_changes
@@ -78,7 +79,8 @@ def feast_changes(config: PlatformConfig, registry: Registry, *, apply: bool) ->
             if diff.name.startswith("__"):  # Feast's own internal objects
                 continue
             action = {"CREATE": "create", "UPDATE": "update", "DELETE": "delete"}.get(
-                diff.transition_type.name, "exists")
+                diff.transition_type.name, "exists"
+            )
             kind = diff.feast_object_type.name.lower().replace("_", " ")
             changes.append(Change(f"feast {kind}", diff.name, action))
         if apply:
@@ -97,10 +99,13 @@ def _contents(objects: list[Any], config: PlatformConfig) -> Any:
         projects=[Project(name=config.feast_project)],
         data_sources=[v.batch_source for v in views],
         feature_views=views,
-        on_demand_feature_views=[], stream_feature_views=[], label_views=[],
+        on_demand_feature_views=[],
+        stream_feature_views=[],
+        label_views=[],
         entities=[o for o in objects if isinstance(o, Entity)],
         feature_services=[o for o in objects if isinstance(o, FeatureService)],
-        permissions=[])
+        permissions=[],
+    )
 
 
 def _unique(changes: list[Change]) -> list[Change]:

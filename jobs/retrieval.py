@@ -41,25 +41,32 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def get_online(config: PlatformConfig, refs: Sequence[str], entity_rows: list[dict[str, str]],
-               store: str | None = None) -> list[dict[str, Any]]:
+def get_online(
+    config: PlatformConfig,
+    refs: Sequence[str],
+    entity_rows: list[dict[str, str]],
+    store: str | None = None,
+) -> list[dict[str, Any]]:
     from jobs.provision import feature_store
 
     fs = feature_store(config, store)
-    result = fs.get_online_features(features=list(refs), entity_rows=entity_rows,
-                                    full_feature_names=True).to_dict()
+    result = fs.get_online_features(
+        features=list(refs), entity_rows=entity_rows, full_feature_names=True
+    ).to_dict()
     n = len(entity_rows)
     return [{k: _jsonable(v[i]) for k, v in result.items()} for i in range(n)]
 
 
-def get_historical(config: PlatformConfig, refs: Sequence[str],
-                   entity_df: pd.DataFrame) -> list[dict[str, Any]]:
+def get_historical(
+    config: PlatformConfig, refs: Sequence[str], entity_df: pd.DataFrame
+) -> list[dict[str, Any]]:
     """Point-in-time lookups: each row's features as of its `event_timestamp`."""
     from jobs.provision import feature_store
 
     fs = feature_store(config)
     numbered = entity_df.assign(request_row=range(len(entity_df)))  # Feast passes it through
-    frame = fs.get_historical_features(entity_df=numbered, features=list(refs),
-                                       full_feature_names=True).to_df()
+    frame = fs.get_historical_features(
+        entity_df=numbered, features=list(refs), full_feature_names=True
+    ).to_df()
     frame = frame.sort_values("request_row").drop(columns="request_row")
     return [{k: _jsonable(v) for k, v in row.items()} for row in frame.to_dict("records")]

@@ -63,14 +63,14 @@ def _write_archive(config: PlatformConfig, registry: Registry) -> beam.PTransfor
     from offline.bigquery_client import cached_client
     from online.archive_sink import WriteArchive
 
-    schemas = {s.topic: bigquery_schema(archive_table(s, config.archive_dataset))
-               for s in registry.sources}
+    schemas = {
+        s.topic: bigquery_schema(archive_table(s, config.archive_dataset)) for s in registry.sources
+    }
     factory = functools.partial(cached_client, config.project, _bigquery_endpoint(config))
     return WriteArchive(factory, archive_table_ids(config, registry), schemas)
 
 
-def history_horizon_us(plans: Sequence[ViewPlan], started_us: int,
-                       lateness_s: float) -> int | None:
+def history_horizon_us(plans: Sequence[ViewPlan], started_us: int, lateness_s: float) -> int | None:
     """How far back the warm start reads: the longest window and the lateness, or all
     of the archive when a view has an unbounded feature."""
     if any(f.window is None for p in plans for f in p.features):
@@ -78,57 +78,87 @@ def history_horizon_us(plans: Sequence[ViewPlan], started_us: int,
     return started_us - max(p.longest for p in plans) - int(lateness_s * US)
 
 
-def _history(pipeline: beam.Pipeline, config: PlatformConfig, registry: Registry,
-             plans: Sequence[ViewPlan], since_us: int | None) -> beam.PCollection:
+def _history(
+    pipeline: beam.Pipeline,
+    config: PlatformConfig,
+    registry: Registry,
+    plans: Sequence[ViewPlan],
+    since_us: int | None,
+) -> beam.PCollection:
     from offline.archive import ReadArchiveTables
 
     tables = archive_table_ids(config, registry)
-    records = (pipeline
-               | "ReadHistory" >> ReadArchiveTables(config.project, _bigquery_endpoint(config),
-                                                    tables, since_us=since_us)
-               | "ValidateHistory" >> ValidateEvents("stream", history=True))
-    return (records.valid
-            | "KeyHistory" >> beam.ParDo(KeyByViewEntity(registry, plans))
-            | "GroupHistory" >> beam.GroupByKey()
-            | "HistoryBatches" >> beam.MapTuple(lambda key, recs: (key, list(recs))))
+    records = (
+        pipeline
+        | "ReadHistory"
+        >> ReadArchiveTables(config.project, _bigquery_endpoint(config), tables, since_us=since_us)
+        | "ValidateHistory" >> ValidateEvents("stream", history=True)
+    )
+    return (
+        records.valid
+        | "KeyHistory" >> beam.ParDo(KeyByViewEntity(registry, plans))
+        | "GroupHistory" >> beam.GroupByKey()
+        | "HistoryBatches" >> beam.MapTuple(lambda key, recs: (key, list(recs)))
+    )
 
 
-def build_stream(pipeline: beam.Pipeline, config: PlatformConfig, registry: Registry,
-                 plans: Sequence[ViewPlan], settings: StreamSettings, sink: beam.PTransform,
-                 started_us: int | None = None) -> None:
+def build_stream(
+    pipeline: beam.Pipeline,
+    config: PlatformConfig,
+    registry: Registry,
+    plans: Sequence[ViewPlan],
+    settings: StreamSettings,
+    sink: beam.PTransform,
+    started_us: int | None = None,
+) -> None:
     topics = [s.topic for s in registry.sources]
     prefix = config.topic_prefix
     started_us = started_us or int(datetime.now(UTC).timestamp() * US)
     messages = pipeline | "ReadEvents" >> ReadEvents(
-        config.project, topics, prefix).with_resource_hints(**IO_HINTS)
+        config.project, topics, prefix
+    ).with_resource_hints(**IO_HINTS)
     checked = messages | "ValidateEvents" >> ValidateEvents(
-        "stream", registry, archive=settings.archive)
-    _ = checked[DEAD_LETTER] | "DeadLetters" >> PublishPerTopic(config.project, topics, "dlq", prefix)
+        "stream", registry, archive=settings.archive
+    )
+    _ = checked[DEAD_LETTER] | "DeadLetters" >> PublishPerTopic(
+        config.project, topics, "dlq", prefix
+    )
     if settings.archive:
         _ = checked[ARCHIVE] | "ArchiveEvents" >> _write_archive(config, registry)
-    batches = (checked.valid
-               | "Deduplicate" >> DeduplicateByEventId(settings.dedup_ttl_s)
-               | "KeyByViewAndEntity" >> beam.ParDo(KeyByViewEntity(registry, plans))
-               | "AsBatches" >> beam.Map(as_batch))
+    batches = (
+        checked.valid
+        | "Deduplicate" >> DeduplicateByEventId(settings.dedup_ttl_s)
+        | "KeyByViewAndEntity" >> beam.ParDo(KeyByViewEntity(registry, plans))
+        | "AsBatches" >> beam.Map(as_batch)
+    )
     if settings.warm_start:
         since = history_horizon_us(plans, started_us, settings.allowed_lateness_s)
         history = _history(pipeline, config, registry, plans, since)
         batches = (batches, history) | "WithHistory" >> beam.Flatten()
     windows = batches | "EngineerFeatures" >> AggregateWindows(
-        plans, settings.allowed_lateness_s, started_us).with_resource_hints(**FEATURE_HINTS)
+        plans, settings.allowed_lateness_s, started_us
+    ).with_resource_hints(**FEATURE_HINTS)
     _ = windows[LATE] | "LateEvents" >> PublishPerTopic(config.project, topics, "late", prefix)
     # No Reshuffle before the writer: it must see each key's rows in the order the
     # stateful step emitted them. A row that corrects an earlier one (a late-but-allowed
     # event, history arriving after live events) can carry the same valid_from, and
     # newer-wins cannot tell those apart; fused, they are written in order.
     by_view = {p.view: p for p in plans}
-    _ = (windows.rows
-         | "ToOnlineRows" >> beam.FlatMap(_online_rows, by_view)
-         | "WriteOnline" >> sink.with_resource_hints(**IO_HINTS))
+    _ = (
+        windows.rows
+        | "ToOnlineRows" >> beam.FlatMap(_online_rows, by_view)
+        | "WriteOnline" >> sink.with_resource_hints(**IO_HINTS)
+    )
 
 
-def run_stream(config: PlatformConfig, registry: Registry, settings: StreamSettings, *,
-               duration_s: float | None = None, pipeline_args: Sequence[str] = ()) -> StreamSummary:
+def run_stream(
+    config: PlatformConfig,
+    registry: Registry,
+    settings: StreamSettings,
+    *,
+    duration_s: float | None = None,
+    pipeline_args: Sequence[str] = (),
+) -> StreamSummary:
     """Runs until cancelled (Ctrl-C) or for `duration_s`, then reports the job's metrics."""
     from feature_store.metrics import reset_local
     from jobs.online_sink import online_sink
@@ -170,6 +200,10 @@ def collect(result: Any, skipped: dict[str, str] | None = None) -> StreamSummary
         value = dist.attempted if dist.attempted is not None else dist.committed
         name = dist.key.metric.name
         if value is not None and value.count and name not in summary.distributions:
-            summary.distributions[name] = {"count": value.count, "mean": round(value.mean, 1),
-                                           "min": value.min, "max": value.max}
+            summary.distributions[name] = {
+                "count": value.count,
+                "mean": round(value.mean, 1),
+                "min": value.min,
+                "max": value.max,
+            }
     return summary

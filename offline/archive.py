@@ -7,8 +7,8 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
 from dataclasses import dataclass
+from typing import Any
 
 import apache_beam as beam
 from apache_beam import coders
@@ -91,8 +91,13 @@ class ReadEventFiles(beam.PTransform):  # type: ignore[misc]
         return parts | "AllMessages" >> beam.Flatten()
 
 
-def _read_table(item: tuple[str, str], project: str, endpoint: str | None,
-                since_us: int | None, until_us: int | None) -> Iterator[Any]:
+def _read_table(
+    item: tuple[str, str],
+    project: str,
+    endpoint: str | None,
+    since_us: int | None,
+    until_us: int | None,
+) -> Iterator[Any]:
     """Every archived message of one table (optionally an event-time range)."""
     from feature_store.archive import message_of
     from offline.bigquery_client import cached_client
@@ -103,8 +108,11 @@ def _read_table(item: tuple[str, str], project: str, endpoint: str | None,
         where.append(f"event_time > TIMESTAMP_MICROS({since_us})")
     if until_us is not None:
         where.append(f"event_time <= TIMESTAMP_MICROS({until_us})")
-    sql = (f"SELECT payload, attributes, publish_time FROM `{table}`"
-           + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY event_time")
+    sql = (
+        f"SELECT payload, attributes, publish_time FROM `{table}`"
+        + (f" WHERE {' AND '.join(where)}" if where else "")
+        + " ORDER BY event_time"
+    )
     client = cached_client(project, endpoint)
     for row in client.query(sql).result(page_size=50_000):
         raw, attributes, publish_us = message_of(row)
@@ -114,14 +122,22 @@ def _read_table(item: tuple[str, str], project: str, endpoint: str | None,
 class ReadArchiveTables(beam.PTransform):  # type: ignore[misc]
     """(topic, raw, attributes, publish µs) of the archived messages of each topic."""
 
-    def __init__(self, project: str, endpoint: str | None, tables: dict[str, str],
-                 since_us: int | None = None, until_us: int | None = None) -> None:
+    def __init__(
+        self,
+        project: str,
+        endpoint: str | None,
+        tables: dict[str, str],
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> None:
         super().__init__()
         self.project, self.endpoint, self.tables = project, endpoint, dict(tables)
         self.since_us, self.until_us = since_us, until_us
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        return (pbegin
-                | "Tables" >> beam.Create(sorted(self.tables.items()))
-                | "ReadTables" >> beam.FlatMap(_read_table, self.project, self.endpoint,
-                                               self.since_us, self.until_us))
+        return (
+            pbegin
+            | "Tables" >> beam.Create(sorted(self.tables.items()))
+            | "ReadTables"
+            >> beam.FlatMap(_read_table, self.project, self.endpoint, self.since_us, self.until_us)
+        )

@@ -16,14 +16,21 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
 def _arrow_type(dtype: DType) -> pa.DataType:
-    return {DType.INT64: pa.int64(), DType.FLOAT64: pa.float64(), DType.STRING: pa.string(),
-            DType.BOOL: pa.bool_(), DType.TIMESTAMP: TIMESTAMP,
-            DType.FLOAT32_VECTOR: pa.list_(pa.float64())}[dtype]
+    return {
+        DType.INT64: pa.int64(),
+        DType.FLOAT64: pa.float64(),
+        DType.STRING: pa.string(),
+        DType.BOOL: pa.bool_(),
+        DType.TIMESTAMP: TIMESTAMP,
+        DType.FLOAT32_VECTOR: pa.list_(pa.float64()),
+    }[dtype]
 
 
 def arrow_schema(plan: ViewPlan) -> pa.Schema:
-    fields = [pa.field(plan.join_key, pa.string(), nullable=False),
-              pa.field(VALID_FROM, TIMESTAMP, nullable=False)]
+    fields = [
+        pa.field(plan.join_key, pa.string(), nullable=False),
+        pa.field(VALID_FROM, TIMESTAMP, nullable=False),
+    ]
     fields += [pa.field(f.name, _arrow_type(f.dtype)) for f in plan.features]
     fields.append(pa.field(COMPUTED_AT, TIMESTAMP, nullable=False))
     return pa.schema(fields)
@@ -51,11 +58,11 @@ def to_arrow(plan: ViewPlan, batches: Sequence[RowBatch], computed_at_us: int) -
         return schema.empty_table()
     valid_from = np.concatenate([b.valid_from for b in batches])
     keys = np.concatenate([np.full(len(b), b.entity_key, dtype=object) for b in batches])
-    columns = [pa.array(keys.tolist(), type=pa.string()),
-               pa.array(valid_from, type=TIMESTAMP)]
+    columns = [pa.array(keys.tolist(), type=pa.string()), pa.array(valid_from, type=TIMESTAMP)]
     for feature in plan.features:
         values = np.concatenate([b.values[feature.name] for b in batches])
         columns.append(_column(values, feature.dtype))
-    columns.append(pa.array(np.full(valid_from.shape[0], computed_at_us, dtype=np.int64),
-                            type=TIMESTAMP))
+    columns.append(
+        pa.array(np.full(valid_from.shape[0], computed_at_us, dtype=np.int64), type=TIMESTAMP)
+    )
     return pa.Table.from_arrays(columns, schema=schema)

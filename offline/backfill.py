@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from typing import Any
-
 from datetime import datetime, timedelta
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
@@ -80,9 +79,16 @@ class WriteOffline(beam.PTransform):  # type: ignore[misc]
     rebuilds only, since it cannot delete a range).
     """
 
-    def __init__(self, plans: Sequence[ViewPlan], tables: dict[str, TableSpec],
-                 computed_at_us: int, project: str, endpoint: str | None,
-                 replace: tuple[datetime, datetime] | None, sink: str = "client") -> None:
+    def __init__(
+        self,
+        plans: Sequence[ViewPlan],
+        tables: dict[str, TableSpec],
+        computed_at_us: int,
+        project: str,
+        endpoint: str | None,
+        replace: tuple[datetime, datetime] | None,
+        sink: str = "client",
+    ) -> None:
         super().__init__()
         if sink not in ("client", "beam"):
             msg = f"BigQuery sink must be client or beam, got {sink!r}"
@@ -95,13 +101,16 @@ class WriteOffline(beam.PTransform):  # type: ignore[misc]
 
     def expand(self, rows: beam.PCollection) -> beam.pvalue.PDone:
         batches = rows | "ArrowBatches" >> beam.ParDo(
-            _ToArrowBatches(self.plans, self.computed_at_us))
+            _ToArrowBatches(self.plans, self.computed_at_us)
+        )
         for plan in self.plans:
             spec = self.tables[plan.view]
             table_ref = f"{self.project}.{spec.dataset}.{spec.name}"
-            mine = (batches
-                    | f"Only {plan.view}" >> beam.Filter(lambda item, v=plan.view: item[0] == v)
-                    | f"Table {plan.view}" >> beam.Map(lambda item: item[1]))
+            mine = (
+                batches
+                | f"Only {plan.view}" >> beam.Filter(lambda item, v=plan.view: item[0] == v)
+                | f"Table {plan.view}" >> beam.Map(lambda item: item[1])
+            )
             _ = mine | f"Write {plan.view}" >> self._writer(spec, table_ref)
         return beam.pvalue.PDone(rows.pipeline)
 
@@ -110,12 +119,21 @@ class WriteOffline(beam.PTransform):  # type: ignore[misc]
         if self.sink == "beam":
             return _BeamFileLoads(table_ref, schema)
         if self.replace is None:
-            return WriteToBigQueryClient(table_ref, schema, project=self.project,
-                                         endpoint=self.endpoint, write_disposition="WRITE_TRUNCATE")
+            return WriteToBigQueryClient(
+                table_ref,
+                schema,
+                project=self.project,
+                endpoint=self.endpoint,
+                write_disposition="WRITE_TRUNCATE",
+            )
         start, end = self.replace
         return WriteToBigQueryClient(
-            table_ref, schema, project=self.project, endpoint=self.endpoint,
-            replace=TimeRange(field=VALID_FROM, start=start, end=end + timedelta(microseconds=1)))
+            table_ref,
+            schema,
+            project=self.project,
+            endpoint=self.endpoint,
+            replace=TimeRange(field=VALID_FROM, start=start, end=end + timedelta(microseconds=1)),
+        )
 
 
 class _BeamFileLoads(beam.PTransform):  # type: ignore[misc]
@@ -129,10 +147,15 @@ class _BeamFileLoads(beam.PTransform):  # type: ignore[misc]
         from apache_beam.io.gcp.bigquery import BigQueryDisposition, WriteToBigQuery
 
         fields = [{"name": f.name, "type": f.field_type, "mode": f.mode} for f in self.schema]
-        return (tables
-                | "Rows" >> beam.FlatMap(lambda t: t.to_pylist())
-                | "WriteToBigQuery" >> WriteToBigQuery(
-                    self.table_ref.replace(".", ":", 1), schema={"fields": fields},
-                    method=WriteToBigQuery.Method.FILE_LOADS,
-                    write_disposition=BigQueryDisposition.WRITE_TRUNCATE,
-                    create_disposition=BigQueryDisposition.CREATE_NEVER))
+        return (
+            tables
+            | "Rows" >> beam.FlatMap(lambda t: t.to_pylist())
+            | "WriteToBigQuery"
+            >> WriteToBigQuery(
+                self.table_ref.replace(".", ":", 1),
+                schema={"fields": fields},
+                method=WriteToBigQuery.Method.FILE_LOADS,
+                write_disposition=BigQueryDisposition.WRITE_TRUNCATE,
+                create_disposition=BigQueryDisposition.CREATE_NEVER,
+            )
+        )

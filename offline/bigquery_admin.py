@@ -15,8 +15,10 @@ log = logging.getLogger(__name__)
 
 
 def bigquery_schema(spec: TableSpec) -> list[bigquery.SchemaField]:
-    return [bigquery.SchemaField(c.name, c.type, mode=c.mode, description=c.description)
-            for c in spec.columns]
+    return [
+        bigquery.SchemaField(c.name, c.type, mode=c.mode, description=c.description)
+        for c in spec.columns
+    ]
 
 
 def table_definition(project: str, spec: TableSpec) -> bigquery.Table:
@@ -24,14 +26,16 @@ def table_definition(project: str, spec: TableSpec) -> bigquery.Table:
     table.description = spec.description
     if spec.partition_field:
         table.time_partitioning = bigquery.TimePartitioning(
-            type_=bigquery.TimePartitioningType.DAY, field=spec.partition_field)
+            type_=bigquery.TimePartitioningType.DAY, field=spec.partition_field
+        )
     if spec.clustering:
         table.clustering_fields = list(spec.clustering)
     return table
 
 
-def bigquery_changes(client: bigquery.Client, specs: Sequence[TableSpec], *, apply: bool,
-                     location: str = "US") -> list[Change]:
+def bigquery_changes(
+    client: bigquery.Client, specs: Sequence[TableSpec], *, apply: bool, location: str = "US"
+) -> list[Change]:
     changes: list[Change] = []
     for dataset in sorted({s.dataset for s in specs}):
         ref = f"{client.project}.{dataset}"

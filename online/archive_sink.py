@@ -18,8 +18,13 @@ from google.api_core import exceptions
 from feature_store.metrics import JobCounter
 
 log = logging.getLogger(__name__)
-TRANSIENT = (exceptions.ServiceUnavailable, exceptions.InternalServerError,
-             exceptions.TooManyRequests, exceptions.GatewayTimeout, ConnectionError)
+TRANSIENT = (
+    exceptions.ServiceUnavailable,
+    exceptions.InternalServerError,
+    exceptions.TooManyRequests,
+    exceptions.GatewayTimeout,
+    ConnectionError,
+)
 
 
 class ArchiveWriteError(RuntimeError):
@@ -27,8 +32,14 @@ class ArchiveWriteError(RuntimeError):
 
 
 class _InsertArchiveRows(beam.DoFn):  # type: ignore[misc]
-    def __init__(self, client_factory: Callable[[], Any], tables: Mapping[str, str],
-                 schemas: Mapping[str, Sequence[Any]], batch_size: int, attempts: int) -> None:
+    def __init__(
+        self,
+        client_factory: Callable[[], Any],
+        tables: Mapping[str, str],
+        schemas: Mapping[str, Sequence[Any]],
+        batch_size: int,
+        attempts: int,
+    ) -> None:
         self.client_factory, self.tables, self.schemas = client_factory, dict(tables), dict(schemas)
         self.batch_size, self.attempts = batch_size, attempts
         self.written = JobCounter("stream", "archived_events")
@@ -58,8 +69,11 @@ class _InsertArchiveRows(beam.DoFn):  # type: ignore[misc]
         for attempt in range(1, self.attempts + 1):
             try:
                 errors = self.client.insert_rows(
-                    table, rows, selected_fields=self.schemas[topic],
-                    row_ids=[r["event_id"] for r in rows])
+                    table,
+                    rows,
+                    selected_fields=self.schemas[topic],
+                    row_ids=[r["event_id"] for r in rows],
+                )
                 break
             except TRANSIENT as exc:
                 if attempt == self.attempts:
@@ -75,9 +89,14 @@ class _InsertArchiveRows(beam.DoFn):  # type: ignore[misc]
 class WriteArchive(beam.PTransform):  # type: ignore[misc]
     """(topic, archive row) pairs → each topic's archive table."""
 
-    def __init__(self, client_factory: Callable[[], Any], tables: Mapping[str, str],
-                 schemas: Mapping[str, Sequence[Any]], batch_size: int = 500,
-                 attempts: int = 5) -> None:
+    def __init__(
+        self,
+        client_factory: Callable[[], Any],
+        tables: Mapping[str, str],
+        schemas: Mapping[str, Sequence[Any]],
+        batch_size: int = 500,
+        attempts: int = 5,
+    ) -> None:
         super().__init__()
         self.fn = _InsertArchiveRows(client_factory, tables, schemas, batch_size, attempts)
 

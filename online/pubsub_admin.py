@@ -14,8 +14,9 @@ from feature_store.resources import STREAM_ACK_DEADLINE_S, Change, topics
 log = logging.getLogger(__name__)
 
 
-def pubsub_changes(project: str, registry: Registry, *, apply: bool, prefix: str = ""
-                   ) -> list[Change]:
+def pubsub_changes(
+    project: str, registry: Registry, *, apply: bool, prefix: str = ""
+) -> list[Change]:
     """What exists and what must be created; creates it when `apply`. `prefix` is put
     before every topic and subscription id (several platforms on one project)."""
     publisher = pubsub_v1.PublisherClient()
@@ -24,23 +25,36 @@ def pubsub_changes(project: str, registry: Registry, *, apply: bool, prefix: str
     try:
         for spec in topics(registry):
             path = publisher.topic_path(project, prefix + spec.name)
-            changes.append(_ensure(lambda p=path: publisher.get_topic(topic=p),
-                                   lambda p=path: publisher.create_topic(name=p),
-                                   "topic", prefix + spec.name, apply))
+            changes.append(
+                _ensure(
+                    lambda p=path: publisher.get_topic(topic=p),
+                    lambda p=path: publisher.create_topic(name=p),
+                    "topic",
+                    prefix + spec.name,
+                    apply,
+                )
+            )
             for sub in spec.subscriptions:
                 sub_path = subscriber.subscription_path(project, prefix + sub)
-                changes.append(_ensure(
-                    lambda s=sub_path: subscriber.get_subscription(subscription=s),
-                    lambda s=sub_path, t=path: subscriber.create_subscription(
-                        name=s, topic=t, ack_deadline_seconds=STREAM_ACK_DEADLINE_S),
-                    "subscription", prefix + sub, apply))
+                changes.append(
+                    _ensure(
+                        lambda s=sub_path: subscriber.get_subscription(subscription=s),
+                        lambda s=sub_path, t=path: subscriber.create_subscription(
+                            name=s, topic=t, ack_deadline_seconds=STREAM_ACK_DEADLINE_S
+                        ),
+                        "subscription",
+                        prefix + sub,
+                        apply,
+                    )
+                )
     finally:
         subscriber.close()
     return changes
 
 
-def _ensure(get: Callable[[], object], create: Callable[[], object], kind: str, name: str,
-            apply: bool) -> Change:
+def _ensure(
+    get: Callable[[], object], create: Callable[[], object], kind: str, name: str, apply: bool
+) -> Change:
     try:
         get()
         return Change(kind, name, "exists")
@@ -63,12 +77,14 @@ def drain(project: str, subscription: str, *, max_seconds: float = 30.0) -> int:
     drained, deadline = 0, time.monotonic() + max_seconds
     try:
         while time.monotonic() < deadline:
-            response = subscriber.pull(subscription=path, max_messages=1000, timeout=5,
-                                       return_immediately=True)
+            response = subscriber.pull(
+                subscription=path, max_messages=1000, timeout=5, return_immediately=True
+            )
             if not response.received_messages:
                 break
-            subscriber.acknowledge(subscription=path,
-                                   ack_ids=[r.ack_id for r in response.received_messages])
+            subscriber.acknowledge(
+                subscription=path, ack_ids=[r.ack_id for r in response.received_messages]
+            )
             drained += len(response.received_messages)
     finally:
         subscriber.close()

@@ -34,25 +34,34 @@ class ReadEvents(beam.PTransform):  # type: ignore[misc]
         for topic in self.topics:
             sub_id = self.prefix + stream_subscription(topic)
             sub = f"projects/{self.project}/subscriptions/{sub_id}"
-            parts.append(pbegin
-                         | f"Read {topic}" >> ReadFromPubSub(subscription=sub, with_attributes=True)
-                         | f"Tag {topic}" >> beam.Map(_message, topic))
+            parts.append(
+                pbegin
+                | f"Read {topic}" >> ReadFromPubSub(subscription=sub, with_attributes=True)
+                | f"Tag {topic}" >> beam.Map(_message, topic)
+            )
         return parts | "AllEvents" >> beam.Flatten()
 
 
 def dead_letter_message(letter: DeadLetter) -> PubsubMessage:
     """The raw bytes untouched; the reason and source topic as attributes."""
     attributes = {k: v[:MAX_ATTRIBUTE] for k, v in letter.attributes.items()}
-    attributes.update({"dlq_reason": str(letter.reason), "dlq_detail": letter.detail[:MAX_ATTRIBUTE],
-                       "source_topic": letter.topic})
+    attributes.update(
+        {
+            "dlq_reason": str(letter.reason),
+            "dlq_detail": letter.detail[:MAX_ATTRIBUTE],
+            "source_topic": letter.topic,
+        }
+    )
     return PubsubMessage(data=letter.raw, attributes=attributes)
 
 
 def late_message(item: tuple[str, str, dict[str, Any]]) -> PubsubMessage:
     view, key, record = item
     body = {"view": view, "entity_key": key, **record}
-    return PubsubMessage(data=json.dumps(body, default=str).encode(),
-                         attributes={"event_id": str(record["event_id"]), "view": view})
+    return PubsubMessage(
+        data=json.dumps(body, default=str).encode(),
+        attributes={"event_id": str(record["event_id"]), "view": view},
+    )
 
 
 class PublishPerTopic(beam.PTransform):  # type: ignore[misc]
@@ -66,13 +75,18 @@ class PublishPerTopic(beam.PTransform):  # type: ignore[misc]
         side = dlq_topic if self.kind == "dlq" else late_topic
         convert = dead_letter_message if self.kind == "dlq" else late_message
         parts = items | "ByTopic" >> beam.Partition(
-            lambda item, n: self.topics.index(_topic_of(item)), len(self.topics))
+            lambda item, n: self.topics.index(_topic_of(item)), len(self.topics)
+        )
         for topic, part in zip(self.topics, parts, strict=True):
-            _ = (part
-                 | f"ToMessage {topic}" >> beam.Map(convert)
-                 | f"Publish {side(topic)}" >> WriteToPubSub(
-                     f"projects/{self.project}/topics/{self.prefix}{side(topic)}",
-                     with_attributes=True))
+            _ = (
+                part
+                | f"ToMessage {topic}" >> beam.Map(convert)
+                | f"Publish {side(topic)}"
+                >> WriteToPubSub(
+                    f"projects/{self.project}/topics/{self.prefix}{side(topic)}",
+                    with_attributes=True,
+                )
+            )
         return beam.pvalue.PDone(items.pipeline)
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import apache_beam as beam
-from feature_store.metrics import JobCounter
 from apache_beam.pvalue import PCollection
 from apache_beam.transforms.window import BoundedWindow
 from apache_beam.utils.timestamp import Timestamp
@@ -29,6 +28,7 @@ from feast.protos.feast.core.FeatureView_pb2 import FeatureView as FeatureViewPr
 from feast.repo_config import load_repo_config
 
 from feature_store.errors import ConfigError
+from feature_store.metrics import JobCounter
 from online.bigtable_writer import BigtableOnlineWriter
 from online.redis_writer import RedisOnlineWriter
 from online.rows import OnlineRow, RejectedRow, RowEncoder, entity_identity
@@ -165,8 +165,7 @@ class _WriteRowsFn(beam.DoFn):
     def __init__(self, spec: OnlineStoreSpec) -> None:
         self._spec = spec
         self._written = {
-            store: JobCounter(METRICS_NAMESPACE, f"rows_written_{store}")
-            for store in spec.stores
+            store: JobCounter(METRICS_NAMESPACE, f"rows_written_{store}") for store in spec.stores
         }
         self._retries = JobCounter(METRICS_NAMESPACE, "write_retries")
         self._rejected = JobCounter(METRICS_NAMESPACE, "rows_rejected")

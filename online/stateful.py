@@ -19,7 +19,6 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.coders import PickleCoder
-from feature_store.metrics import JobCounter, JobDistribution
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
     ReadModifyWriteStateSpec,
@@ -28,6 +27,7 @@ from apache_beam.transforms.userstate import (
 )
 from apache_beam.utils.timestamp import Duration, Timestamp
 
+from feature_store.metrics import JobCounter, JobDistribution
 from feature_store.plan import ViewPlan
 from feature_store.windowing import NEVER, EntityState, RowBatch, WindowAggregator
 
@@ -45,9 +45,13 @@ class _FirstDelivery(beam.DoFn):  # type: ignore[misc]
         self.ttl_s = ttl_s
         self.duplicates = JobCounter("stream", "events_duplicate")
 
-    def process(self, item: tuple[str, dict[str, Any]], timestamp: Any = beam.DoFn.TimestampParam,
-                seen: Any = beam.DoFn.StateParam(SEEN),
-                forget: Any = beam.DoFn.TimerParam(FORGET)) -> Iterator[dict[str, Any]]:
+    def process(
+        self,
+        item: tuple[str, dict[str, Any]],
+        timestamp: Any = beam.DoFn.TimestampParam,
+        seen: Any = beam.DoFn.StateParam(SEEN),
+        forget: Any = beam.DoFn.TimerParam(FORGET),
+    ) -> Iterator[dict[str, Any]]:
         if seen.read():
             self.duplicates.inc()
             return
@@ -66,9 +70,11 @@ class DeduplicateByEventId(beam.PTransform):  # type: ignore[misc]
         self.ttl_s = ttl_s
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
-        return (records
-                | "KeyByEventId" >> beam.Map(lambda r: (f"{r['topic']}/{r['event_id']}", r))
-                | "FirstDelivery" >> beam.ParDo(_FirstDelivery(self.ttl_s)))
+        return (
+            records
+            | "KeyByEventId" >> beam.Map(lambda r: (f"{r['topic']}/{r['event_id']}", r))
+            | "FirstDelivery" >> beam.ParDo(_FirstDelivery(self.ttl_s))
+        )
 
 
 def _timestamp(micros: int) -> Timestamp:
@@ -79,8 +85,9 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
     STATE = ReadModifyWriteStateSpec("entity", PickleCoder())
     CHANGE = TimerSpec("change", TimeDomain.WATERMARK)
 
-    def __init__(self, plans: Sequence[ViewPlan], allowed_lateness_us: int,
-                 started_us: int) -> None:
+    def __init__(
+        self, plans: Sequence[ViewPlan], allowed_lateness_us: int, started_us: int
+    ) -> None:
         self.plans = {p.view: p for p in plans}
         self.allowed_lateness_us = allowed_lateness_us
         self.started_us = started_us
@@ -93,9 +100,12 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
     def _aggregator(self, view: str) -> WindowAggregator:
         return WindowAggregator(self.plans[view], self.allowed_lateness_us)
 
-    def process(self, item: tuple[tuple[str, str], list[dict[str, Any]]],
-                state: Any = beam.DoFn.StateParam(STATE),
-                change: Any = beam.DoFn.TimerParam(CHANGE)) -> Iterator[Any]:
+    def process(
+        self,
+        item: tuple[tuple[str, str], list[dict[str, Any]]],
+        state: Any = beam.DoFn.StateParam(STATE),
+        change: Any = beam.DoFn.TimerParam(CHANGE),
+    ) -> Iterator[Any]:
         """A batch of one key's records: one live event, or its history at warm start.
 
         History (read back from the archive) is never late: it is what the state must
@@ -112,15 +122,20 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
                 history = True
             elif current.emitted_until != NEVER and record["event_time"] < horizon:
                 self.late.inc()
-                yield pvalue.TaggedOutput(LATE, (view, key, {**record, "topic": self.plans[view].source}))
+                yield pvalue.TaggedOutput(
+                    LATE, (view, key, {**record, "topic": self.plans[view].source})
+                )
                 continue
             accepted.append(record)
         if not accepted:
             return
         self.events.inc(len(accepted))
         aggregator.add(current, accepted)
-        until = max([current.emitted_until] + [int(r["event_time"]) for r in accepted]
-                    + ([self.started_us] if history else []))
+        until = max(
+            [current.emitted_until]
+            + [int(r["event_time"]) for r in accepted]
+            + ([self.started_us] if history else [])
+        )
         rows = aggregator.advance_to(current, key, until, settle=history)
         self._save(aggregator, current, state, change)
         self._measure(accepted)
@@ -137,9 +152,13 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
                 self.compute_lag.update(int((now_us - record["publish_us"]) / 1000))
 
     @on_timer(CHANGE)
-    def on_change(self, key: Any = beam.DoFn.KeyParam, fired: Any = beam.DoFn.TimestampParam,
-                  state: Any = beam.DoFn.StateParam(STATE),
-                  change: Any = beam.DoFn.TimerParam(CHANGE)) -> Iterator[RowBatch]:
+    def on_change(
+        self,
+        key: Any = beam.DoFn.KeyParam,
+        fired: Any = beam.DoFn.TimestampParam,
+        state: Any = beam.DoFn.StateParam(STATE),
+        change: Any = beam.DoFn.TimerParam(CHANGE),
+    ) -> Iterator[RowBatch]:
         view, entity = key
         current: EntityState | None = state.read()
         if current is None:
@@ -152,8 +171,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             yield rows
 
     @staticmethod
-    def _save(aggregator: WindowAggregator, current: EntityState, state: Any,
-              change: Any) -> None:
+    def _save(aggregator: WindowAggregator, current: EntityState, state: Any, change: Any) -> None:
         nxt = aggregator.next_change(current)
         if nxt is not None:
             change.set(_timestamp(nxt))
@@ -161,15 +179,18 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         state.write(current)
 
 
-def as_batch(item: tuple[tuple[str, str], dict[str, Any]]) -> tuple[tuple[str, str], list[dict[str, Any]]]:
+def as_batch(
+    item: tuple[tuple[str, str], dict[str, Any]],
+) -> tuple[tuple[str, str], list[dict[str, Any]]]:
     return item[0], [item[1]]
 
 
 class AggregateWindows(beam.PTransform):  # type: ignore[misc]
     """((view, entity), [records]) → RowBatches (main) and late records (tag `late`)."""
 
-    def __init__(self, plans: Sequence[ViewPlan], allowed_lateness_s: float,
-                 started_us: int) -> None:
+    def __init__(
+        self, plans: Sequence[ViewPlan], allowed_lateness_s: float, started_us: int
+    ) -> None:
         super().__init__()
         self.plans = list(plans)
         self.allowed_lateness_us = int(allowed_lateness_s * 1_000_000)
@@ -177,5 +198,5 @@ class AggregateWindows(beam.PTransform):  # type: ignore[misc]
 
     def expand(self, batches: beam.PCollection) -> pvalue.DoOutputsTuple:
         return batches | "ExactWindows" >> beam.ParDo(
-            _WindowState(self.plans, self.allowed_lateness_us, self.started_us)).with_outputs(
-                LATE, main="rows")
+            _WindowState(self.plans, self.allowed_lateness_us, self.started_us)
+        ).with_outputs(LATE, main="rows")

@@ -51,8 +51,9 @@ def same(got: Any, expected: Any) -> bool:
 
 def empty(plan: ViewPlan) -> dict[str, Any]:
     """The values of an empty window."""
-    return {f.name: 0 if f.kind in ("count", "count_distinct", "sum") else None
-            for f in plan.features}
+    return {
+        f.name: 0 if f.kind in ("count", "count_distinct", "sum") else None for f in plan.features
+    }
 
 
 def _expected(plan: ViewPlan, events: list[dict[str, Any]], at_us: int) -> dict[str, Any]:
@@ -73,9 +74,13 @@ def _instants(plan: ViewPlan, events: list[dict[str, Any]], lo: int, hi: int) ->
     return sorted(points)
 
 
-def check_online(platform: PlatformConfig, messages: Sequence[Any], at_us: int | None = None,
-                 store: str | None = None, keys_per_view: int | None = None
-                 ) -> dict[tuple[str, str], dict[str, Any]]:
+def check_online(
+    platform: PlatformConfig,
+    messages: Sequence[Any],
+    at_us: int | None = None,
+    store: str | None = None,
+    keys_per_view: int | None = None,
+) -> dict[tuple[str, str], dict[str, Any]]:
     """Asserts that every entity's online value equals the definition at `at_us` — or,
     when None, at some instant while it was read (values also change as events leave
     their windows during a read) — and returns the rows read."""
@@ -85,13 +90,21 @@ def check_online(platform: PlatformConfig, messages: Sequence[Any], at_us: int |
         plan = ViewPlan.build(REGISTRY, view)
         keys = sorted(k for v, k in per_key if v == view)[:keys_per_view]
         before = at_us if at_us is not None else us(datetime.now(UTC))
-        rows = get_online(platform, [f"{view}:{f.name}" for f in plan.features],
-                          [{plan.join_key: k} for k in keys], store)
+        rows = get_online(
+            platform,
+            [f"{view}:{f.name}" for f in plan.features],
+            [{plan.join_key: k} for k in keys],
+            store,
+        )
         after = at_us if at_us is not None else us(datetime.now(UTC))
         for key, row in zip(keys, rows, strict=True):
             events = per_key[(view, key)]
-            candidates = [_expected(plan, events, t) for t in _instants(plan, events, before, after)]
-            assert any(all(same(row[f"{view}__{n}"], v) for n, v in expected.items())
-                       for expected in candidates), (store, view, key, row, candidates)
+            candidates = [
+                _expected(plan, events, t) for t in _instants(plan, events, before, after)
+            ]
+            assert any(
+                all(same(row[f"{view}__{n}"], v) for n, v in expected.items())
+                for expected in candidates
+            ), (store, view, key, row, candidates)
             rows_read[(view, key)] = row
     return rows_read

@@ -46,9 +46,13 @@ def platform(stack: PlatformConfig, tmp_path_factory: pytest.TempPathFactory) ->
 
     uid = uuid.uuid4().hex[:8]
     config = dataclasses.replace(
-        stack, features_dataset=f"features_{uid}", archive_dataset=f"events_{uid}",
-        feast_project=f"t{uid}", topic_prefix=f"t{uid}-",
-        state_dir=tmp_path_factory.mktemp(f"platform-{uid}"))
+        stack,
+        features_dataset=f"features_{uid}",
+        archive_dataset=f"events_{uid}",
+        feast_project=f"t{uid}",
+        topic_prefix=f"t{uid}-",
+        state_dir=tmp_path_factory.mktemp(f"platform-{uid}"),
+    )
     infrastructure_changes(config, REGISTRY, apply=True)
     feast_changes(config, REGISTRY, apply=True)
     return config

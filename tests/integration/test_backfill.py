@@ -27,9 +27,17 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Any]]:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
-    config = SimulationConfig(seed=7, start=start, duration=timedelta(days=2, hours=20),
-                              events=4000, users=40, businesses=15, bad_share=0.03,
-                              duplicate_share=0.03, late_share=0.02)
+    config = SimulationConfig(
+        seed=7,
+        start=start,
+        duration=timedelta(days=2, hours=20),
+        events=4000,
+        users=40,
+        businesses=15,
+        bad_share=0.03,
+        duplicate_share=0.03,
+        late_share=0.02,
+    )
     messages = list(simulate(config))
     folder = tmp_path_factory.mktemp("history")
     write_jsonl(messages, folder)
@@ -41,8 +49,9 @@ def backfilled(platform: PlatformConfig, history: tuple[Path, list[Any]]) -> Bac
     return run_backfill(platform, REGISTRY, [str(history[0])], views=VIEWS)
 
 
-def test_summary_counts_every_message(backfilled: BackfillSummary,
-                                      history: tuple[Path, list[Any]]) -> None:
+def test_summary_counts_every_message(
+    backfilled: BackfillSummary, history: tuple[Path, list[Any]]
+) -> None:
     messages = history[1]
     kinds = defaultdict(int)
     for message in messages:
@@ -53,9 +62,9 @@ def test_summary_counts_every_message(backfilled: BackfillSummary,
     assert set(backfilled.rows_written) == set(VIEWS)
 
 
-def test_history_through_feast_equals_brute_force(platform: PlatformConfig,
-                                                 backfilled: BackfillSummary,
-                                                 history: tuple[Path, list[Any]]) -> None:
+def test_history_through_feast_equals_brute_force(
+    platform: PlatformConfig, backfilled: BackfillSummary, history: tuple[Path, list[Any]]
+) -> None:
     per_key = records(history[1])
     rnd = random.Random(3)
     for view in VIEWS:
@@ -65,16 +74,23 @@ def test_history_through_feast_equals_brute_force(platform: PlatformConfig,
         for key in keys:
             times = sorted(r["event_time"] for r in per_key[(view, key)])
             probes = [times[0] - 1, times[0], times[len(times) // 2] + 1, times[-1]]
-            probes += [t + 3_600_000_000 for t in times[:2]] + [t + 3_600_000_000 - 1 for t in times[:2]]
+            probes += [t + 3_600_000_000 for t in times[:2]] + [
+                t + 3_600_000_000 - 1 for t in times[:2]
+            ]
             lookups += [(key, t) for t in probes]
-        frame = pd.DataFrame({plan.join_key: [k for k, _ in lookups],
-                              "event_timestamp": [pd.Timestamp(t, unit="us", tz="UTC")
-                                                  for _, t in lookups]})
+        frame = pd.DataFrame(
+            {
+                plan.join_key: [k for k, _ in lookups],
+                "event_timestamp": [pd.Timestamp(t, unit="us", tz="UTC") for _, t in lookups],
+            }
+        )
         refs = [f"{view}:{f.name}" for f in plan.features]
         rows = get_historical(platform, refs, frame)
         assert len(rows) == len(lookups)
-        got = {(r[plan.join_key], us(pd.Timestamp(r["event_timestamp"]).to_pydatetime())): r
-               for r in rows}
+        got = {
+            (r[plan.join_key], us(pd.Timestamp(r["event_timestamp"]).to_pydatetime())): r
+            for r in rows
+        }
         for key, t in lookups:
             expected = values_at(plan, per_key[(view, key)], t)
             row = got[(key, t)]
@@ -88,14 +104,18 @@ def test_history_through_feast_equals_brute_force(platform: PlatformConfig,
 
 
 @pytest.mark.parametrize("store", ["redis", "bigtable"])
-def test_online_stores_hold_the_latest_values(platform: PlatformConfig, backfilled: BackfillSummary,
-                                              history: tuple[Path, list[Any]], store: str) -> None:
+def test_online_stores_hold_the_latest_values(
+    platform: PlatformConfig,
+    backfilled: BackfillSummary,
+    history: tuple[Path, list[Any]],
+    store: str,
+) -> None:
     check_online(platform, history[1], us(backfilled.as_of), store, keys_per_view=8)
 
 
-def test_rerunning_the_backfill_changes_nothing(platform: PlatformConfig,
-                                               backfilled: BackfillSummary,
-                                               history: tuple[Path, list[Any]]) -> None:
+def test_rerunning_the_backfill_changes_nothing(
+    platform: PlatformConfig, backfilled: BackfillSummary, history: tuple[Path, list[Any]]
+) -> None:
     from offline.bigquery_client import make_client
 
     client = make_client(platform.project, platform.endpoints.bigquery)
@@ -109,15 +129,14 @@ def test_rerunning_the_backfill_changes_nothing(platform: PlatformConfig,
         return out
 
     before = snapshot()
-    again = run_backfill(platform, REGISTRY, [str(history[0])], views=VIEWS,
-                         end=backfilled.as_of)
+    again = run_backfill(platform, REGISTRY, [str(history[0])], views=VIEWS, end=backfilled.as_of)
     assert again.rows_written == backfilled.rows_written
     assert snapshot() == before
 
 
-def test_a_range_backfill_replaces_only_that_range(platform: PlatformConfig,
-                                                  backfilled: BackfillSummary,
-                                                  history: tuple[Path, list[Any]]) -> None:
+def test_a_range_backfill_replaces_only_that_range(
+    platform: PlatformConfig, backfilled: BackfillSummary, history: tuple[Path, list[Any]]
+) -> None:
     from offline.bigquery_client import make_client
 
     client = make_client(platform.project, platform.endpoints.bigquery)
@@ -129,10 +148,20 @@ def test_a_range_backfill_replaces_only_that_range(platform: PlatformConfig,
         return sorted(tuple(str(v) for v in r.values()) for r in result)
 
     before = rows()
-    client.query(f"DELETE FROM `{table}` WHERE valid_from >= TIMESTAMP_MICROS({us(middle)})"
-                 ).result()  # lose the last day, as a failed night would
+    client.query(
+        f"DELETE FROM `{table}` WHERE valid_from >= TIMESTAMP_MICROS({us(middle)})"
+    ).result()  # lose the last day, as a failed night would
     assert len(rows()) < len(before)
-    again = run_backfill(platform, REGISTRY, [str(history[0])], views=("user_review_stats",),
-                         start=middle, end=backfilled.as_of, online=False)
-    assert 0 < again.rows_written["user_review_stats"] < backfilled.rows_written["user_review_stats"]
+    again = run_backfill(
+        platform,
+        REGISTRY,
+        [str(history[0])],
+        views=("user_review_stats",),
+        start=middle,
+        end=backfilled.as_of,
+        online=False,
+    )
+    assert (
+        0 < again.rows_written["user_review_stats"] < backfilled.rows_written["user_review_stats"]
+    )
     assert rows() == before

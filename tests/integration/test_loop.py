@@ -37,9 +37,13 @@ LOOP_USER = "u-loop"
 
 
 def _message(event: ReviewEvent | UserEvent) -> SimulatedMessage:
-    return SimulatedMessage(topic=event.topic, raw=serialize_event(event),
-                            attributes=attributes_for(event), kind=MessageKind.VALID,
-                            arrival_us=us(event.event_time))
+    return SimulatedMessage(
+        topic=event.topic,
+        raw=serialize_event(event),
+        attributes=attributes_for(event),
+        kind=MessageKind.VALID,
+        arrival_us=us(event.event_time),
+    )
 
 
 def _leaving(now: datetime) -> list[SimulatedMessage]:
@@ -47,13 +51,33 @@ def _leaving(now: datetime) -> list[SimulatedMessage]:
     out = []
     for i, age in enumerate((timedelta(hours=24), timedelta(hours=1))):
         moment = now - age + timedelta(seconds=70 + 5 * i)
-        out.append(_message(ReviewEvent(
-            event_id=f"loop-review-{i}", event_type="review_created", event_time=moment,
-            review_id=f"r-loop-{i}", user_id=LOOP_USER, business_id="b-loop", rating=1 + i,
-            text="The service was slow and the food arrived cold.", device_id="d-loop")))
-        out.append(_message(UserEvent(event_id=f"loop-login-{i}", event_type="login",
-                                      event_time=moment, user_id=LOOP_USER, ip_hash=f"ip-{i}",
-                                      country="FR")))
+        out.append(
+            _message(
+                ReviewEvent(
+                    event_id=f"loop-review-{i}",
+                    event_type="review_created",
+                    event_time=moment,
+                    review_id=f"r-loop-{i}",
+                    user_id=LOOP_USER,
+                    business_id="b-loop",
+                    rating=1 + i,
+                    text="The service was slow and the food arrived cold.",
+                    device_id="d-loop",
+                )
+            )
+        )
+        out.append(
+            _message(
+                UserEvent(
+                    event_id=f"loop-login-{i}",
+                    event_type="login",
+                    event_time=moment,
+                    user_id=LOOP_USER,
+                    ip_hash=f"ip-{i}",
+                    country="FR",
+                )
+            )
+        )
     return out
 
 
@@ -86,19 +110,38 @@ def _check_online(platform: PlatformConfig, messages: list[SimulatedMessage]) ->
 def test_the_loop_is_exact_through_restarts(platform: PlatformConfig, tmp_path: Path) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     users, businesses = 12, 5
-    history = list(simulate(SimulationConfig(
-        seed=21, start=now - timedelta(days=2), duration=timedelta(days=2) - timedelta(minutes=10),
-        events=1500, users=users, businesses=businesses, duplicate_share=0.02)))
+    history = list(
+        simulate(
+            SimulationConfig(
+                seed=21,
+                start=now - timedelta(days=2),
+                duration=timedelta(days=2) - timedelta(minutes=10),
+                events=1500,
+                users=users,
+                businesses=businesses,
+                duplicate_share=0.02,
+            )
+        )
+    )
     history += _leaving(now)
     write_jsonl(history, tmp_path / "history")
     run_import(platform, REGISTRY, [str(tmp_path / "history")])
     run_backfill(platform, REGISTRY, [], views=VIEWS)
 
     topics = {t: platform.topic_id(t) for t in ("review-events", "user-events")}
-    live = list(simulate(SimulationConfig(
-        seed=22, start=now - timedelta(seconds=20), duration=timedelta(seconds=20), events=600,
-        users=users,
-        businesses=businesses, duplicate_share=0.05)))
+    live = list(
+        simulate(
+            SimulationConfig(
+                seed=22,
+                start=now - timedelta(seconds=20),
+                duration=timedelta(seconds=20),
+                events=600,
+                users=users,
+                businesses=businesses,
+                duplicate_share=0.05,
+            )
+        )
+    )
     first, second = live[:300], live[300:]
 
     reset_local()

@@ -33,8 +33,7 @@ def _wait_until(moment: datetime) -> None:
 
 
 @pytest.fixture(scope="module")
-def streamed(platform: PlatformConfig, tmp_path_factory: pytest.TempPathFactory
-             ) -> dict[str, Any]:
+def streamed(platform: PlatformConfig, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Runs the stream over events whose 1 h windows end while it runs."""
     plans, _ = plans_for(REGISTRY, VIEWS)
     pipeline = make_pipeline([], streaming=True)
@@ -43,9 +42,16 @@ def streamed(platform: PlatformConfig, tmp_path_factory: pytest.TempPathFactory
     try:
         time.sleep(5)  # the job subscribes
         now = datetime.now(UTC)
-        config = SimulationConfig(seed=11, start=now - timedelta(hours=1) + timedelta(seconds=15),
-                                  duration=timedelta(seconds=30), events=500, users=12,
-                                  businesses=5, bad_share=0.05, duplicate_share=0.05)
+        config = SimulationConfig(
+            seed=11,
+            start=now - timedelta(hours=1) + timedelta(seconds=15),
+            duration=timedelta(seconds=30),
+            events=500,
+            users=12,
+            businesses=5,
+            bad_share=0.05,
+            duplicate_share=0.05,
+        )
         messages = list(simulate(config))
         topics = {t: platform.topic_id(t) for t in ("review-events", "user-events")}
         publish_messages(platform.project, messages, rate=400, topic_ids=topics)
@@ -60,21 +66,29 @@ def streamed(platform: PlatformConfig, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_online_values_equal_the_definition_after_windows_ended(
-        platform: PlatformConfig, streamed: dict[str, Any]) -> None:
+    platform: PlatformConfig, streamed: dict[str, Any]
+) -> None:
     rows = check_online(platform, streamed["messages"], us(streamed["at"]))
-    expired = sum(row["user_review_stats__review_count_1h"] == 0
-                  for (view, _), row in rows.items()
-                  if view == "user_review_stats" and row["user_review_stats__review_count_24h"])
+    expired = sum(
+        row["user_review_stats__review_count_1h"] == 0
+        for (view, _), row in rows.items()
+        if view == "user_review_stats" and row["user_review_stats__review_count_24h"]
+    )
     assert expired > 0  # 1 h counts fell to 0 by timers alone: no event arrived after
 
 
-def test_invalid_messages_reach_the_dead_letter_topic(platform: PlatformConfig,
-                                                     streamed: dict[str, Any]) -> None:
-    malformed = [m for m in streamed["messages"]
-                 if m.kind is MessageKind.MALFORMED and m.topic == "review-events"]
+def test_invalid_messages_reach_the_dead_letter_topic(
+    platform: PlatformConfig, streamed: dict[str, Any]
+) -> None:
+    malformed = [
+        m
+        for m in streamed["messages"]
+        if m.kind is MessageKind.MALFORMED and m.topic == "review-events"
+    ]
     subscriber = pubsub_v1.SubscriberClient()
     path = subscriber.subscription_path(
-        platform.project, platform.topic_id(inspect_subscription(dlq_topic("review-events"))))
+        platform.project, platform.topic_id(inspect_subscription(dlq_topic("review-events")))
+    )
     received: dict[bytes, dict[str, str]] = {}
     deadline = time.monotonic() + 30
     while len(received) < len(malformed) and time.monotonic() < deadline:
@@ -82,18 +96,26 @@ def test_invalid_messages_reach_the_dead_letter_topic(platform: PlatformConfig,
         for item in response.received_messages:
             received[item.message.data] = dict(item.message.attributes)
         if response.received_messages:
-            subscriber.acknowledge(subscription=path,
-                                   ack_ids=[r.ack_id for r in response.received_messages])
+            subscriber.acknowledge(
+                subscription=path, ack_ids=[r.ack_id for r in response.received_messages]
+            )
     subscriber.close()
     assert set(received) == {m.raw for m in malformed}
     for message in malformed:
         assert received[message.raw]["dlq_reason"] == message.defect
 
 
-def test_stream_and_backfill_agree_for_every_entity(platform: PlatformConfig,
-                                                   streamed: dict[str, Any]) -> None:
-    run_backfill(platform, REGISTRY, [str(Path(streamed["folder"]))], views=VIEWS,
-                 online=False, end=streamed["at"])
+def test_stream_and_backfill_agree_for_every_entity(
+    platform: PlatformConfig, streamed: dict[str, Any]
+) -> None:
+    run_backfill(
+        platform,
+        REGISTRY,
+        [str(Path(streamed["folder"]))],
+        views=VIEWS,
+        online=False,
+        end=streamed["at"],
+    )
     for store in platform.online_stores:
         report = check_consistency(platform, REGISTRY, VIEWS, streamed["at"], store=store)
         assert report.entities > 0

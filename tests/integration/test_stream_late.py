@@ -28,9 +28,16 @@ pytestmark = pytest.mark.integration
 
 
 def _review(event_id: str, moment: datetime) -> ReviewEvent:
-    return ReviewEvent(event_id=event_id, event_type="review_created", event_time=moment,
-                       review_id=f"r-{event_id}", user_id="u-late", business_id="b-late",
-                       rating=4, text="Lovely place, friendly people.")
+    return ReviewEvent(
+        event_id=event_id,
+        event_type="review_created",
+        event_time=moment,
+        review_id=f"r-{event_id}",
+        user_id="u-late",
+        business_id="b-late",
+        rating=4,
+        text="Lovely place, friendly people.",
+    )
 
 
 def _wait_for(counter: str, value: int, timeout_s: float = 60.0) -> None:
@@ -42,8 +49,7 @@ def _wait_for(counter: str, value: int, timeout_s: float = 60.0) -> None:
 
 def test_late_events_leave_through_the_late_topic(platform: PlatformConfig) -> None:
     plans, _ = plans_for(REGISTRY, ["user_review_stats"])
-    settings = StreamSettings(allowed_lateness_s=60, warm_start=False,
-                              views=("user_review_stats",))
+    settings = StreamSettings(allowed_lateness_s=60, warm_start=False, views=("user_review_stats",))
     reset_local()
     pipeline = make_pipeline([], streaming=True)
     build_stream(pipeline, platform, REGISTRY, plans, settings, online_sink(platform))
@@ -54,21 +60,28 @@ def test_late_events_leave_through_the_late_topic(platform: PlatformConfig) -> N
         time.sleep(3)
         publish_messages(platform.project, [_message(_review("on-time", now))], topic_ids=topics)
         _wait_for("events_aggregated", 1)
-        publish_messages(platform.project, [
-            _message(_review("within-lateness", now - timedelta(seconds=30))),
-            _message(_review("too-late", now - timedelta(hours=2)))], topic_ids=topics)
+        publish_messages(
+            platform.project,
+            [
+                _message(_review("within-lateness", now - timedelta(seconds=30))),
+                _message(_review("too-late", now - timedelta(hours=2))),
+            ],
+            topic_ids=topics,
+        )
         _wait_for("events_late", 1)
         _wait_for("events_aggregated", 2)
         time.sleep(3)
-        [row] = get_online(platform, ["user_review_stats:review_count_24h"],
-                           [{"user_id": "u-late"}])
+        [row] = get_online(
+            platform, ["user_review_stats:review_count_24h"], [{"user_id": "u-late"}]
+        )
     finally:
         job.cancel()
     assert row["user_review_stats__review_count_24h"] == 2
     assert local_counts()["events_late"] == 1
     subscriber = pubsub_v1.SubscriberClient()
     path = subscriber.subscription_path(
-        platform.project, platform.topic_id(inspect_subscription(late_topic("review-events"))))
+        platform.project, platform.topic_id(inspect_subscription(late_topic("review-events")))
+    )
     response = subscriber.pull(subscription=path, max_messages=10, timeout=30)
     subscriber.close()
     bodies = [json.loads(m.message.data) for m in response.received_messages]

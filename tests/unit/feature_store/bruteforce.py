@@ -25,12 +25,17 @@ def _dedup_sorted(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
     return sorted(seen.values(), key=lambda e: (e["event_time"], e["event_id"]))
 
 
-def value_at(plan: ViewPlan, feature: FeaturePlan, events: Sequence[Mapping[str, Any]],
-             t: int) -> Any:
-    rows = [e for e in _dedup_sorted(events)
-            if e["event_time"] <= t
-            and (feature.window is None or e["event_time"] > t - feature.window)
-            and _matches(e, plan.where) and _matches(e, feature.where)]
+def value_at(
+    plan: ViewPlan, feature: FeaturePlan, events: Sequence[Mapping[str, Any]], t: int
+) -> Any:
+    rows = [
+        e
+        for e in _dedup_sorted(events)
+        if e["event_time"] <= t
+        and (feature.window is None or e["event_time"] > t - feature.window)
+        and _matches(e, plan.where)
+        and _matches(e, feature.where)
+    ]
     field = feature.field
     get = (lambda e: e["event_time"]) if field == "event_time" else (lambda e: e.get(field))
     vals = [get(e) for e in rows if get(e) is not None] if field else []
@@ -55,8 +60,9 @@ def value_at(plan: ViewPlan, feature: FeaturePlan, events: Sequence[Mapping[str,
     if kind == "last":
         return vals[-1] if vals else None
     if kind == "share":
-        return (sum(1 for e in rows if _matches(e, feature.share_where)) / len(rows)
-                if rows else None)
+        return (
+            sum(1 for e in rows if _matches(e, feature.share_where)) / len(rows) if rows else None
+        )
     if kind == "max_similarity_to_newest":
         vecs = [np.asarray(v, dtype=np.float64) for v in vals]
         if len(vecs) < 2:

@@ -27,8 +27,11 @@ from feature_store.registry import Registry, load_registry
 
 def view(**overrides: object) -> FeatureView:
     spec: dict[str, object] = {
-        "name": "v", "entity": "user", "source": "review-events",
-        "features": (Feature(name="n", aggregation=count(), window="1h"),)}
+        "name": "v",
+        "entity": "user",
+        "source": "review-events",
+        "features": (Feature(name="n", aggregation=count(), window="1h"),),
+    }
     spec.update(overrides)
     return FeatureView(**spec)  # type: ignore[arg-type]
 
@@ -37,9 +40,17 @@ def registry(*views: FeatureView, services: tuple[FeatureService, ...] = ()) -> 
     return Registry(entities=(USER,), sources=(REVIEW_EVENTS,), views=views, services=services)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("1h", timedelta(hours=1)), ("24h", timedelta(hours=24)), ("7d", timedelta(days=7)),
-    ("30m", timedelta(minutes=30)), (None, None), ("unbounded", None)])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1h", timedelta(hours=1)),
+        ("24h", timedelta(hours=24)),
+        ("7d", timedelta(days=7)),
+        ("30m", timedelta(minutes=30)),
+        (None, None),
+        ("unbounded", None),
+    ],
+)
 def test_windows_parse(text: str | None, expected: timedelta | None) -> None:
     assert Window.parse(text).duration == expected
 
@@ -57,8 +68,12 @@ def test_a_window_of_zero_is_refused() -> None:
 
 def test_duplicate_feature_names_in_a_view() -> None:
     with pytest.raises(FeatureDefinitionError, match=r"more than once: \['n'\]"):
-        view(features=(Feature(name="n", aggregation=count(), window="1h"),
-                       Feature(name="n", aggregation=count(), window="2h")))
+        view(
+            features=(
+                Feature(name="n", aggregation=count(), window="1h"),
+                Feature(name="n", aggregation=count(), window="2h"),
+            )
+        )
 
 
 def test_duplicate_view_names_in_a_registry() -> None:
@@ -68,7 +83,9 @@ def test_duplicate_view_names_in_a_registry() -> None:
 
 def test_a_feature_on_an_unknown_field() -> None:
     bad = view(features=(Feature(name="m", aggregation=mean("stars"), window="1h"),))
-    with pytest.raises(FeatureDefinitionError, match="unknown field 'stars' of source `review-events`"):
+    with pytest.raises(
+        FeatureDefinitionError, match="unknown field 'stars' of source `review-events`"
+    ):
         registry(bad)
 
 
@@ -85,7 +102,9 @@ def test_an_entity_whose_key_the_source_lacks() -> None:
 
 def test_a_numeric_aggregation_on_a_string_field() -> None:
     bad = view(features=(Feature(name="m", aggregation=mean("business_id"), window="1h"),))
-    with pytest.raises(FeatureDefinitionError, match="needs a numeric field, `business_id` is STRING"):
+    with pytest.raises(
+        FeatureDefinitionError, match="needs a numeric field, `business_id` is STRING"
+    ):
         registry(bad)
 
 
@@ -97,7 +116,7 @@ def test_share_needs_its_condition_and_conditions_need_a_value() -> None:
 
 def test_a_service_naming_an_unknown_feature() -> None:
     service = FeatureService(name="s", features=("v:nope",))
-    with pytest.raises(FeatureDefinitionError, match="feature service `s`: .*no feature 'nope'"):
+    with pytest.raises(FeatureDefinitionError, match=r"feature service `s`: .*no feature 'nope'"):
         registry(view(), services=(service,))
 
 
@@ -105,9 +124,15 @@ def test_names_are_checked() -> None:
     with pytest.raises(FeatureDefinitionError, match="must match"):
         Entity(name="User Name", join_key="user_id")
     with pytest.raises(FeatureDefinitionError, match="must declare the `event_time` field"):
-        Source(name="s", topic="s", event_types=("a",),
-               fields=(EventField(name="event_id", dtype=DType.STRING),
-                       EventField(name="event_type", dtype=DType.STRING)))
+        Source(
+            name="s",
+            topic="s",
+            event_types=("a",),
+            fields=(
+                EventField(name="event_id", dtype=DType.STRING),
+                EventField(name="event_type", dtype=DType.STRING),
+            ),
+        )
 
 
 def test_load_registry_from_module_object() -> None:
@@ -119,26 +144,50 @@ def test_load_registry_from_module_object() -> None:
 
 
 FEATURES_MD = {  # FEATURES.md, read independently of the code
-    "user_review_stats": {"review_count_1h": "INT64", "review_count_24h": "INT64",
-                          "review_count_7d": "INT64", "avg_rating_7d": "FLOAT64",
-                          "rating_stddev_7d": "FLOAT64", "distinct_businesses_24h": "INT64",
-                          "distinct_devices_7d": "INT64", "last_review_at": "TIMESTAMP"},
-    "user_activity": {"login_count_24h": "INT64", "distinct_ips_24h": "INT64",
-                      "distinct_countries_7d": "INT64"},
-    "business_review_stats": {"review_count_1h": "INT64", "review_count_24h": "INT64",
-                              "avg_rating_30d": "FLOAT64", "one_star_share_7d": "FLOAT64",
-                              "five_star_share_7d": "FLOAT64", "flagged_count_30d": "INT64"},
-    "review_content": {"text_length": "INT64", "sentiment": "FLOAT64",
-                       "embedding_semantic": "FLOAT32_VECTOR",
-                       "embedding_lexical": "FLOAT32_VECTOR"},
-    "user_content_stats": {"avg_sentiment_7d": "FLOAT64", "max_text_similarity_7d": "FLOAT64",
-                           "centroid_distance_30d": "FLOAT64"},
+    "user_review_stats": {
+        "review_count_1h": "INT64",
+        "review_count_24h": "INT64",
+        "review_count_7d": "INT64",
+        "avg_rating_7d": "FLOAT64",
+        "rating_stddev_7d": "FLOAT64",
+        "distinct_businesses_24h": "INT64",
+        "distinct_devices_7d": "INT64",
+        "last_review_at": "TIMESTAMP",
+    },
+    "user_activity": {
+        "login_count_24h": "INT64",
+        "distinct_ips_24h": "INT64",
+        "distinct_countries_7d": "INT64",
+    },
+    "business_review_stats": {
+        "review_count_1h": "INT64",
+        "review_count_24h": "INT64",
+        "avg_rating_30d": "FLOAT64",
+        "one_star_share_7d": "FLOAT64",
+        "five_star_share_7d": "FLOAT64",
+        "flagged_count_30d": "INT64",
+    },
+    "review_content": {
+        "text_length": "INT64",
+        "sentiment": "FLOAT64",
+        "embedding_semantic": "FLOAT32_VECTOR",
+        "embedding_lexical": "FLOAT32_VECTOR",
+    },
+    "user_content_stats": {
+        "avg_sentiment_7d": "FLOAT64",
+        "max_text_similarity_7d": "FLOAT64",
+        "centroid_distance_30d": "FLOAT64",
+    },
 }
 
 
 def test_the_reference_registry_is_features_md() -> None:
-    got = {v.name: {r.feature: r.dtype.value for r in REGISTRY.feature_refs(v)}
-           for v in REGISTRY.views}
+    got = {
+        v.name: {r.feature: r.dtype.value for r in REGISTRY.feature_refs(v)} for v in REGISTRY.views
+    }
     assert got == FEATURES_MD
     assert {e.name: e.join_key for e in REGISTRY.entities} == {
-        "user": "user_id", "business": "business_id", "review": "review_id"}
+        "user": "user_id",
+        "business": "business_id",
+        "review": "review_id",
+    }

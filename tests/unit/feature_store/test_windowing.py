@@ -39,17 +39,23 @@ from tests.unit.feature_store.bruteforce import values_at
 W = 10  # window unit in µs keeps hypothesis' examples small and dense
 
 SOURCE = Source(
-    name="things", topic="things", event_types=("a", "b"),
-    fields=(EventField(name="event_id", dtype=DType.STRING),
-            EventField(name="event_type", dtype=DType.STRING),
-            EventField(name="event_time", dtype=DType.TIMESTAMP),
-            EventField(name="key", dtype=DType.STRING),
-            EventField(name="x", dtype=DType.INT64),
-            EventField(name="tag", dtype=DType.STRING)),
+    name="things",
+    topic="things",
+    event_types=("a", "b"),
+    fields=(
+        EventField(name="event_id", dtype=DType.STRING),
+        EventField(name="event_type", dtype=DType.STRING),
+        EventField(name="event_time", dtype=DType.TIMESTAMP),
+        EventField(name="key", dtype=DType.STRING),
+        EventField(name="x", dtype=DType.INT64),
+        EventField(name="tag", dtype=DType.STRING),
+    ),
 )
 IS_A = Condition(field="event_type", equals="a")
 VIEW = FeatureView(
-    name="things_view", entity="thing", source="things",
+    name="things_view",
+    entity="thing",
+    source="things",
     features=(
         Feature(name="n_short", aggregation=count(), window=f"{W}s"),
         Feature(name="n_a", aggregation=count(where=IS_A), window=f"{3 * W}s"),
@@ -60,8 +66,11 @@ VIEW = FeatureView(
         Feature(name="max_x", aggregation=max_("x"), window=f"{W}s"),
         Feature(name="min_x", aggregation=min_("x"), window=f"{3 * W}s"),
         Feature(name="last_tag", aggregation=last("tag"), window=f"{2 * W}s"),
-        Feature(name="share_3", aggregation=share(Condition(field="x", equals=3), where=IS_A),
-                window=f"{W}s"),
+        Feature(
+            name="share_3",
+            aggregation=share(Condition(field="x", equals=3), where=IS_A),
+            window=f"{W}s",
+        ),
         Feature(name="newest", aggregation=max_("event_time")),
         Feature(name="n_all", aggregation=count()),
         Feature(name="mean_all", aggregation=mean("x")),
@@ -71,22 +80,35 @@ VIEW = FeatureView(
 REG = Registry(entities=(Entity(name="thing", join_key="key"),), sources=(SOURCE,), views=(VIEW,))
 # Windows declared in seconds; rescale to W µs units so that examples stay small.
 PLAN = ViewPlan.build(REG, "things_view")
-PLAN = ViewPlan(**{**PLAN.__dict__, "features": tuple(
-    type(f)(**{**f.__dict__, "window": None if f.window is None else f.window // 1_000_000})
-    for f in PLAN.features)})
+PLAN = ViewPlan(
+    **{
+        **PLAN.__dict__,
+        "features": tuple(
+            type(f)(**{**f.__dict__, "window": None if f.window is None else f.window // 1_000_000})
+            for f in PLAN.features
+        ),
+    }
+)
 
 events_strategy = st.lists(
-    st.fixed_dictionaries({
-        "event_id": st.integers(0, 40).map(lambda i: f"e{i:02d}"),
-        "event_type": st.sampled_from(["a", "b"]),
-        "event_time": st.integers(0, 8 * W),
-        "x": st.one_of(st.none(), st.integers(1, 5)),
-        "tag": st.one_of(st.none(), st.sampled_from(["p", "q", "r"])),
-    }),
+    st.fixed_dictionaries(
+        {
+            "event_id": st.integers(0, 40).map(lambda i: f"e{i:02d}"),
+            "event_type": st.sampled_from(["a", "b"]),
+            "event_time": st.integers(0, 8 * W),
+            "x": st.one_of(st.none(), st.integers(1, 5)),
+            "tag": st.one_of(st.none(), st.sampled_from(["p", "q", "r"])),
+        }
+    ),
     max_size=30,
     unique_by=lambda e: e["event_id"],
-).flatmap(lambda evs: st.lists(st.sampled_from(evs), max_size=5).map(lambda dupes: evs + dupes)
-          if evs else st.just(evs))  # exact re-deliveries of some events
+).flatmap(
+    lambda evs: (
+        st.lists(st.sampled_from(evs), max_size=5).map(lambda dupes: evs + dupes)
+        if evs
+        else st.just(evs)
+    )
+)  # exact re-deliveries of some events
 
 
 def row_value_at(rows: list[tuple[int, dict[str, Any]]], t: int) -> dict[str, Any] | None:
@@ -120,7 +142,13 @@ def check_at(rows: list[tuple[int, dict[str, Any]]], events: list[dict[str, Any]
     got = row_value_at(rows, t)
     got = got if got is not None else {name: EMPTY.get(name) for name in expected}
     for name, value in expected.items():
-        assert same(got[name], value), (name, t, got[name], value, [(vf, r[name]) for vf, r in rows])
+        assert same(got[name], value), (
+            name,
+            t,
+            got[name],
+            value,
+            [(vf, r[name]) for vf, r in rows],
+        )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -133,8 +161,9 @@ def test_batch_rows_equal_brute_force_at_every_time(events: list[dict[str, Any]]
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events_strategy, st.randoms(use_true_random=False), st.integers(0, 3 * W))
-def test_incremental_in_any_order_equals_brute_force(events: list[dict[str, Any]], rnd: Any,
-                                                     lateness: int) -> None:
+def test_incremental_in_any_order_equals_brute_force(
+    events: list[dict[str, Any]], rnd: Any, lateness: int
+) -> None:
     """Events arrive shuffled, within the allowed lateness of the emitted time."""
     aggregator = WindowAggregator(PLAN, allowed_lateness=lateness, tie_step=1)
     state = aggregator.new_state()
@@ -153,22 +182,37 @@ def test_incremental_in_any_order_equals_brute_force(events: list[dict[str, Any]
     check_newest(rows, events, 20 * W)
 
 
-def check_newest(rows: list[tuple[int, dict[str, Any]]], events: list[dict[str, Any]],
-                 t: int) -> None:
+def check_newest(
+    rows: list[tuple[int, dict[str, Any]]], events: list[dict[str, Any]], t: int
+) -> None:
     """What an online store holds: the row with the largest valid_from (the later of
     equal ones), whatever order the writes arrive in."""
     newest = max(range(len(rows)), key=lambda i: (rows[i][0], i)) if rows else None
     expected = values_at(PLAN, events, t)
     got = rows[newest][1] if newest is not None else {n: EMPTY.get(n) for n in expected}
     for name, value in expected.items():
-        assert same(got[name], value), (name, t, got[name], value, [(vf, r[name]) for vf, r in rows])
+        assert same(got[name], value), (
+            name,
+            t,
+            got[name],
+            value,
+            [(vf, r[name]) for vf, r in rows],
+        )
 
 
 def test_boundaries_event_at_t_minus_w_is_out_and_at_t_is_in() -> None:
     hour = 3_600_000_000
     plan = ViewPlan.build(REGISTRY, "user_review_stats")
-    events = [{"event_id": "a", "event_type": "review_created", "event_time": 0, "rating": 4,
-               "business_id": "b1", "device_id": None}]
+    events = [
+        {
+            "event_id": "a",
+            "event_type": "review_created",
+            "event_time": 0,
+            "rating": 4,
+            "business_id": "b1",
+            "device_id": None,
+        }
+    ]
     batch = compute_rows(plan, "u", events)
     valid_from = batch.valid_from.tolist()
     assert valid_from == [0, hour, 24 * hour, 7 * 24 * hour]
@@ -190,8 +234,11 @@ def test_equal_timestamps_are_ordered_by_event_id_and_duplicates_count_once() ->
     batch = compute_rows(plan, "r", events)
     assert batch.valid_from.tolist() == [5]
     assert batch.values["text_length"].tolist() == [20]  # newest = last by event_id
-    stats = compute_rows(ViewPlan.build(REGISTRY, "user_review_stats"), "u", [
-        {**e, "rating": 5, "business_id": "x", "device_id": "d"} for e in events])
+    stats = compute_rows(
+        ViewPlan.build(REGISTRY, "user_review_stats"),
+        "u",
+        [{**e, "rating": 5, "business_id": "x", "device_id": "d"} for e in events],
+    )
     assert stats.values["review_count_1h"].tolist()[0] == 2
 
 
@@ -199,13 +246,19 @@ def test_vector_kinds_match_brute_force() -> None:
     plan = ViewPlan.build(REGISTRY, "user_content_stats")
     rng = np.random.default_rng(3)
     day = 86_400_000_000
-    events = [{"event_id": f"e{i}", "event_type": "review_created",
-               "event_time": int(rng.integers(0, 40 * day)), "sentiment": float(rng.uniform(-1, 1)),
-               "embedding_semantic": rng.normal(size=384).astype(np.float32).tolist()}
-              for i in range(25)]
+    events = [
+        {
+            "event_id": f"e{i}",
+            "event_type": "review_created",
+            "event_time": int(rng.integers(0, 40 * day)),
+            "sentiment": float(rng.uniform(-1, 1)),
+            "embedding_semantic": rng.normal(size=384).astype(np.float32).tolist(),
+        }
+        for i in range(25)
+    ]
     batch = compute_rows(plan, "u", events)
     rows = as_rows(batch)
-    for t in list(batch.valid_from[::3]) + [50 * day]:
+    for t in [*batch.valid_from[::3], 50 * day]:
         expected = values_at(plan, events, int(t))
         got = row_value_at(rows, int(t))
         assert got is not None
@@ -217,13 +270,24 @@ def test_a_key_with_100k_events_is_fast_enough_to_be_vectorised() -> None:
     plan = ViewPlan.build(REGISTRY, "user_review_stats")
     rng = np.random.default_rng(0)
     times = rng.integers(0, 200 * 86_400_000_000, size=100_000)
-    events = [{"event_id": f"e{i}", "event_type": "review_created", "event_time": int(t),
-               "rating": int(rng.integers(1, 6)), "business_id": f"b{i % 50}",
-               "device_id": None} for i, t in enumerate(times)]
+    events = [
+        {
+            "event_id": f"e{i}",
+            "event_type": "review_created",
+            "event_time": int(t),
+            "rating": int(rng.integers(1, 6)),
+            "business_id": f"b{i % 50}",
+            "device_id": None,
+        }
+        for i, t in enumerate(times)
+    ]
     batch = compute_rows(plan, "u", events)
     # every event time and every expiry is a change point of some count
-    assert len(batch) == len(np.unique(np.concatenate(
-        [times + w for w in (0, 3_600_000_000, 86_400_000_000, 604_800_000_000)])))
+    assert len(batch) == len(
+        np.unique(
+            np.concatenate([times + w for w in (0, 3_600_000_000, 86_400_000_000, 604_800_000_000)])
+        )
+    )
 
 
 @pytest.mark.parametrize("view", [v.name for v in REGISTRY.views])
