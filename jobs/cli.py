@@ -79,6 +79,9 @@ def main(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:  # the libraries' progress chatter; our own INFO lines stay
+        for noisy in ("apache_beam", "feast", "google", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     config = PlatformConfig.local_default(state_dir)
     if project:
         config = config.for_project(project)
