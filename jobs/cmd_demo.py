@@ -8,9 +8,9 @@ from jobs.cli import CliContext
 
 
 @click.command()
-@click.option("--history-events", default=40_000, show_default=True)
+@click.option("--history-events", default=20_000, show_default=True)
 @click.option("--live-seconds", default=60.0, show_default=True)
-@click.option("--live-rate", default=150.0, show_default=True, help="Messages per second.")
+@click.option("--live-rate", default=40.0, show_default=True, help="Messages per second.")
 @click.pass_obj
 def demo(ctx: CliContext, history_events: int, live_seconds: float, live_rate: float) -> None:
     """Run the whole platform locally: up, apply, backfill, stream, read through Feast."""

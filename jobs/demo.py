@@ -41,9 +41,9 @@ SHOWN = {
 
 @dataclass(frozen=True)
 class DemoSettings:
-    history_events: int = 40_000
+    history_events: int = 20_000
     live_seconds: float = 60.0
-    live_rate: float = 150.0
+    live_rate: float = 40.0
     users: int = 400
     businesses: int = 60
     seed: int | None = None  # default: a new seed each run (event ids stay unique)

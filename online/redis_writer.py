@@ -1,13 +1,18 @@
 """Writes `OnlineRow`s to Feast's Redis online store, newest change point wins.
 
 Rows land in the hashes Feast's `RedisOnlineStore` reads (see `online.feast_layout`).
-Each call is one pipeline of EVALSHA calls of a Lua script that, per entity hash,
-compares the row's valid_from with the `_vf:<view>` field already there and writes the
-view's fields only if the row is not older. Feast's own writer does a read, then a
-write, from the client; the script makes the check and the write atomic, so concurrent
-writers (the stream and a backfill) cannot interleave an older row over a newer one.
-An equal valid_from is written again (the later of two such rows wins), so retries
-and replays are idempotent.
+A call's rows go out as EVALSHA calls of a Lua script that, per entity hash, compares
+the row's valid_from with the `_vf:<view>` field already there and writes the view's
+fields only if the row is not older. Feast's own writer does a read, then a write, from
+the client; the script makes the check and the write atomic, so concurrent writers
+(the stream and a backfill) cannot interleave an older row over a newer one. An equal
+valid_from is written again (the later of two such rows wins), so retries and replays
+are idempotent.
+
+The script calls of one write are pipelined on one connection, and each is sent as
+soon as its arguments are built: Redis runs one while Python builds the next (entity
+keys included), and the replies are read at the end. One connection keeps them in
+order.
 
 Rows written by Feast's own materialization carry no `_vf:<view>` and count as older.
 Redis Cluster is refused for now: one script call takes many keys, which a cluster
@@ -17,9 +22,11 @@ connection string sets one (`host:port,socket_timeout=5`).
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from feast import FeatureView, RepoConfig
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig, RedisType
@@ -32,10 +39,19 @@ from redis.retry import Retry
 
 from feature_store.errors import ConfigError
 from online.feast_layout import RedisViewLayout, redis_key, redis_view_layout
-from online.rows import EncodedRow, OnlineRow, RowEncoder, ValueConversionError, newest_per_key
+from online.rows import (
+    EncodedRow,
+    OnlineRow,
+    RowEncoder,
+    ValueConversionError,
+    entity_identity,
+    newest_per_key,
+)
 from online.write_support import RetryPolicy, WriteStats, call_with_retry
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -98,10 +114,11 @@ class RedisOnlineWriter:
         *,
         feature_views: Sequence[FeatureView],
         retry: RetryPolicy | None = None,
-        rows_per_script: int = 256,
+        rows_per_script: int = 128,
     ) -> None:
         """`connection`: a `redis://` URL or a Feast connection string (`host:port,db=0`);
-        by default the repo config's own Redis online store."""
+        by default the repo config's own Redis online store. `rows_per_script` rows go
+        in one script call: small calls let Redis start on a write's first rows sooner."""
         if rows_per_script < 1:
             msg = f"rows_per_script must be positive, got {rows_per_script}"
             raise ConfigError(msg)
@@ -118,15 +135,15 @@ class RedisOnlineWriter:
         return self.write_encoded(self._encoder.encode_all(rows))
 
     def write_encoded(self, rows: Sequence[EncodedRow]) -> WriteStats:
-        config = self._config
-        newest = newest_per_key(
-            ((row.view, redis_key(config, row.entity_key)), row) for row in rows
-        )
+        """Writes the newest row per view and entity key as given: a key spelled two
+        ways (join keys in another order) goes out twice, in order, and the script
+        keeps the newer."""
+        newest = newest_per_key(((row.view, entity_identity(row.entity_key)), row) for row in rows)
         if not newest:
             return WriteStats(store=self.store, rows=len(rows))
-        calls = self._script_calls(newest)
+        calls = replayable(self._script_calls(self._by_view(newest.values())))
         written, retries = call_with_retry(
-            lambda: self._execute(calls),
+            lambda: self._send(calls),
             policy=self._retry,
             is_transient=lambda err: isinstance(err, _TRANSIENT),
             target=self.target,
@@ -145,35 +162,58 @@ class RedisOnlineWriter:
     def close(self) -> None:
         self._client.close()
 
-    def _execute(self, calls: list[ScriptCall]) -> int:
-        with self._client.pipeline(transaction=False) as pipe:
-            for script, keys, args in calls:
-                script(keys=keys, args=args, client=pipe)
-            return sum(pipe.execute())
+    def _send(self, calls: Callable[[], Iterator[ScriptCall]]) -> int:
+        try:
+            return self._execute(calls())
+        except redis_errors.NoScriptError:  # a restarted or flushed server
+            for script in self._scripts.values():
+                script.sha = self._client.script_load(script.script)
+            return self._execute(calls())
 
-    def _script_calls(self, newest: dict[tuple[str, bytes], EncodedRow]) -> list[ScriptCall]:
-        by_view: dict[str, list[tuple[bytes, EncodedRow]]] = {}
-        for (view, key), row in newest.items():
-            by_view.setdefault(view, []).append((key, row))
+    def _execute(self, calls: Iterable[ScriptCall]) -> int:
+        """Rows written: each call is sent as soon as it is built, the replies read
+        after the last. Any failure drops the connection, and the replies with it."""
+        pool = self._client.connection_pool
+        connection = pool.get_connection()
+        try:
+            sent = 0
+            for script, keys, args in calls:
+                connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                sent += 1
+            return sum(int(connection.read_response()) for _ in range(sent))
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+
+    def _by_view(self, rows: Iterable[EncodedRow]) -> dict[str, list[EncodedRow]]:
+        by_view: dict[str, list[EncodedRow]] = {}
+        for row in rows:
+            by_view.setdefault(row.view, []).append(row)
+        for view in by_view:
+            self._layout(view)  # an unknown view fails before anything is sent
+        return by_view
+
+    def _script_calls(self, by_view: dict[str, list[EncodedRow]]) -> Iterator[ScriptCall]:
+        config = self._config
         stamps: dict[datetime, tuple[int, bytes]] = {}
-        calls: list[ScriptCall] = []
-        for view, items in by_view.items():
+        for view, rows in by_view.items():
             layout = self._layout(view)
             script = self._scripts[len(layout.feature_fields)]
             head: list[bytes | int] = [layout.valid_from_field, layout.event_ts_field, self._ttl]
             head.extend(layout.feature_fields)
-            for start in range(0, len(items), self._rows_per_script):
-                chunk = items[start : start + self._rows_per_script]
+            for start in range(0, len(rows), self._rows_per_script):
+                chunk = rows[start : start + self._rows_per_script]
                 args = list(head)
-                for _, row in chunk:
+                for row in chunk:
                     stamp = stamps.get(row.valid_from)
                     if stamp is None:
                         stamp = stamps[row.valid_from] = event_stamp(row.valid_from)
                     args.append(stamp[0])
                     args.append(stamp[1])
                     args.extend(row.values)
-                calls.append((script, [key for key, _ in chunk], args))
-        return calls
+                yield script, [redis_key(config, row.entity_key) for row in chunk], args
 
     def _layout(self, view: str) -> RedisViewLayout:
         layout = self._layouts.get(view)
@@ -181,6 +221,23 @@ class RedisOnlineWriter:
             msg = f"unknown feature view `{view}`; known: {sorted(self._layouts)}"
             raise ValueConversionError(msg)
         return layout
+
+
+def replayable(items: Iterator[T]) -> Callable[[], Iterator[T]]:
+    """Iterators over `items` from the start, each item built once, when first needed:
+    a retry replays what an interrupted attempt built, then builds the rest."""
+    built: list[T] = []
+
+    def replay() -> Iterator[T]:
+        for position in itertools.count():
+            if position == len(built):
+                try:
+                    built.append(next(items))
+                except StopIteration:
+                    return
+            yield built[position]
+
+    return replay
 
 
 def event_stamp(valid_from: datetime) -> tuple[int, bytes]:

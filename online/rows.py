@@ -20,15 +20,31 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.value_type import ValueType
 
 from feature_store.errors import FeatureStoreError
-from online.value_encoding import ValueEncoder, feast_value, value_encoder
+from online.value_encoding import (
+    NULL_VALUE,
+    ColumnSerializer,
+    ValueEncoder,
+    column_serializer,
+    feast_value,
+    value_encoder,
+)
 
 EntityKeyInput = EntityKeyProto | tuple[Sequence[str], Sequence[object]]
 """A Feast entity key, or its join key names and their Python values."""
 
 K = TypeVar("K")
 
-NULL_VALUE = b""
-"""An empty `ValueProto` serialized: Feast reads it back as null."""
+__all__ = [
+    "NULL_VALUE",
+    "EncodedRow",
+    "EntityKeyInput",
+    "OnlineRow",
+    "RejectedRow",
+    "RowEncoder",
+    "ValueConversionError",
+    "entity_identity",
+    "newest_per_key",
+]
 
 
 class ValueConversionError(FeatureStoreError, ValueError):
@@ -79,6 +95,7 @@ class _ViewCodec:
     features: tuple[str, ...]
     known: frozenset[str]
     encoders: tuple[ValueEncoder, ...]
+    serializers: tuple[ColumnSerializer, ...]
     join_key_encoders: Mapping[str, ValueEncoder]
 
     @classmethod
@@ -89,6 +106,7 @@ class _ViewCodec:
             features=features,
             known=frozenset(features),
             encoders=tuple(value_encoder(f.dtype.to_value_type()) for f in view.features),
+            serializers=tuple(column_serializer(f.dtype.to_value_type()) for f in view.features),
             join_key_encoders={
                 c.name: value_encoder(c.dtype.to_value_type()) for c in view.entity_columns
             },
@@ -102,16 +120,16 @@ class _ViewCodec:
                 msg = f"feature view `{self.view.name}` has no feature(s) {unknown}"
                 raise ValueConversionError(msg)
         columns = [
-            self._column(name, encode, [features.get(name) for features in rows])
-            for name, encode in zip(self.features, self.encoders, strict=True)
+            self._column(j, [features.get(name) for features in rows])
+            for j, name in enumerate(self.features)
         ]
         return list(zip(*columns, strict=True)) if columns else [()] * len(rows)
 
-    def _column(self, name: str, encode: ValueEncoder, column: list[object]) -> list[bytes]:
+    def _column(self, j: int, column: list[object]) -> list[bytes]:
         try:
-            return [NULL_VALUE if v is None else encode(v).SerializeToString() for v in column]
+            return self.serializers[j](column)
         except _CONVERSION_ERRORS as err:
-            raise self._culprit(name, encode, column) from err
+            raise self._culprit(self.features[j], self.encoders[j], column) from err
 
     def _culprit(self, name: str, encode: ValueEncoder, column: list[object]) -> Exception:
         for value in column:
