@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from feature_store.events import from_micros, to_micros
+
 ARCHIVE = "archive"
-
-
-def micros_to_datetime(micros: int) -> datetime:
-    return EPOCH + timedelta(microseconds=int(micros))
 
 
 def archive_row(
@@ -26,10 +23,10 @@ def archive_row(
 ) -> dict[str, Any]:
     """`record` is the validated event's record; `fields` the source's declared fields."""
     row: dict[str, Any] = {name: record.get(name) for name in fields}
-    row["event_time"] = micros_to_datetime(int(record["event_time"]))
+    row["event_time"] = from_micros(int(record["event_time"]))
     row["payload"] = raw.decode("utf-8")
     row["attributes"] = json.dumps(dict(attributes), sort_keys=True) if attributes else None
-    row["publish_time"] = micros_to_datetime(publish_us) if publish_us is not None else None
+    row["publish_time"] = from_micros(publish_us) if publish_us is not None else None
     row["ingested_at"] = datetime.now(UTC)
     return row
 
@@ -38,5 +35,5 @@ def message_of(row: Mapping[str, Any]) -> tuple[bytes, dict[str, str], int | Non
     """An archive row back as (raw bytes, attributes, publish µs)."""
     attributes = json.loads(row["attributes"]) if row.get("attributes") else {}
     publish = row.get("publish_time")
-    publish_us = (publish - EPOCH) // timedelta(microseconds=1) if publish is not None else None
+    publish_us = to_micros(publish) if publish is not None else None
     return row["payload"].encode("utf-8"), attributes, publish_us

@@ -170,7 +170,8 @@ def to_micros(moment: datetime) -> int:
 
 
 def from_micros(micros: int) -> datetime:
-    return EPOCH + timedelta(microseconds=micros)
+    """The UTC moment `micros` microseconds after the Unix epoch."""
+    return EPOCH + timedelta(microseconds=int(micros))
 
 
 def _utc(name: str, moment: object) -> datetime:

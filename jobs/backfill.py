@@ -7,12 +7,13 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
 
 from feature_store.config import PlatformConfig
+from feature_store.events import to_micros
 from feature_store.plan import ViewPlan
 from feature_store.registry import Registry
 from feature_store.schemas import change_point_table
@@ -79,10 +80,6 @@ def plans_for(
     return plans, skipped
 
 
-def _to_micros(moment: datetime) -> int:
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-
-
 def run_backfill(
     config: PlatformConfig,
     registry: Registry,
@@ -140,8 +137,8 @@ def _wire(
     import json
 
     start, as_of = span
-    start_us = _to_micros(start) if start else None
-    as_of_us = _to_micros(as_of)
+    start_us = to_micros(start) if start else None
+    as_of_us = to_micros(as_of)
     if files is not None:
         reader: beam.PTransform = ReadEventFiles(files)
     else:  # the platform's raw archive (what the stream and `import` wrote)
@@ -176,7 +173,7 @@ def _wire(
     _ = rows | "WriteOffline" >> WriteOffline(
         plans,
         tables,
-        _to_micros(datetime.now(UTC)),
+        to_micros(datetime.now(UTC)),
         config.project,
         endpoint,
         replace,

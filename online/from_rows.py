@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from feature_store.definitions import DType
+from feature_store.events import from_micros
 from feature_store.plan import ViewPlan
 from feature_store.windowing import RowBatch
 from online.rows import OnlineRow
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def from_micros(micros: int) -> datetime:
-    return EPOCH + timedelta(microseconds=int(micros))
 
 
 def python_value(value: object, dtype: DType) -> object:
