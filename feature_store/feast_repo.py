@@ -88,10 +88,36 @@ def feast_objects(registry: Registry, config: PlatformConfig) -> list[Any]:
     return [*entities.values(), *views.values(), *services]
 
 
+# Store types Feast loads by class path: the installed project provides them, so plain
+# Feast (SDK, CLI, a notebook) reading this repo needs no import of ours.
+LOCAL_OFFLINE_STORE = "offline.feast_bigquery.EmulatorBigQueryOfflineStore"
+NEWER_WINS_REDIS = "online.feast_stores.NewerWinsRedisOnlineStore"
+NEWER_WINS_BIGTABLE = "online.feast_stores.NewerWinsBigtableOnlineStore"
+
+
 def online_store_config(config: PlatformConfig, store: str) -> dict[str, Any]:
+    """Feast's Redis or Bigtable store, whose writes keep the newer change point."""
     if store == "redis":
-        return {"type": "redis", "connection_string": config.redis_connection}
-    return {"type": "bigtable", "project_id": config.project, "instance": config.bigtable_instance}
+        return {"type": NEWER_WINS_REDIS, "connection_string": config.redis_connection}
+    return {
+        "type": NEWER_WINS_BIGTABLE,
+        "project_id": config.project,
+        "instance": config.bigtable_instance,
+    }
+
+
+def offline_store_config(config: PlatformConfig) -> dict[str, Any]:
+    """Feast's own BigQuery store in production; locally, its emulator-bound subclass."""
+    content: dict[str, Any] = {
+        "type": "bigquery",
+        "project_id": config.project,
+        "dataset": config.features_dataset,
+        "location": "US",
+    }
+    if config.local:
+        content["type"] = LOCAL_OFFLINE_STORE
+        content["endpoint"] = config.endpoints.bigquery
+    return content
 
 
 def repo_config(config: PlatformConfig, online_store: str | None = None) -> dict[str, Any]:
@@ -103,12 +129,7 @@ def repo_config(config: PlatformConfig, online_store: str | None = None) -> dict
         "registry": registry_path,
         "provider": "local" if config.local else "gcp",
         "online_store": online_store_config(config, store),
-        "offline_store": {
-            "type": "bigquery",
-            "project_id": config.project,
-            "dataset": config.features_dataset,
-            "location": "US",
-        },
+        "offline_store": offline_store_config(config),
         "entity_key_serialization_version": ENTITY_KEY_SERIALIZATION_VERSION,
     }
 

@@ -95,11 +95,17 @@ def status(ctx: click.Context, services: tuple[str, ...], as_json: bool) -> None
 @click.command()
 @click.pass_obj
 def env(obj: CliContext) -> None:
-    """Print `export` lines pointing a shell's Google clients at the emulators.
+    """Print `export` lines pointing a shell's Google clients at the emulators, and
+    Feast (SDK, `feast` CLI) at the local Feast repo.
 
     Use as: eval "$(feature-store env)"
     """
-    for name, value in _local_config(obj).endpoints.env().items():
+    config = _local_config(obj)
+    repo = str(config.feast_repo.resolve())
+    # FEATURE_REPO_DIR_ENV_VAR is the `feast` CLI's own name for its --chdir option.
+    variables = {**config.endpoints.env(), "FEATURE_STORE_FEAST_REPO": repo}
+    variables["FEATURE_REPO_DIR_ENV_VAR"] = repo
+    for name, value in variables.items():
         click.echo(f"export {name}={shlex.quote(value)}")
 
 

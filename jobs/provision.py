@@ -45,12 +45,12 @@ def write_feast_repos(config: PlatformConfig) -> dict[str, Path]:
 
 
 def feature_store(config: PlatformConfig, store: str | None = None) -> Any:
-    """A Feast `FeatureStore` over our repo (the default online store unless named)."""
+    """A Feast `FeatureStore` over our repo (the default online store unless named).
+
+    Plain Feast: the repo's feature_store.yaml names the store types (the emulator-bound
+    offline store locally), so nothing needs configuring in this process."""
     from feast import FeatureStore
 
-    from offline.feast_bigquery import configure_feast_bigquery
-
-    configure_feast_bigquery(config)
     return FeatureStore(repo_path=str(repo_path(config, store or config.online_stores[0])))
 
 

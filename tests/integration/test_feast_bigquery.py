@@ -1,4 +1,5 @@
-"""Feast's own BigQuery offline store, run on the emulator: point-in-time joins to the µs.
+"""Feast's own BigQuery offline store, run on the emulator as the store type the local
+repo names (`EmulatorBigQueryOfflineStore`): point-in-time joins to the microsecond.
 
 The change-point table is written with the project's BigQuery writer; Feast reads it
 with its own SQL. Expected values are computed here independently: for each lookup
@@ -27,14 +28,12 @@ from google.cloud import bigquery
 from feature_store.config import LOCAL_PROJECT
 from offline.bigquery_client import make_client
 from offline.bigquery_sink import ensure_table, load_rows
-from offline.feast_bigquery import (
-    FeastEmulatorClient,
-    restore_feast_bigquery,
-    use_bigquery_emulator,
-)
+from offline.feast_bigquery import STORE_TYPE, FeastEmulatorClient, emulator_client
 from tests.integration.bq_emulator import emulator_endpoint, scratch_dataset
 
 pytestmark = pytest.mark.integration
+
+FEAST_FACTORY = feast_bq._get_bigquery_client
 
 US = timedelta(microseconds=1)
 T = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -125,13 +124,14 @@ def change_point_table(client: bigquery.Client, dataset: str) -> str:
     return table
 
 
-def _feast_repo(path: Path, dataset: str) -> Path:
+def _feast_repo(path: Path, dataset: str, endpoint: str) -> Path:
     config = {
         "project": "pit_test",
         "provider": "gcp",
         "registry": str(path / "registry.db"),
         "offline_store": {
-            "type": "bigquery",
+            "type": STORE_TYPE,
+            "endpoint": endpoint,
             "dataset": f"{dataset}_feast",
             "project_id": LOCAL_PROJECT,
         },
@@ -150,9 +150,8 @@ def store(
     change_point_table: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[FeatureStore]:
-    use_bigquery_emulator(endpoint)
     try:
-        repo = _feast_repo(tmp_path_factory.mktemp("feast_repo"), dataset)
+        repo = _feast_repo(tmp_path_factory.mktemp("feast_repo"), dataset, endpoint)
         user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.STRING)
         source = BigQuerySource(
             name="user_activity_changes",
@@ -176,7 +175,6 @@ def store(
         feature_store.apply([user, view, view_1d])
         yield feature_store
     finally:
-        restore_feast_bigquery()
         client.delete_dataset(f"{dataset}_feast", delete_contents=True, not_found_ok=True)
 
 
@@ -240,6 +238,7 @@ def test_expected_values_cover_every_case() -> None:
 
 
 def test_materialize_loads_the_latest_change_point_online(store: FeatureStore) -> None:
+    assert feast_bq._get_bigquery_client is FEAST_FACTORY  # nothing of Feast's was patched
     store.materialize(start_date=T - timedelta(days=1), end_date=T + timedelta(days=10))
     online = store.get_online_features(
         features=[f"user_activity:{f}" for f in FEATURES],
@@ -253,9 +252,8 @@ def test_materialize_loads_the_latest_change_point_online(store: FeatureStore) -
     assert [online[f][2] for f in FEATURES] == [None, None, None]
 
 
-@pytest.mark.usefixtures("store")  # Feast is pointed at the emulator
-def test_a_scripts_temp_tables_end_with_it() -> None:
-    client = feast_bq._get_bigquery_client(project=LOCAL_PROJECT)
+def test_a_scripts_temp_tables_end_with_it(endpoint: str) -> None:
+    client = emulator_client(endpoint, LOCAL_PROJECT)
     assert isinstance(client, FeastEmulatorClient)
     script = "CREATE TEMP TABLE pit_probe AS (SELECT 7 AS x);\nSELECT x FROM pit_probe"
     for _ in range(2):

@@ -1,4 +1,5 @@
-"""The Feast BigQuery adapter's pure parts: SQL scoping, patching, the clients' overrides.
+"""The emulator-bound Feast offline store's pure parts: SQL scoping, the store type,
+the clients' overrides.
 
 No network: clients are built (which sends nothing) and their HTTP-facing methods are
 replaced by recorders.
@@ -6,9 +7,10 @@ replaced by recorders.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import feast.infra.offline_stores.bigquery as feast_bq
@@ -16,33 +18,32 @@ import google.auth
 import pytest
 from feast.infra.offline_stores import offline_utils
 from feast.infra.offline_stores.bigquery_source import BigQuerySource
+from feast.infra.offline_stores.offline_utils import get_offline_store_from_config
+from feast.repo_config import RepoConfig
 from google.api_core.exceptions import BadRequest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from feature_store.config import Endpoints, PlatformConfig
+from feature_store.config import LOCAL_PROJECT
 from feature_store.errors import ConfigError
 from offline.bigquery_client import EmulatorClient, make_client
 from offline.feast_bigquery import (
+    DEFAULT_ENDPOINT,
+    FEAST_VERSION,
+    STORE_TYPE,
+    EmulatorBigQueryOfflineStore,
+    EmulatorBigQueryOfflineStoreConfig,
     FeastEmulatorClient,
-    configure_feast_bigquery,
+    FeastVersionError,
+    _feast_method,
     drop_temp_tables_sql,
-    emulator_endpoint,
-    restore_feast_bigquery,
     scope_temp_tables,
-    use_bigquery_emulator,
 )
 
 ENDPOINT = "http://127.0.0.1:9050"
 FEAST_FACTORY = feast_bq._get_bigquery_client
 FEAST_COLUMN_TYPES = BigQuerySource.get_table_column_names_and_types
-
-
-@pytest.fixture(autouse=True)
-def _restore_feast() -> Iterator[None]:
-    restore_feast_bigquery()
-    yield
-    restore_feast_bigquery()
+FEAST_PULL_LATEST = feast_bq.BigQueryOfflineStore.pull_latest_from_table_or_query
 
 
 def _context(name: str) -> offline_utils.FeatureViewQueryContext:
@@ -148,71 +149,147 @@ def test_drop_script_drops_each_table_if_it_exists() -> None:
     )
 
 
-# -- Patching Feast ------------------------------------------------------------------
+# -- The store type: Feast's code, the emulator's client, nothing patched --------------
 
 
-def test_nothing_is_patched_until_asked() -> None:
-    assert feast_bq._get_bigquery_client is FEAST_FACTORY
-    assert BigQuerySource.get_table_column_names_and_types is FEAST_COLUMN_TYPES
-    assert emulator_endpoint() is None
-
-
-def test_feast_gets_an_anonymous_emulator_client() -> None:
-    use_bigquery_emulator(ENDPOINT + "/")
-    client = feast_bq._get_bigquery_client(project="p1", location="EU")
-    assert isinstance(client, FeastEmulatorClient)
-    assert isinstance(client._credentials, AnonymousCredentials)
-    assert client._connection.API_BASE_URL == ENDPOINT
-    assert (client.project, client.location) == ("p1", "EU")
-    assert emulator_endpoint() == ENDPOINT
-
-
-def test_a_repo_without_project_id_gets_the_default_project() -> None:
-    use_bigquery_emulator(ENDPOINT, default_project="fallback")
-    assert feast_bq._get_bigquery_client(project=None).project == "fallback"
-
-
-def test_use_is_idempotent_and_can_repoint() -> None:
-    use_bigquery_emulator(ENDPOINT)
-    factory = feast_bq._get_bigquery_client
-    use_bigquery_emulator(ENDPOINT)
-    assert feast_bq._get_bigquery_client is factory
-    use_bigquery_emulator("http://localhost:9999")
-    assert feast_bq._get_bigquery_client(project="p")._connection.API_BASE_URL == (
-        "http://localhost:9999"
+def _repo_config(offline_store: dict[str, Any]) -> RepoConfig:
+    return RepoConfig(
+        project="p",
+        registry="registry.db",
+        provider="local",
+        online_store={"type": "sqlite"},
+        offline_store=offline_store,
+        entity_key_serialization_version=3,
     )
-    use_bigquery_emulator("http://localhost:9999", default_project="other")
-    assert feast_bq._get_bigquery_client().project == "other"
 
 
-def test_restore_brings_back_feast_as_shipped() -> None:
-    use_bigquery_emulator(ENDPOINT)
-    use_bigquery_emulator("http://localhost:9999")
-    restore_feast_bigquery()
-    assert feast_bq._get_bigquery_client is FEAST_FACTORY
-    assert BigQuerySource.get_table_column_names_and_types is FEAST_COLUMN_TYPES
-    assert emulator_endpoint() is None
+LOCAL = {"type": STORE_TYPE, "endpoint": ENDPOINT, "project_id": "p1", "location": "EU"}
+
+
+def test_pinned_to_the_feast_version_it_was_checked_against() -> None:
+    """Fails loudly on another Feast: re-check every adaptation in the module docstring
+    (and the integration tests) before moving the pin."""
+    assert importlib.metadata.version("feast") == FEAST_VERSION
+    pyproject = (Path(__file__).parents[3] / "pyproject.toml").read_text()
+    assert f'"feast[redis,gcp]=={FEAST_VERSION}"' in pyproject
+
+
+def test_feast_loads_the_store_and_its_config_from_the_type() -> None:
+    config = _repo_config(LOCAL)
+    assert type(config.offline_store) is EmulatorBigQueryOfflineStoreConfig
+    assert isinstance(config.offline_store, feast_bq.BigQueryOfflineStoreConfig)
+    assert config.offline_store.endpoint == ENDPOINT
+    store = get_offline_store_from_config(config.offline_store)
+    assert type(store) is EmulatorBigQueryOfflineStore
+    assert isinstance(store, feast_bq.BigQueryOfflineStore)
 
 
 @pytest.mark.parametrize(
     "endpoint", ["127.0.0.1:9050", "http://127.0.0.1", "ftp://h:1", "http://h:1/x"]
 )
 def test_bad_endpoints_are_refused_by_name(endpoint: str) -> None:
-    with pytest.raises(ConfigError, match=re.escape(repr(endpoint))):
-        use_bigquery_emulator(endpoint)
+    with pytest.raises(ValueError, match=re.escape(repr(endpoint))):
+        _repo_config({**LOCAL, "endpoint": endpoint})
+
+
+def test_a_trailing_slash_is_dropped() -> None:
+    assert _repo_config({**LOCAL, "endpoint": ENDPOINT + "/"}).offline_store.endpoint == ENDPOINT
+
+
+def test_the_store_refuses_another_stores_config() -> None:
+    config = _repo_config({"type": "bigquery", "project_id": "p1"})
+    source = BigQuerySource(name="s", table="p.d.t", timestamp_field="valid_from")
+    with pytest.raises(ConfigError, match="'bigquery'"):
+        EmulatorBigQueryOfflineStore.pull_all_from_table_or_query(
+            config, source, ["user_id"], ["score"], "valid_from"
+        )
+
+
+def _pull_latest(store: type[feast_bq.BigQueryOfflineStore], config: RepoConfig) -> Any:
+    source = BigQuerySource(
+        name="s", table="p1.d.t", timestamp_field="valid_from", created_timestamp_column="c"
+    )
+    return store.pull_latest_from_table_or_query(
+        config,
+        source,
+        ["user_id"],
+        ["score"],
+        "valid_from",
+        "c",
+        datetime(2024, 1, 1, tzinfo=UTC),
+        datetime(2024, 1, 2, tzinfo=UTC),
+    )
+
+
+def test_feasts_own_sql_runs_with_an_emulator_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    job = _pull_latest(EmulatorBigQueryOfflineStore, _repo_config(LOCAL))
+    assert isinstance(job, feast_bq.BigQueryRetrievalJob)
+    assert isinstance(job.client, FeastEmulatorClient)
+    assert isinstance(job.client._credentials, AnonymousCredentials)
+    assert job.client._connection.API_BASE_URL == ENDPOINT
+    assert (job.client.project, job.client.location) == ("p1", "EU")
+    # Feast's own store, with stand-in default credentials, renders the same SQL.
+    adc = AnonymousCredentials()
+    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (adc, "p1"))
+    plain = _pull_latest(feast_bq.BigQueryOfflineStore, _repo_config(LOCAL))
+    assert type(plain.client) is bigquery.Client
+    assert job.to_sql() == plain.to_sql()
+    assert "ROW_NUMBER() OVER(PARTITION BY `user_id`" in job.to_sql()
+
+
+def test_nothing_of_feasts_is_changed() -> None:
+    _pull_latest(EmulatorBigQueryOfflineStore, _repo_config(LOCAL))
     assert feast_bq._get_bigquery_client is FEAST_FACTORY
+    assert feast_bq.BigQueryOfflineStore.pull_latest_from_table_or_query is FEAST_PULL_LATEST
+    assert BigQuerySource.get_table_column_names_and_types is FEAST_COLUMN_TYPES
 
 
-def test_only_the_local_profile_is_pointed_at_the_emulator() -> None:
-    local = PlatformConfig(endpoints=Endpoints(bigquery_port=9123))
-    configure_feast_bigquery(local.for_project("real-project"))
-    assert feast_bq._get_bigquery_client is FEAST_FACTORY
-    configure_feast_bigquery(local)
-    assert emulator_endpoint() == "http://127.0.0.1:9123"
+def test_a_repo_without_project_id_gets_the_local_project() -> None:
+    job = _pull_latest(EmulatorBigQueryOfflineStore, _repo_config({"type": STORE_TYPE}))
+    assert job.client.project == LOCAL_PROJECT
+    assert job.client._connection.API_BASE_URL == DEFAULT_ENDPOINT
 
 
-def test_schema_inference_asks_the_factory(monkeypatch: pytest.MonkeyPatch) -> None:
-    use_bigquery_emulator(ENDPOINT)
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pull_latest_from_table_or_query",
+        "pull_all_from_table_or_query",
+        "get_historical_features",
+        "offline_write_batch",
+        "write_logged_features",
+    ],
+)
+def test_every_overridden_method_is_feasts_code(name: str) -> None:
+    rebound = _feast_method(name, ENDPOINT)
+    original = getattr(feast_bq.BigQueryOfflineStore, name)
+    assert rebound.__code__ is original.__code__
+    assert rebound.__globals__ is not feast_bq.__dict__
+    client = rebound.__globals__["_get_bigquery_client"](project="q", location=None)
+    assert isinstance(client, FeastEmulatorClient)
+    assert name in vars(EmulatorBigQueryOfflineStore)
+
+
+def test_a_feast_method_that_stops_asking_for_a_client_fails_loudly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def pull_all_from_table_or_query(*args: Any) -> None:
+        del args
+
+    monkeypatch.setattr(
+        feast_bq.BigQueryOfflineStore,
+        "pull_all_from_table_or_query",
+        staticmethod(pull_all_from_table_or_query),
+    )
+    _feast_method.cache_clear()
+    try:
+        with pytest.raises(FeastVersionError, match=r"pull_all_from_table_or_query.*0\.67\.0"):
+            _feast_method("pull_all_from_table_or_query", "http://127.0.0.1:1")
+    finally:
+        _feast_method.cache_clear()
+
+
+def test_schema_inference_uses_the_emulator_client(monkeypatch: pytest.MonkeyPatch) -> None:
     schema = [
         bigquery.SchemaField("user_id", "STRING"),
         bigquery.SchemaField("embedding", "FLOAT", mode="REPEATED"),
@@ -220,17 +297,16 @@ def test_schema_inference_asks_the_factory(monkeypatch: pytest.MonkeyPatch) -> N
     asked: list[str] = []
 
     def get_table(self: bigquery.Client, table: str) -> bigquery.Table:
-        asked.append(f"{type(self).__name__}:{table}")
+        asked.append(f"{type(self).__name__}@{self._connection.API_BASE_URL}:{table}")
         return bigquery.Table("p.d.t", schema=schema)
 
     monkeypatch.setattr(bigquery.Client, "get_table", get_table)
     source = BigQuerySource(name="s", table="p.d.t", timestamp_field="valid_from")
-    config = type("Config", (), {"offline_store": feast_bq.BigQueryOfflineStoreConfig()})()
-    assert list(source.get_table_column_names_and_types(config)) == [
-        ("user_id", "STRING"),
-        ("embedding", "ARRAY<FLOAT>"),
-    ]
-    assert asked == ["FeastEmulatorClient:p.d.t"]
+    store = EmulatorBigQueryOfflineStore()
+    assert list(
+        store.get_table_column_names_and_types_from_data_source(_repo_config(LOCAL), source)
+    ) == [("user_id", "STRING"), ("embedding", "ARRAY<FLOAT>")]
+    assert asked == [f"FeastEmulatorClient@{ENDPOINT}:p.d.t"]
 
 
 # -- The clients' overrides ----------------------------------------------------------
