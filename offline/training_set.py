@@ -185,7 +185,7 @@ def build_training_set(
         start=times.min().to_pydatetime(),
         end=times.max().to_pydatetime(),
     )
-    logger.info("wrote training set %s: %s rows, %s features", out, summary.rows, len(nulls))
+    logger.debug("wrote training set %s: %s rows, %s features", out, summary.rows, len(nulls))
     return summary
 
 
