@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -35,8 +36,9 @@ def _summary_table(summary: TrainingSetSummary) -> Table:
 def _print_summary(console: Console, summary: TrainingSetSummary) -> None:
     empty = [c for c, n in summary.nulls.items() if n == summary.rows]
     console.print(
-        f"[bold]{summary.path}[/bold]: {summary.rows} rows, {len(summary.label_columns)} "
-        f"label columns, {len(summary.nulls)} features of service `{summary.service}`"
+        f"[bold]{escape(str(summary.path))}[/bold]: {summary.rows} rows, "
+        f"{len(summary.label_columns)} label columns, "
+        f"{len(summary.nulls)} features of service `{summary.service}`"
     )
     if summary.start and summary.end:
         console.print(f"labels from {summary.start.isoformat()} to {summary.end.isoformat()}")

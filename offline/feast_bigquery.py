@@ -206,6 +206,15 @@ def _client_factory(endpoint: str) -> Callable[..., bigquery.Client]:
 
 
 @functools.cache
+def _feast_namespace(endpoint: str) -> dict[str, Any]:
+    """A copy of Feast's BigQuery module namespace, its client factory the emulator's.
+    Feast's module itself is left as it is."""
+    namespace = dict(vars(feast_bq))
+    namespace[_FACTORY] = _client_factory(endpoint)
+    return namespace
+
+
+@functools.cache
 def _feast_method(name: str, endpoint: str) -> Callable[..., Any]:
     """Feast's `BigQueryOfflineStore.<name>`, its code and defaults unchanged, run in a
     copy of its module's namespace where `_get_bigquery_client` builds emulator clients."""
@@ -217,10 +226,12 @@ def _feast_method(name: str, endpoint: str) -> Callable[..., Any]:
             f"was checked against Feast {FEAST_VERSION}"
         )
         raise FeastVersionError(msg)
-    namespace = dict(vars(feast_bq))
-    namespace[_FACTORY] = _client_factory(endpoint)
     rebound = types.FunctionType(
-        function.__code__, namespace, function.__name__, function.__defaults__, function.__closure__
+        function.__code__,
+        _feast_namespace(endpoint),
+        function.__name__,
+        function.__defaults__,
+        function.__closure__,
     )
     rebound.__kwdefaults__ = function.__kwdefaults__
     return rebound
