@@ -348,6 +348,8 @@ def test_cli_env_prints_exports_for_the_moved_ports(config: PlatformConfig) -> N
             f"export BIGTABLE_EMULATOR_HOST=127.0.0.1:{ep.bigtable_port}",
             f"export BIGQUERY_EMULATOR_HOST=http://127.0.0.1:{ep.bigquery_port}",
             "export GOOGLE_CLOUD_PROJECT=local-project",
+            f"export FEATURE_STORE_FEAST_REPO={config.feast_repo.resolve()}",
+            f"export FEATURE_REPO_DIR_ENV_VAR={config.feast_repo.resolve()}",
         ],
     )
 
