@@ -83,8 +83,13 @@ class PlatformConfig:
     topic_prefix: str = ""  # isolates several platforms on one Pub/Sub project (tests)
     state_dir: Path = field(default_factory=lambda: Path(".local"))
     endpoints: Endpoints = field(default_factory=Endpoints)
+    # How far an event_time may lie after its message's publish time (EVENTS.md).
+    clock_skew_s: float = 300.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.clock_skew_s < 366 * 86_400:
+            msg = f"clock_skew_s must be between 0 and a year in seconds, got {self.clock_skew_s}"
+            raise ConfigError(msg)
         unknown = [s for s in self.online_stores if s not in ("redis", "bigtable")]
         if unknown or not self.online_stores:
             msg = (

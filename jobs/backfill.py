@@ -92,9 +92,13 @@ def run_backfill(
     dead_letters: str | None = None,
     bigquery_sink: str = "client",
     pipeline_args: Sequence[str] = (),
+    received: datetime | None = None,
 ) -> BackfillSummary:
+    """`received`: when archived messages without a publish time, and event files, count
+    as received (their event_time may not be later, plus the clock skew); default now."""
     begun = time.monotonic()
-    as_of = min(end, datetime.now(UTC)) if end else datetime.now(UTC)
+    started = datetime.now(UTC)
+    as_of = min(end, started) if end else started
     plans, skipped = plans_for(registry, views)
     files = discover(events, [s.topic for s in registry.sources]) if events else None
     run_id = uuid.uuid4().hex[:12]
@@ -112,6 +116,7 @@ def run_backfill(
         online,
         dead_path,
         bigquery_sink,
+        to_micros(received or started),
     )
     result = pipeline.run()
     result.wait_until_finish()
@@ -133,6 +138,7 @@ def _wire(
     online: bool,
     dead_path: str,
     bigquery_sink: str,
+    received_us: int,
 ) -> None:
     import json
 
@@ -152,7 +158,9 @@ def _wire(
             until_us=as_of_us,
         )
     messages = pipeline | "ReadArchive" >> reader.with_resource_hints(**IO_HINTS)
-    checked = messages | "ValidateEvents" >> ValidateEvents("backfill")
+    checked = messages | "ValidateEvents" >> ValidateEvents(
+        "backfill", received_us=received_us, clock_skew_s=config.clock_skew_s
+    )
     (
         checked[DEAD_LETTER]
         | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))

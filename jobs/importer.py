@@ -8,12 +8,14 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
 
 from feature_store.archive import ARCHIVE
 from feature_store.config import PlatformConfig
+from feature_store.events import to_micros
 from feature_store.registry import Registry
 from feature_store.schemas import archive_table
 from feature_store.transforms import DEAD_LETTER, ValidateEvents
@@ -39,7 +41,10 @@ def run_import(
     *,
     dead_letters: str | None = None,
     pipeline_args: Sequence[str] = (),
+    received: datetime | None = None,
 ) -> ImportSummary:
+    """`received`: when the files count as received (their events' event_time may not be
+    later, plus the clock skew); default: when the run starts."""
     from offline.bigquery_admin import bigquery_schema
     from offline.bigquery_sink import WriteToBigQueryClient
 
@@ -50,7 +55,14 @@ def run_import(
     endpoint = config.endpoints.bigquery if config.local else None
     pipeline = make_pipeline(pipeline_args)
     messages = pipeline | "ReadFiles" >> ReadEventFiles(files).with_resource_hints(**IO_HINTS)
-    checked = messages | "ValidateEvents" >> ValidateEvents("import", registry, archive=True)
+    received_us = to_micros(received or datetime.now(UTC))
+    checked = messages | "ValidateEvents" >> ValidateEvents(
+        "import",
+        registry,
+        archive=True,
+        received_us=received_us,
+        clock_skew_s=config.clock_skew_s,
+    )
     _ = (
         checked[DEAD_LETTER]
         | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))

@@ -92,7 +92,8 @@ def _history(
         pipeline
         | "ReadHistory"
         >> ReadArchiveTables(config.project, _bigquery_endpoint(config), tables, since_us=since_us)
-        | "ValidateHistory" >> ValidateEvents("stream", history=True)
+        | "ValidateHistory"
+        >> ValidateEvents("stream", history=True, clock_skew_s=config.clock_skew_s)
     )
     return (
         records.valid
@@ -118,7 +119,7 @@ def build_stream(
         config.project, topics, prefix
     ).with_resource_hints(**IO_HINTS)
     checked = messages | "ValidateEvents" >> ValidateEvents(
-        "stream", registry, archive=settings.archive
+        "stream", registry, archive=settings.archive, clock_skew_s=config.clock_skew_s
     )
     _ = checked[DEAD_LETTER] | "DeadLetters" >> PublishPerTopic(
         config.project, topics, "dlq", prefix

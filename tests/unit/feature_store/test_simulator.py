@@ -472,7 +472,7 @@ def test_retimer_moves_events_to_now_keeping_lateness_and_duplicates(
         if m.kind == MessageKind.MALFORMED:
             assert out == m
             continue
-        event = parse_event(out.topic, out.raw, out.attributes)
+        event = parse_event(out.topic, out.raw, out.attributes, received=moment)
         original = parse_event(m.topic, m.raw)
         assert json.loads(out.raw) | {"event_time": None} == json.loads(m.raw) | {
             "event_time": None
