@@ -12,15 +12,15 @@ from typing import Any
 
 import apache_beam as beam
 
+from common.archive_read import ReadEventFiles, discover
+from common.transforms import DEAD_LETTER, ValidateEvents
 from feature_store.config import PlatformConfig
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch
 from feature_store.events import to_micros
-from feature_store.plan import ViewPlan
 from feature_store.registry import Registry
 from feature_store.schemas import change_point_table
-from feature_store.transforms import DEAD_LETTER, ValidateEvents
-from feature_store.windowing import RowBatch
 from jobs.runner import make_pipeline
-from offline.archive import ReadEventFiles, discover
 from offline.backfill import WriteOffline
 from offline.features import ComputeChangePoints, DeduplicateEvents, latest_row
 
@@ -142,8 +142,8 @@ def _wire(
     if files is not None:
         reader: beam.PTransform = ReadEventFiles(files)
     else:  # the platform's raw archive (what the stream and `import` wrote)
+        from common.archive_read import ReadArchiveTables
         from feature_store.schemas import archive_table_ids
-        from offline.archive import ReadArchiveTables
 
         reader = ReadArchiveTables(
             config.project,

@@ -12,14 +12,14 @@ from typing import Any
 
 import apache_beam as beam
 
-from feature_store.archive import ARCHIVE
+from common.archive import ARCHIVE
+from common.archive_read import ReadEventFiles, discover
+from common.transforms import DEAD_LETTER, ValidateEvents
 from feature_store.config import PlatformConfig
 from feature_store.registry import Registry
 from feature_store.schemas import archive_table
-from feature_store.transforms import DEAD_LETTER, ValidateEvents
 from jobs.backfill import IO_HINTS
 from jobs.runner import make_pipeline
-from offline.archive import ReadEventFiles, discover
 
 
 @dataclass
@@ -40,7 +40,7 @@ def run_import(
     dead_letters: str | None = None,
     pipeline_args: Sequence[str] = (),
 ) -> ImportSummary:
-    from offline.bigquery_admin import bigquery_schema
+    from common.bigquery_admin import bigquery_schema
     from offline.bigquery_sink import WriteToBigQueryClient
 
     files = discover(paths, [s.topic for s in registry.sources])

@@ -57,8 +57,8 @@ def feature_store(config: PlatformConfig, store: str | None = None) -> Any:
 def infrastructure_changes(
     config: PlatformConfig, registry: Registry, *, apply: bool
 ) -> list[Change]:
-    from offline.bigquery_admin import bigquery_changes
-    from offline.bigquery_client import make_client
+    from common.bigquery_admin import bigquery_changes
+    from common.bigquery_client import make_client
     from online.pubsub_admin import pubsub_changes
 
     changes = pubsub_changes(config.project, registry, apply=apply, prefix=config.topic_prefix)

@@ -14,13 +14,13 @@ from typing import Any
 
 import apache_beam as beam
 
-from feature_store.archive import ARCHIVE
+from common.archive import ARCHIVE
+from common.transforms import DEAD_LETTER, KeyByViewEntity, ValidateEvents
 from feature_store.config import PlatformConfig
-from feature_store.plan import ViewPlan
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch
 from feature_store.registry import Registry
 from feature_store.schemas import archive_table_ids
-from feature_store.transforms import DEAD_LETTER, KeyByViewEntity, ValidateEvents
-from feature_store.windowing import RowBatch
 from jobs.backfill import FEATURE_HINTS, IO_HINTS, plans_for
 from jobs.runner import make_pipeline
 from online.pubsub_io import PublishPerTopic, ReadEvents
@@ -58,10 +58,10 @@ def _bigquery_endpoint(config: PlatformConfig) -> str | None:
 
 
 def _write_archive(config: PlatformConfig, registry: Registry) -> beam.PTransform:
+    from common.archive_write import WriteArchive
+    from common.bigquery_admin import bigquery_schema
+    from common.bigquery_client import cached_client
     from feature_store.schemas import archive_table
-    from offline.bigquery_admin import bigquery_schema
-    from offline.bigquery_client import cached_client
-    from online.archive_sink import WriteArchive
 
     schemas = {
         s.topic: bigquery_schema(archive_table(s, config.archive_dataset)) for s in registry.sources
@@ -85,7 +85,7 @@ def _history(
     plans: Sequence[ViewPlan],
     since_us: int | None,
 ) -> beam.PCollection:
-    from offline.archive import ReadArchiveTables
+    from common.archive_read import ReadArchiveTables
 
     tables = archive_table_ids(config, registry)
     records = (
@@ -160,7 +160,7 @@ def run_stream(
     pipeline_args: Sequence[str] = (),
 ) -> StreamSummary:
     """Runs until cancelled (Ctrl-C) or for `duration_s`, then reports the job's metrics."""
-    from feature_store.metrics import reset_local
+    from common.metrics import reset_local
     from jobs.online_sink import online_sink
 
     plans, skipped = plans_for(registry, settings.views or None)
@@ -185,8 +185,8 @@ def run_stream(
 
 def collect(result: Any, skipped: dict[str, str] | None = None) -> StreamSummary:
     """The job's counters: Beam's, or the in-process tally where it is larger (the local
-    runner drops most streaming metric updates, see feature_store.metrics)."""
-    from feature_store.metrics import local_counts, local_distributions
+    runner drops most streaming metric updates, see common.metrics)."""
+    from common.metrics import local_counts, local_distributions
 
     summary = StreamSummary(skipped_views=skipped or {})
     summary.counters.update(local_counts())

@@ -23,13 +23,13 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from common.bigquery_admin import bigquery_schema
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch
 from feature_store.errors import ConfigError
 from feature_store.feast_repo import VALID_FROM
-from feature_store.plan import ViewPlan
 from feature_store.schemas import TableSpec
-from feature_store.windowing import RowBatch
 from offline.arrow_rows import to_arrow
-from offline.bigquery_admin import bigquery_schema
 from offline.bigquery_rows import TimeRange
 from offline.bigquery_sink import WriteToBigQueryClient
 

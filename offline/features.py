@@ -34,11 +34,11 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
-from feature_store.packing import KeyedEvents, compute_rows_many
-from feature_store.plan import ViewPlan
+from common.transforms import KeyByViewEntity
+from feature_store.core.change_rows import KeyedEvents, compute_rows_many
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch
 from feature_store.registry import Registry
-from feature_store.transforms import KeyByViewEntity
-from feature_store.windowing import RowBatch
 
 log = logging.getLogger(__name__)
 

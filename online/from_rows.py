@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch
 from feature_store.definitions import DType
 from feature_store.events import from_micros
-from feature_store.plan import ViewPlan
-from feature_store.windowing import RowBatch
 from online.rows import OnlineRow
 
 

@@ -27,8 +27,8 @@ from feast import FeatureStore, FeatureView, RepoConfig
 from feast.protos.feast.core.FeatureView_pb2 import FeatureView as FeatureViewProto
 from feast.repo_config import load_repo_config
 
+from common.metrics import JobCounter
 from feature_store.errors import ConfigError
-from feature_store.metrics import JobCounter
 from online.bigtable_writer import BigtableOnlineWriter
 from online.redis_writer import RedisOnlineWriter
 from online.rows import OnlineRow, RejectedRow, RowEncoder, entity_identity

@@ -27,9 +27,9 @@ from apache_beam.transforms.userstate import (
 )
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from feature_store.metrics import JobCounter, JobDistribution
-from feature_store.plan import ViewPlan
-from feature_store.windowing import NEVER, EntityState, RowBatch, WindowAggregator
+from common.metrics import JobCounter, JobDistribution
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import NEVER, EntityState, RowBatch, WindowAggregator
 
 log = logging.getLogger(__name__)
 LATE = "late"

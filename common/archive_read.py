@@ -99,8 +99,8 @@ def _read_table(
     until_us: int | None,
 ) -> Iterator[Any]:
     """Every archived message of one table (optionally an event-time range)."""
-    from feature_store.archive import message_of
-    from offline.bigquery_client import cached_client
+    from common.archive import message_of
+    from common.bigquery_client import cached_client
 
     topic, table = item
     where = []

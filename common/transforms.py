@@ -13,11 +13,11 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.pvalue import PCollection
 
-from feature_store.archive import ARCHIVE, archive_row
-from feature_store.derive import add_derived
+from common.archive import ARCHIVE, archive_row
+from common.metrics import JobCounter
+from feature_store.core.derived_fields import add_derived
+from feature_store.core.plan import ViewPlan
 from feature_store.events import DeadLetter, validate
-from feature_store.metrics import JobCounter
-from feature_store.plan import ViewPlan
 from feature_store.registry import Registry
 
 DEAD_LETTER = "dead_letter"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from feature_store.columns import FieldSpec
+from feature_store.core.columns import FieldSpec
 from feature_store.definitions import Condition, DType
 from feature_store.registry import Registry
 

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from feature_store.columns import AnyArray, EventColumns, FloatArray, IntArray
+from feature_store.core.columns import AnyArray, EventColumns, FloatArray, IntArray
+from feature_store.core.plan import FeaturePlan, ViewPlan
 from feature_store.definitions import Condition
 from feature_store.errors import FeatureDefinitionError
-from feature_store.plan import FeaturePlan, ViewPlan
 
 BoolArray = npt.NDArray[np.bool_]
 Base = Mapping[str, tuple[Any, ...]]

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from feature_store.aggregation import Evaluation, evaluate, window_sum
-from feature_store.columns import AnyArray, EventColumns, IntArray
-from feature_store.plan import FeaturePlan, ViewPlan
+from feature_store.core.aggregation import Evaluation, evaluate, window_sum
+from feature_store.core.columns import AnyArray, EventColumns, IntArray
+from feature_store.core.plan import FeaturePlan, ViewPlan
 
 NEVER = int(np.iinfo(np.int64).min)
 
