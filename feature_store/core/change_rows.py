@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from feature_store.core.aggregation import Segments, evaluate
+from feature_store.core.aggregation import Segments
 from feature_store.core.columns import AnyArray, EventColumns, FieldSpec, IntArray, column_of
+from feature_store.core.kinds import evaluate
 from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import RowBatch
 
