@@ -62,7 +62,7 @@ def infrastructure_changes(
     from online.pubsub_admin import pubsub_changes
 
     changes = pubsub_changes(config.project, registry, apply=apply, prefix=config.topic_prefix)
-    client = make_client(config.project, config.endpoints.bigquery if config.local else None)
+    client = make_client(config.project, config.bigquery_endpoint)
     specs = all_tables(registry, config.features_dataset, config.archive_dataset)
     changes += bigquery_changes(client, specs, apply=apply)
     return changes

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import apache_beam as beam
 import numpy as np
 
 from feature_store.core.plan import ViewPlan
@@ -45,3 +47,12 @@ def online_rows(plan: ViewPlan, batch: RowBatch, latest_only: bool = True) -> li
             )
         )
     return out
+
+
+def _rows_of(batch: RowBatch, plans: dict[str, ViewPlan]) -> list[OnlineRow]:
+    return online_rows(plans[batch.view], batch)
+
+
+def to_online_rows(plans: Sequence[ViewPlan]) -> beam.PTransform:
+    """RowBatches → the latest `OnlineRow` of each (both jobs' `ToOnlineRows` stage)."""
+    return beam.FlatMap(_rows_of, {p.view: p for p in plans})
