@@ -28,7 +28,6 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _TOPIC = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _WINDOW = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-MICROS_PER_SECOND = 1_000_000
 
 
 def _fail(message: str) -> None:

@@ -25,7 +25,7 @@ from feature_store.core.aggregation import Segments
 from feature_store.core.columns import AnyArray, EventColumns, FieldSpec, IntArray, column_of
 from feature_store.core.kinds import evaluate
 from feature_store.core.plan import ViewPlan
-from feature_store.core.windows import RowBatch
+from feature_store.core.windows import RowBatch, differs
 
 MAX_PACKED_EVENTS = 1 << 16
 _INT64_HEADROOM = 1 << 62
@@ -257,12 +257,7 @@ def _changed(values: Mapping[str, AnyArray], n: int) -> npt.NDArray[np.bool_]:
     """Whether any value at point i differs from point i - 1 (NaN equals NaN)."""
     changed = np.zeros(n, dtype=bool)
     for col in values.values():
-        a, b = col[1:], col[:-1]
-        if col.dtype == object:
-            changed[1:] |= np.array([x != y for x, y in zip(a, b, strict=True)], dtype=bool)
-            continue
-        same = (a == b) | (np.isnan(a) & np.isnan(b))
-        changed[1:] |= ~same.all(axis=1) if same.ndim == 2 else ~same
+        changed[1:] |= differs(col[1:], col[:-1])
     return changed
 
 

@@ -1,4 +1,6 @@
-"""Change points of exact sliding windows, for the batch and the streaming job alike.
+"""Change points of exact sliding windows, one entity at a time: the streaming job's
+state machine. (The batch job computes many entities at once in `change_rows`, checked
+against `compute_rows` here, which runs all of one entity's events through this machine.)
 
 A view's values only change at an event's time `e` or at an expiry `e + W`. The
 `WindowAggregator` keeps one entity's state (its events still inside the longest window,
@@ -79,7 +81,8 @@ def candidates(
     return found
 
 
-def _differs(a: AnyArray, b: AnyArray) -> npt.NDArray[np.bool_]:
+def differs(a: AnyArray, b: AnyArray) -> npt.NDArray[np.bool_]:
+    """Elementwise a != b, row-wise for vectors; NaN equals NaN (null is unchanged)."""
     if a.dtype == object:
         return np.array([x != y for x, y in zip(a, b, strict=True)], dtype=bool)
     same = (a == b) | (np.isnan(a) & np.isnan(b))
@@ -105,7 +108,7 @@ def change_rows(
     values = evaluate(plan, events, points, base)
     changed = np.zeros(cands.shape[0], dtype=bool)
     for col in values.values():
-        changed |= _differs(col[1:], col[:-1])
+        changed |= differs(col[1:], col[:-1])
     if force_last:
         changed[-1] = True
     return RowBatch(
