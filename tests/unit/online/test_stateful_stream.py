@@ -9,8 +9,8 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.test_stream import TestStream as EventStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
@@ -51,17 +51,17 @@ def _batch(arrives_s: float, *records: dict[str, Any]) -> TimestampedValue:
     return TimestampedValue((("v", "k"), list(records)), arrives_s)
 
 
-def _pipeline() -> TestPipeline:
+def _pipeline() -> BeamTestPipeline:
     options = PipelineOptions()
     options.view_as(StandardOptions).streaming = True
-    return TestPipeline(options=options)
+    return BeamTestPipeline(options=options)
 
 
 def _rows(batch: Any) -> list[tuple[float, int]]:
     return [(int(batch.valid_from[i]) / US, int(batch.values["n"][i])) for i in range(len(batch))]
 
 
-def _run(stream: TestStream, lateness_s: float = 0.0) -> tuple[Any, Any, TestPipeline]:
+def _run(stream: EventStream, lateness_s: float = 0.0) -> tuple[Any, Any, BeamTestPipeline]:
     p = _pipeline()
     out = p | stream | AggregateWindows([PLAN], lateness_s, started_us=0)
     return out.rows | beam.FlatMap(_rows), out[LATE], p
@@ -69,7 +69,7 @@ def _run(stream: TestStream, lateness_s: float = 0.0) -> tuple[Any, Any, TestPip
 
 def test_the_watermark_fires_expiry_timers() -> None:
     stream = (
-        TestStream()
+        EventStream()
         .add_elements([_batch(1, _record("e1", 1))])
         .add_elements([_batch(3, _record("e2", 3))])
         .advance_watermark_to(100)
@@ -83,7 +83,7 @@ def test_the_watermark_fires_expiry_timers() -> None:
 
 def test_a_late_event_goes_to_the_late_output() -> None:
     stream = (
-        TestStream()
+        EventStream()
         .add_elements([_batch(50, _record("e1", 50))])
         .add_elements([_batch(51, _record("old", 5))])
         .advance_watermark_to(100)
@@ -101,7 +101,7 @@ def test_history_after_live_events_corrects_the_value() -> None:
     correction is labelled just after the row it corrects (20 s + 1 ms), and the
     expiries follow: h1's at 25 s, e1's at 30 s."""
     stream = (
-        TestStream()
+        EventStream()
         .add_elements([_batch(20, _record("e1", 20))])
         .add_elements([_batch(21, _record("h1", 15, history=True))])
         .advance_watermark_to(100)
@@ -121,7 +121,7 @@ def test_re_deliveries_pass_once() -> None:
         {"topic": "other", "event_id": "a", "event_time": 1},
     ]
     stream = (
-        TestStream()
+        EventStream()
         .add_elements([TimestampedValue(r, 1 + i) for i, r in enumerate(records)])
         .advance_watermark_to_infinity()
     )
