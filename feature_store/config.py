@@ -112,6 +112,11 @@ class PlatformConfig:
             return self.redis_url
         return self.endpoints.redis
 
+    @property
+    def bigquery_endpoint(self) -> str | None:
+        """The BigQuery emulator's endpoint locally; None (Google's) in production."""
+        return self.endpoints.bigquery if self.local else None
+
     def topic_id(self, name: str) -> str:
         """The Pub/Sub id of a topic or subscription named by the registry."""
         return f"{self.topic_prefix}{name}"

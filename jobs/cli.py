@@ -1,4 +1,4 @@
-"""The `feature-store` command line (also `python -m feature_store`).
+"""The `feature-store` command line (also `python -m jobs`).
 
 Subcommands live in `jobs/cmd_*.py`, one module per area; this module only builds the
 group and the shared context. Heavy imports (Beam, Feast) happen inside commands.

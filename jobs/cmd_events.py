@@ -17,13 +17,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from feature_store.errors import ConfigError, FeatureStoreError, InvalidEventError
 from feature_store.events import TOPICS, DeadLetter, parse_timestamp
 from feature_store.events import validate as validate_message
-from feature_store.simulator import (
+from simulator.traffic import (
     DEFAULT_START,
     SimulatedMessage,
     SimulationConfig,
     write_jsonl,
 )
-from feature_store.simulator import simulate as simulate_events
+from simulator.traffic import simulate as simulate_events
 
 if TYPE_CHECKING:
     from jobs.cli import CliContext
@@ -253,7 +253,7 @@ def simulate(
 def _publish(
     project: str, messages: Iterator[SimulatedMessage], rate: float | None, realtime: bool
 ) -> dict[str, object]:
-    from online.publisher import publish_messages
+    from simulator.publisher import publish_messages
 
     try:
         stats = publish_messages(project, messages, rate, realtime=realtime)

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from google.cloud import pubsub_v1
 
+from common.metrics import local_counts, reset_local
 from feature_store.config import PlatformConfig
 from feature_store.events import ReviewEvent
-from feature_store.metrics import local_counts, reset_local
 from feature_store.reference import REGISTRY
 from feature_store.resources import dlq_topic, inspect_subscription, late_topic
 from jobs.backfill import plans_for
@@ -21,7 +21,7 @@ from jobs.online_sink import online_sink
 from jobs.retrieval import get_online
 from jobs.runner import make_pipeline
 from jobs.stream import StreamSettings, build_stream
-from online.publisher import publish_messages
+from simulator.publisher import publish_messages
 from tests.integration.test_loop import _message
 
 pytestmark = pytest.mark.integration

@@ -234,8 +234,8 @@ def test_simulate_refuses_bad_arguments(args: list[str], tmp_path: Path) -> None
 def test_simulate_publish_hands_the_stream_to_the_publisher(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from feature_store.simulator import SimulatedMessage
-    from online import publisher
+    from simulator import publisher
+    from simulator.traffic import SimulatedMessage
 
     calls: list[dict[str, Any]] = []
 
@@ -273,7 +273,7 @@ def test_simulate_publish_hands_the_stream_to_the_publisher(
 
 
 def test_simulate_publish_reports_a_missing_topic(monkeypatch: pytest.MonkeyPatch) -> None:
-    from online import publisher
+    from simulator import publisher
 
     def missing(*args: object, **kwargs: object) -> publisher.PublishStats:
         msg = (

@@ -6,6 +6,7 @@ Sharing them is what makes the twin jobs compute the same thing from the same ev
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -14,11 +15,11 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.pvalue import PCollection
 
-from feature_store.archive import ARCHIVE, archive_row
-from feature_store.derive import add_derived
+from common.archive import ARCHIVE, archive_row
+from common.metrics import JobCounter
+from feature_store.core.derived_fields import add_derived
+from feature_store.core.plan import ViewPlan
 from feature_store.events import DEFAULT_CLOCK_SKEW, DeadLetter, from_micros, validate
-from feature_store.metrics import JobCounter
-from feature_store.plan import ViewPlan
 from feature_store.registry import Registry
 
 DEAD_LETTER = "dead_letter"
@@ -105,6 +106,20 @@ class ValidateEvents(beam.PTransform[PCollection[Any], pvalue.DoOutputsTuple]):
         return outputs
 
 
+def _dead_letter_json(dead: DeadLetter) -> str:
+    return json.dumps(dead.to_json(), sort_keys=True)
+
+
+def write_dead_letter_file(dead_letters: PCollection[DeadLetter], path: str) -> None:
+    """The batch jobs' dead letters: JSON lines files under `path` (stages
+    `DeadLetterJson` and `WriteDeadLetters`, applied where the caller stands)."""
+    _ = (
+        dead_letters
+        | "DeadLetterJson" >> beam.Map(_dead_letter_json)
+        | "WriteDeadLetters" >> beam.io.WriteToText(path, file_name_suffix=".jsonl")
+    )
+
+
 class KeyByViewEntity(beam.DoFn):
     """One slim record per view of the event's source that the event can affect, keyed
     by (view, entity key); built-in derived fields (e.g. text length) are added here."""
@@ -119,7 +134,8 @@ class KeyByViewEntity(beam.DoFn):
     def process(self, record: dict[str, Any]) -> Iterator[tuple[tuple[str, str], dict[str, Any]]]:
         if self.end is not None and record["event_time"] > self.end:
             return
-        add_derived(record, self.derived.get(record["topic"], ()))
+        # A copy: Beam forbids changing an input element (another consumer may share it).
+        record = add_derived(dict(record), self.derived.get(record["topic"], ()))
         for plan in self.plans:
             if plan.source != record["topic"]:
                 continue

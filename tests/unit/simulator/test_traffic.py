@@ -22,7 +22,7 @@ from feature_store.events import (
     serialize_event,
     validate,
 )
-from feature_store.simulator import (
+from simulator.traffic import (
     MessageKind,
     Retimer,
     SimulatedMessage,

@@ -10,8 +10,8 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from common.transforms import DEAD_LETTER, ValidateEvents
 from feature_store.events import to_micros
-from feature_store.transforms import DEAD_LETTER, ValidateEvents
 
 PUBLISHED = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
