@@ -29,7 +29,7 @@ The adaptations, each with its root cause, all in this module:
    `client_options={"api_endpoint": endpoint}`), built per call as Feast builds its own.
 2. Dataframe uploads (`_upload_entity_df` -> `load_table_from_dataframe`) go through the
    resumable upload: the client library labels the media part of its multipart upload
-   `*/*` and the emulator rejects that (400). Done by `offline.bigquery_client.EmulatorClient`.
+   `*/*` and the emulator rejects that (400). Done by `common.bigquery_client.EmulatorClient`.
 3. Reads go over REST: `BigQueryRetrievalJob` asks for a BigQuery Storage API client
    (`to_dataframe(create_bqstorage_client=True)`, `to_arrow()`), a gRPC service at
    `bigquerystorage.googleapis.com` that `api_endpoint` does not move. Done by
@@ -90,9 +90,9 @@ from google.cloud import bigquery
 from pydantic import StrictStr, field_validator
 from typing_extensions import override
 
+from common.bigquery_client import EmulatorClient, validate_endpoint
 from feature_store.config import LOCAL_PROJECT
 from feature_store.errors import ConfigError
-from offline.bigquery_client import EmulatorClient, validate_endpoint
 
 logger = logging.getLogger(__name__)
 

@@ -24,14 +24,14 @@ import pytest
 from click.testing import CliRunner
 
 from feature_store.config import PlatformConfig
-from feature_store.plan import ViewPlan
+from feature_store.core.plan import ViewPlan
 from feature_store.reference import REGISTRY
-from feature_store.simulator import SimulationConfig, simulate, write_jsonl
 from jobs.backfill import BackfillSummary, run_backfill
 from jobs.cli import main
 from jobs.provision import repo_path
+from simulator.traffic import SimulationConfig, simulate, write_jsonl
 from tests.integration.checks import VIEWS, empty, records, same, us
-from tests.unit.feature_store.bruteforce import values_at
+from tests.unit.feature_store.core.bruteforce import values_at
 
 pytestmark = pytest.mark.integration
 
