@@ -26,7 +26,7 @@ from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
 from common.bigquery_client import make_client
-from feature_store.config import LOCAL_PROJECT
+from feature_store.config import LOCAL_PROJECT, PlatformConfig
 from offline.bigquery_sink import ensure_table, load_rows
 from offline.feast_bigquery import STORE_TYPE, FeastEmulatorClient, emulator_client
 from tests.integration.bq_emulator import emulator_endpoint, scratch_dataset
@@ -100,7 +100,8 @@ def expected_features(user: str, at: datetime, ttl: timedelta | None = None) -> 
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
+def endpoint(stack: PlatformConfig) -> Iterator[str]:
+    # `stack` brings the emulators up when this module runs on its own.
     with pytest.MonkeyPatch.context() as patch:
         yield emulator_endpoint(patch)
 
