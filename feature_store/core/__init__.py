@@ -1,0 +1,1 @@
+"""Pure computation both jobs run, and the JAX kernels (`linalg`)."""
