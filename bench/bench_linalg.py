@@ -7,12 +7,15 @@ Work, on the same float32 matrices for every system: X of N x 384 (N = 1,000, 4,
   cosine similarity and Euclidean distance of X against Y (the stage's whole work).
 - each part alone: PCA fit + transform, RBF, cosine, Euclidean.
 
+`--events N` runs one size, N rows.
+
 Systems: `feature_store.core.linalg` (jitted JAX, float32, bucketed shapes; warm: the
 compilation of the first call is reported apart); scikit-learn (`PCA(svd_solver="full")`,
 `pairwise.rbf_kernel` / `cosine_similarity` / `euclidean_distances`); numpy, written
 naively: PCA by `np.linalg.svd` of the centred matrix and distances by the broadcast
 `np.sqrt(((X[:, None] - Y) ** 2).sum(-1))`, run over blocks of 128 rows of X (the whole
-16,000 x 500 x 384 cube would need 12 GB). Times are the median of warm repeats;
+16,000 x 500 x 384 cube would need 12 GB). Times are the median of 3 warm repeats (one run for the
+broadcast past 1,000 rows, which takes seconds);
 every system uses the machine's cores its own way (XLA's thread pool, the BLAS threads).
 Each JAX result is checked against scikit-learn's (PCA up to the sign of a component).
 """
@@ -33,7 +36,7 @@ log = logging.getLogger(__name__)
 
 WIDTH, OTHERS, DIM = 384, 500, 32
 SIZES = ((1_000, 4_000, 16_000), (500, 2_000))  # full, quick
-REPEATS = 5
+REPEATS = 3
 BLOCK = 128
 Result = dict[str, np.ndarray]
 
@@ -144,7 +147,7 @@ def _group(n: int, name: str, parts: tuple[str, ...], data: tuple[np.ndarray, ..
     want = _sklearn(parts, x, y)
     sk_s = _median_s(lambda: _sklearn(parts, x, y), REPEATS)
     naive = "euclidean" in parts or "rbf" in parts
-    np_s = _median_s(lambda: _numpy(parts, x, y), 1 if naive and n > 4_000 else REPEATS)
+    np_s = _median_s(lambda: _numpy(parts, x, y), 1 if naive and n > 1_000 else REPEATS)
     log.info("%s: jax %.4f s, sklearn %.4f s, numpy %.4f s", group, jax_s, sk_s, np_s)
     common = {"benchmark": "linalg", "group": group, "events": n}
     return [
@@ -168,7 +171,7 @@ def _group(n: int, name: str, parts: tuple[str, ...], data: tuple[np.ndarray, ..
 def run(ctx: Context) -> list[Row]:
     from importlib import metadata
 
-    sizes = SIZES[1] if ctx.quick else SIZES[0]
+    sizes = (ctx.events,) if ctx.events else SIZES[1] if ctx.quick else SIZES[0]
     rng = np.random.default_rng(ctx.seed)
     y = rng.normal(size=(OTHERS, WIDTH)).astype(np.float32)
     rows: list[Row] = []
