@@ -1,1 +1,1 @@
-"""Pure computation both jobs run, and the JAX kernels (`linalg`)."""
+"""Pure computation both jobs run: columns, plans, aggregation kinds, windows, change rows."""
