@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,9 @@ from feature_store.core.columns import AnyArray, EventColumns, FloatArray, IntAr
 from feature_store.core.plan import FeaturePlan, ViewPlan
 from feature_store.definitions import Condition
 from feature_store.errors import FeatureDefinitionError
+
+if TYPE_CHECKING:
+    from feature_store.core.linalg import NewestStats
 
 BoolArray = npt.NDArray[np.bool_]
 Base = Mapping[str, tuple[Any, ...]]
@@ -289,41 +292,22 @@ def last(ev: Evaluation, f: FeaturePlan) -> AnyArray:
     return out
 
 
-def _vector_rows(ev: Evaluation, f: FeaturePlan) -> list[tuple[int, FloatArray]]:
-    """Per point: (index of the newest qualifying event or -1, the window's vectors)."""
-    mask = ev.mask(f, non_null=True)
-    col = ev.column(f.field or "").astype(np.float64)
+def _newest_vector_stats(ev: Evaluation, f: FeaturePlan) -> NewestStats:
+    """Both vector features of the window's newest vector, from the JAX kernels of
+    `feature_store.core.linalg` (imported on first use: the scalar kinds never load JAX)."""
+    from feature_store.core import linalg
+
     lo, hi = ev.bounds(f.window)
-    newest = _last_index(ev, f)
-    out = []
-    for start, stop, last_idx in zip(lo, hi, newest, strict=True):
-        rows = np.flatnonzero(mask[start:stop]) + start
-        out.append((int(last_idx), col[rows[rows != last_idx]] if last_idx >= 0 else col[rows]))
-    return out
+    return linalg.newest_vector_stats(ev.column(f.field or ""), ev.mask(f, non_null=True), lo, hi)
 
 
 def max_similarity_to_newest(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     """Highest cosine similarity of the newest vector to the others (null if < 2)."""
-    col = ev.column(f.field or "").astype(np.float64)
-    out = np.full(ev.points.shape[0], np.nan)
-    for i, (newest, others) in enumerate(_vector_rows(ev, f)):
-        if newest < 0 or others.shape[0] == 0:
-            continue
-        query = col[newest]
-        norms = np.linalg.norm(others, axis=1) * np.linalg.norm(query)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sims = np.where(norms > 0, others @ query / norms, 0.0)
-        out[i] = float(sims.max())
-    return out
+    similarity: FloatArray = _newest_vector_stats(ev, f).similarity
+    return similarity
 
 
 def centroid_distance_of_newest(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     """Euclidean distance of the newest vector from the centroid of the window's vectors."""
-    col = ev.column(f.field or "").astype(np.float64)
-    out = np.full(ev.points.shape[0], np.nan)
-    for i, (newest, others) in enumerate(_vector_rows(ev, f)):
-        if newest < 0:
-            continue
-        everything = np.vstack([others, col[newest][None, :]])
-        out[i] = float(np.linalg.norm(col[newest] - everything.mean(axis=0)))
-    return out
+    distance: FloatArray = _newest_vector_stats(ev, f).centroid_distance
+    return distance

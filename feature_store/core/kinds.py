@@ -181,7 +181,8 @@ BUILT_IN: tuple[Kind, ...] = (
         evaluate=agg.share,
         summarize=_share_summary,
     ),
-    # The vector kinds keep every event of an unbounded window (no summary).
+    # The vector kinds keep every event of an unbounded window (no summary); their
+    # evaluation runs the JAX kernels of `linalg` (`linalg.newest_vector_stats`).
     Kind(
         name="max_similarity_to_newest",
         needs_field=True,

@@ -1,0 +1,192 @@
+"""The JAX kernels of `feature_store.core.linalg` against scikit-learn and numpy.
+
+Work, on the same float32 matrices for every system: X of N x 384 (N = 1,000, 4,000,
+16,000) against Y of 500 x 384, seeded normal rows.
+
+- **PCA + distances**: fit a 32-component PCA on X and project X, then RBF kernel,
+  cosine similarity and Euclidean distance of X against Y (the stage's whole work).
+- each part alone: PCA fit + transform, RBF, cosine, Euclidean.
+
+`--events N` runs one size, N rows.
+
+Systems: `feature_store.core.linalg` (jitted JAX, float32, bucketed shapes; warm: the
+compilation of the first call is reported apart); scikit-learn (`PCA(svd_solver="full")`,
+`pairwise.rbf_kernel` / `cosine_similarity` / `euclidean_distances`); numpy, written
+naively: PCA by `np.linalg.svd` of the centred matrix and distances by the broadcast
+`np.sqrt(((X[:, None] - Y) ** 2).sum(-1))`, run over blocks of 128 rows of X (the whole
+16,000 x 500 x 384 cube would need 12 GB). Times are the median of 3 warm repeats (one run for the
+broadcast past 1,000 rows, which takes seconds);
+every system uses the machine's cores its own way (XLA's thread pool, the BLAS threads).
+Each JAX result is checked against scikit-learn's (PCA up to the sign of a component).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from bench.harness import Context, Row
+
+log = logging.getLogger(__name__)
+
+WIDTH, OTHERS, DIM = 384, 500, 32
+SIZES = ((1_000, 4_000, 16_000), (500, 2_000))  # full, quick
+REPEATS = 3
+BLOCK = 128
+Result = dict[str, np.ndarray]
+
+
+def _median_s(work: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def _jax(parts: tuple[str, ...], x: np.ndarray, y: np.ndarray) -> Result:
+    from feature_store.core import linalg
+
+    out: Result = {}
+    if "pca" in parts:
+        out["pca"] = linalg.pca_transform(linalg.pca_fit(x, DIM), x)
+    if "rbf" in parts:
+        out["rbf"] = linalg.rbf(x, y)
+    if "cosine" in parts:
+        out["cosine"] = linalg.cosine_similarity(x, y)
+    if "euclidean" in parts:
+        out["euclidean"] = linalg.euclidean_distances(x, y)
+    return out
+
+
+def _sklearn(parts: tuple[str, ...], x: np.ndarray, y: np.ndarray) -> Result:
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import pairwise
+
+    out: Result = {}
+    if "pca" in parts:
+        out["pca"] = PCA(n_components=DIM, svd_solver="full").fit(x).transform(x)
+    if "rbf" in parts:
+        out["rbf"] = pairwise.rbf_kernel(x, y)
+    if "cosine" in parts:
+        out["cosine"] = pairwise.cosine_similarity(x, y)
+    if "euclidean" in parts:
+        out["euclidean"] = pairwise.euclidean_distances(x, y)
+    return out
+
+
+def _broadcast_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    out = np.empty((x.shape[0], y.shape[0]), dtype=x.dtype)
+    for start in range(0, x.shape[0], BLOCK):
+        block = x[start : start + BLOCK]
+        out[start : start + BLOCK] = np.sqrt(((block[:, None] - y) ** 2).sum(-1))
+    return out
+
+
+def _numpy(parts: tuple[str, ...], x: np.ndarray, y: np.ndarray) -> Result:
+    out: Result = {}
+    if "pca" in parts:
+        centred = x - x.mean(axis=0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        out["pca"] = centred @ vt[:DIM].T
+    distances = None
+    if {"rbf", "euclidean"} & set(parts):
+        distances = _broadcast_distances(x, y)
+    if "rbf" in parts and distances is not None:
+        out["rbf"] = np.exp(-(distances**2) / WIDTH)
+    if "cosine" in parts:
+        xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+        out["cosine"] = xn @ (y / np.linalg.norm(y, axis=1, keepdims=True)).T
+    if "euclidean" in parts and distances is not None:
+        out["euclidean"] = distances
+    return out
+
+
+TOLERANCE = {"pca": 2e-3, "rbf": 1e-5, "cosine": 1e-5, "euclidean": 1e-3}
+
+
+def _check(got: Result, want: Result) -> str:
+    """The largest difference per part against scikit-learn, within the stated bound."""
+    notes = []
+    for part, found in got.items():
+        reference = want[part].astype(np.float64)
+        value = found.astype(np.float64)
+        if part == "pca":  # a component's sign is arbitrary
+            value = value * np.sign((value * reference).sum(axis=0))
+        error = float(np.abs(value - reference).max())
+        if error > TOLERANCE[part]:
+            msg = f"{part}: differs from scikit-learn by {error:.2e} > {TOLERANCE[part]}"
+            raise AssertionError(msg)
+        notes.append(f"{part} {error:.0e}")
+    return "equal to scikit-learn within: " + ", ".join(notes)
+
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "PCA + distances": ("pca", "rbf", "cosine", "euclidean"),
+    "PCA + RBF": ("pca", "rbf"),
+    "PCA fit + transform": ("pca",),
+    "RBF kernel": ("rbf",),
+    "cosine similarity": ("cosine",),
+    "Euclidean distance": ("euclidean",),
+}
+
+
+def _group(n: int, name: str, parts: tuple[str, ...], data: tuple[np.ndarray, ...]) -> list[Row]:
+    x, y = data
+    group = f"{name}: {n:,} x {WIDTH} vs {OTHERS}"
+    began = time.perf_counter()
+    got = _jax(parts, x, y)
+    first = time.perf_counter() - began
+    jax_s = _median_s(lambda: _jax(parts, x, y), REPEATS)
+    want = _sklearn(parts, x, y)
+    sk_s = _median_s(lambda: _sklearn(parts, x, y), REPEATS)
+    naive = "euclidean" in parts or "rbf" in parts
+    np_s = _median_s(lambda: _numpy(parts, x, y), 1 if naive and n > 1_000 else REPEATS)
+    log.info("%s: jax %.4f s, sklearn %.4f s, numpy %.4f s", group, jax_s, sk_s, np_s)
+    common = {"benchmark": "linalg", "group": group, "events": n}
+    return [
+        Row(
+            **common,
+            system="feature-store (JAX)",
+            variant=f"jitted, warm; first call {first:.2f} s with compilation",
+            wall_s=jax_s,
+            check=_check(got, want),
+        ),
+        Row(**common, system="scikit-learn", variant="float32 input", wall_s=sk_s, reference=True),
+        Row(
+            **common,
+            system="numpy",
+            variant="SVD; broadcast distances" if naive else "SVD / normalised matmul",
+            wall_s=np_s,
+        ),
+    ]
+
+
+def run(ctx: Context) -> list[Row]:
+    from importlib import metadata
+
+    sizes = (ctx.events,) if ctx.events else SIZES[1] if ctx.quick else SIZES[0]
+    rng = np.random.default_rng(ctx.seed)
+    y = rng.normal(size=(OTHERS, WIDTH)).astype(np.float32)
+    rows: list[Row] = []
+    table = ["| N x 384 vs 500 | work | JAX ms | scikit-learn ms | numpy ms | sklearn / JAX |"]
+    table.append("| ---: | --- | ---: | ---: | ---: | ---: |")
+    for n in sizes:
+        x = rng.normal(size=(n, WIDTH)).astype(np.float32)
+        for name, parts in GROUPS.items():
+            jax_row, sk_row, np_row = _group(n, name, parts, (x, y))
+            rows += [jax_row, sk_row, np_row]
+            ms = [1e3 * (r.wall_s or 0.0) for r in (jax_row, sk_row, np_row)]
+            table.append(
+                f"| {n:,} | {name} | {ms[0]:.1f} | {ms[1]:.1f} | {ms[2]:.1f} "
+                f"| {ms[1] / ms[0]:.1f}× |"
+            )
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("jax", "scikit-learn", "numpy"))
+    ctx.section("JAX kernels in milliseconds", f"{versions}.\n\n" + "\n".join(table))
+    return rows
