@@ -12,6 +12,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from common import hints
 from feature_store.config import PlatformConfig
 from feature_store.events import to_micros
 from feature_store.plan import ViewPlan
@@ -27,8 +28,8 @@ from offline.features import ComputeChangePoints, DeduplicateEvents, latest_row
 log = logging.getLogger(__name__)
 
 # Per-stage resources (Dataflow Prime right-fits each stage's workers to its hints).
-IO_HINTS = {"min_ram": "4GB"}
-FEATURE_HINTS = {"min_ram": "32GB"}
+IO_HINTS = dict(hints.IO)
+FEATURE_HINTS = dict(hints.FEATURES)
 
 
 @dataclass
@@ -152,15 +153,23 @@ def _wire(
             until_us=as_of_us,
         )
     messages = pipeline | "ReadArchive" >> reader.with_resource_hints(**IO_HINTS)
-    checked = messages | "ValidateEvents" >> ValidateEvents("backfill")
+    checked = messages | "ValidateEvents" >> ValidateEvents("backfill").with_resource_hints(
+        **hints.VALIDATION
+    )
     (
         checked[DEAD_LETTER]
-        | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))
-        | "WriteDeadLetters" >> beam.io.WriteToText(dead_path, file_name_suffix=".jsonl")
+        | "DeadLetterJson"
+        >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True)).with_resource_hints(
+            **hints.DEAD_LETTERS
+        )
+        | "WriteDeadLetters"
+        >> beam.io.WriteToText(dead_path, file_name_suffix=".jsonl").with_resource_hints(
+            **hints.DEAD_LETTERS
+        )
     )
     rows = (
         checked.valid
-        | "Deduplicate" >> DeduplicateEvents()
+        | "Deduplicate" >> DeduplicateEvents().with_resource_hints(**hints.DEDUPLICATION)
         | "ToFeatureStage" >> beam.Reshuffle()
         | "EngineerFeatures"
         >> ComputeChangePoints(registry, plans, start_us, as_of_us).with_resource_hints(
@@ -185,8 +194,8 @@ def _wire(
         by_view = {p.view: p for p in plans}
         _ = (
             rows
-            | "LatestRows" >> beam.Map(latest_row)
-            | "ToOnlineRows" >> beam.FlatMap(_online_rows, by_view)
+            | "LatestRows" >> beam.Map(latest_row).with_resource_hints(**IO_HINTS)
+            | "ToOnlineRows" >> beam.FlatMap(_online_rows, by_view).with_resource_hints(**IO_HINTS)
             | "WriteOnline" >> online_sink(config).with_resource_hints(**IO_HINTS)
         )
 

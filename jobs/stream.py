@@ -14,6 +14,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from common import hints
 from feature_store.archive import ARCHIVE
 from feature_store.config import PlatformConfig
 from feature_store.plan import ViewPlan
@@ -91,14 +92,19 @@ def _history(
     records = (
         pipeline
         | "ReadHistory"
-        >> ReadArchiveTables(config.project, _bigquery_endpoint(config), tables, since_us=since_us)
-        | "ValidateHistory" >> ValidateEvents("stream", history=True)
+        >> ReadArchiveTables(
+            config.project, _bigquery_endpoint(config), tables, since_us=since_us
+        ).with_resource_hints(**hints.IO)
+        | "ValidateHistory"
+        >> ValidateEvents("stream", history=True).with_resource_hints(**hints.VALIDATION)
     )
     return (
         records.valid
-        | "KeyHistory" >> beam.ParDo(KeyByViewEntity(registry, plans))
+        | "KeyHistory"
+        >> beam.ParDo(KeyByViewEntity(registry, plans)).with_resource_hints(**hints.VALIDATION)
         | "GroupHistory" >> beam.GroupByKey()
-        | "HistoryBatches" >> beam.MapTuple(lambda key, recs: (key, list(recs)))
+        | "HistoryBatches"
+        >> beam.MapTuple(lambda key, recs: (key, list(recs))).with_resource_hints(**hints.HISTORY)
     )
 
 
@@ -119,17 +125,21 @@ def build_stream(
     ).with_resource_hints(**IO_HINTS)
     checked = messages | "ValidateEvents" >> ValidateEvents(
         "stream", registry, archive=settings.archive
-    )
+    ).with_resource_hints(**hints.VALIDATION)
     _ = checked[DEAD_LETTER] | "DeadLetters" >> PublishPerTopic(
         config.project, topics, "dlq", prefix
-    )
+    ).with_resource_hints(**hints.DEAD_LETTERS)
     if settings.archive:
-        _ = checked[ARCHIVE] | "ArchiveEvents" >> _write_archive(config, registry)
+        _ = checked[ARCHIVE] | "ArchiveEvents" >> _write_archive(
+            config, registry
+        ).with_resource_hints(**hints.ARCHIVE)
     batches = (
         checked.valid
-        | "Deduplicate" >> DeduplicateByEventId(settings.dedup_ttl_s)
-        | "KeyByViewAndEntity" >> beam.ParDo(KeyByViewEntity(registry, plans))
-        | "AsBatches" >> beam.Map(as_batch)
+        | "Deduplicate"
+        >> DeduplicateByEventId(settings.dedup_ttl_s).with_resource_hints(**hints.DEDUPLICATION)
+        | "KeyByViewAndEntity"
+        >> beam.ParDo(KeyByViewEntity(registry, plans)).with_resource_hints(**hints.DEDUPLICATION)
+        | "AsBatches" >> beam.Map(as_batch).with_resource_hints(**hints.DEDUPLICATION)
     )
     if settings.warm_start:
         since = history_horizon_us(plans, started_us, settings.allowed_lateness_s)
@@ -138,7 +148,9 @@ def build_stream(
     windows = batches | "EngineerFeatures" >> AggregateWindows(
         plans, settings.allowed_lateness_s, started_us
     ).with_resource_hints(**FEATURE_HINTS)
-    _ = windows[LATE] | "LateEvents" >> PublishPerTopic(config.project, topics, "late", prefix)
+    _ = windows[LATE] | "LateEvents" >> PublishPerTopic(
+        config.project, topics, "late", prefix
+    ).with_resource_hints(**hints.DEAD_LETTERS)
     # No Reshuffle before the writer: it must see each key's rows in the order the
     # stateful step emitted them. A row that corrects an earlier one (a late-but-allowed
     # event, history arriving after live events) can carry the same valid_from, and
@@ -146,7 +158,7 @@ def build_stream(
     by_view = {p.view: p for p in plans}
     _ = (
         windows.rows
-        | "ToOnlineRows" >> beam.FlatMap(_online_rows, by_view)
+        | "ToOnlineRows" >> beam.FlatMap(_online_rows, by_view).with_resource_hints(**IO_HINTS)
         | "WriteOnline" >> sink.with_resource_hints(**IO_HINTS)
     )
 

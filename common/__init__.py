@@ -1,0 +1,1 @@
+"""Beam transforms, clients and settings that both jobs use."""
