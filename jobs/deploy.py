@@ -120,6 +120,7 @@ def build_job(
     *,
     views: Sequence[str] | None = None,
     dead_letters: str | None = None,
+    allowed_lateness_s: float = 300.0,
     now: datetime | None = None,
 ) -> dict[str, str]:
     """Wires `job` into `pipeline` exactly as the local command does (its archive
@@ -131,7 +132,7 @@ def build_job(
     now = now or datetime.now(UTC)
     plans, skipped = plans_for(registry, views)
     if job == "stream":
-        settings = StreamSettings(views=tuple(views or ()))
+        settings = StreamSettings(views=tuple(views or ()), allowed_lateness_s=allowed_lateness_s)
         started_us = int(now.timestamp() * 1_000_000)
         build_stream(pipeline, config, registry, plans, settings, online_sink(config), started_us)
     elif job == "backfill":
