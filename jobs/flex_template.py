@@ -32,7 +32,9 @@ def parser(job: str) -> argparse.ArgumentParser:
         default="feature_store.reference:REGISTRY",
         help="Feature definitions as module:object (a Registry installed in the image).",
     )
-    p.add_argument("--redis_url", required=True, help="Memorystore host:port.")
+    p.add_argument(
+        "--redis_url", required=True, help="Memorystore as redis://[:AUTH@]host:port or host:port."
+    )
     p.add_argument("--bigtable_instance", default="feature-store", help="Bigtable instance id.")
     p.add_argument("--views", default="", help="Comma-separated views (default: every view).")
     if job == "stream":
