@@ -73,13 +73,8 @@ def main_tf() -> Doc:
             "BigQuery, Pub/Sub and the bucket.",
         },
     }
-    providers = {
-        "google": {"source": "hashicorp/google", "version": PROVIDER_VERSION},
-        "google-beta": {"source": "hashicorp/google-beta", "version": PROVIDER_VERSION},
-    }
     region = {"project": "${var.project}", "region": "${var.region}"}
     return {
-        "terraform": {"required_version": ">= 1.5", "required_providers": providers},
         "provider": {"google": region, "google-beta": region},
         "variable": variables,
         "resource": {
@@ -107,6 +102,19 @@ def main_tf() -> Doc:
             },
         },
     }
+
+
+def versions_tf() -> str:
+    """The `terraform` block, in native syntax: checkov's JSON reader skips it otherwise."""
+    lines = ["terraform {", '  required_version = ">= 1.5"', "  required_providers {"]
+    for name in ("google", "google-beta"):
+        lines += [
+            f"    {name} = {{",
+            f'      source  = "hashicorp/{name}"',
+            f'      version = "{PROVIDER_VERSION}"',
+            "    }",
+        ]
+    return "\n".join([*lines, "  }", "}", ""])
 
 
 def pubsub_tf(registry: Registry) -> Doc:
@@ -492,7 +500,9 @@ def build(registry: Registry) -> dict[Path, str]:
     ] + ["google_redis_instance.online", "google_project_iam_member.stream_dataflow_worker"]
     for job in JOBS:
         docs[TEMPLATES / f"{job}-metadata.json"] = template_metadata(job)
-    return {path: json.dumps(doc, indent=2, sort_keys=True) + "\n" for path, doc in docs.items()}
+    files = {path: json.dumps(doc, indent=2, sort_keys=True) + "\n" for path, doc in docs.items()}
+    files[TERRAFORM / "versions.tf"] = versions_tf()
+    return files
 
 
 def main(argv: list[str] | None = None) -> int:

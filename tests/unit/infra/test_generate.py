@@ -57,7 +57,7 @@ def _expressions(text: str) -> list[str]:
 
 def test_committed_files_are_the_generators_output() -> None:
     files = generate.build(REGISTRY)
-    assert {p.name for p in files} == {p.name for p in TF.glob("*.tf.json")} | {
+    assert {p.name for p in files} == {p.name for p in TF.glob("*.tf*")} | {
         p.name for p in generate.TEMPLATES.glob("*-metadata.json")
     }
     for path, text in files.items():
@@ -151,6 +151,13 @@ def test_expressions_parse_and_references_are_defined() -> None:
                     assert var in variables, f"{path.name}: undefined var.{var}"
                 for kind, name in re.findall(r"\b(google_\w+)\.(\w+)\.", expr):
                     assert name in res.get(kind, {}), f"{path.name}: undefined {kind}.{name}"
+
+
+def test_versions_pin_the_providers() -> None:
+    block = hcl2.loads((TF / "versions.tf").read_text())["terraform"][0]
+    providers = block["required_providers"][0]
+    versions = {p["version"].strip('"') for k, p in providers.items() if k != "__is_block__"}
+    assert versions == {generate.PROVIDER_VERSION}
 
 
 def test_a_bad_expression_is_caught() -> None:
