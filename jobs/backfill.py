@@ -93,6 +93,7 @@ def run_backfill(
     dead_letters: str | None = None,
     bigquery_sink: str = "client",
     pipeline_args: Sequence[str] = (),
+    profile: str | None = None,
 ) -> BackfillSummary:
     begun = time.monotonic()
     as_of = min(end, datetime.now(UTC)) if end else datetime.now(UTC)
@@ -116,6 +117,10 @@ def run_backfill(
     )
     result = pipeline.run()
     result.wait_until_finish()
+    if profile:  # per-stage profile for `feature-store cost-plan`
+        from common.profile import write_profile
+
+        write_profile(profile, "batch", pipeline, result)
     summary = _summary(result, skipped)
     summary.as_of = as_of
     summary.dead_letters = dead_path if summary.invalid else None

@@ -55,6 +55,11 @@ def _parse_time(text: str | None, name: str) -> datetime | None:
     help="client: load jobs through google-cloud-bigquery "
     "(emulator and BigQuery, range replace); beam: Beam's WriteToBigQuery file loads.",
 )
+@click.option(
+    "--profile",
+    type=click.Path(dir_okay=False),
+    help="Write the run's per-stage profile here (JSON, for `feature-store cost-plan`).",
+)
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def backfill(
@@ -66,6 +71,7 @@ def backfill(
     no_online: bool,
     dead_letters: str | None,
     bigquery_sink: str,
+    profile: str | None,
     pipeline_args: tuple[str, ...],
 ) -> None:
     """Recompute features from the event archive into BigQuery and the online stores.
@@ -86,6 +92,7 @@ def backfill(
             dead_letters=dead_letters,
             bigquery_sink=bigquery_sink,
             pipeline_args=pipeline_args,
+            profile=profile,
         )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -122,4 +122,31 @@ def deploy(
     click.echo(json.dumps({"job": job, "job_name": target.job_name, "job_id": job_id}))
 
 
-COMMANDS = [deploy]
+@click.command("cost-plan")
+@click.argument("profile")
+@click.option(
+    "--prices",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Price data file (default: infra/gcp_prices.json).",
+)
+def cost_plan(profile: str, prices: Path | None) -> None:
+    """Price PROFILE (a JSON profile, or `talk` for the talk's example) as a uniform pool
+    and as right-fitted Prime pools; print both, the saving and every assumption."""
+    from infra.cost_plan import PRICES, Profile, load_prices, plan, report, talk_example
+
+    try:
+        if profile == "talk":
+            parsed = talk_example()
+        else:
+            path = Path(profile)
+            if not path.is_file():
+                msg = f"PROFILE must be a JSON file or `talk`, got {profile!r}"
+                raise click.BadParameter(msg)
+            parsed = Profile.from_json(json.loads(path.read_text()))
+        result = plan(parsed, load_prices(prices or PRICES))
+    except (ConfigError, json.JSONDecodeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(report(parsed, result))
+
+
+COMMANDS = [deploy, cost_plan]
