@@ -18,6 +18,7 @@ import sys
 from collections import defaultdict
 from typing import Any
 
+from common import hints
 from common.job_graph import stages
 
 _EXECUTION = ("start_bundle_msecs", "process_bundle_msecs", "finish_bundle_msecs")
@@ -48,7 +49,9 @@ def local_profile(job: str, pipeline_proto: Any, result: Any) -> dict[str, Any]:
     seconds = execution_seconds(result)
     out = []
     for stage in stages(pipeline_proto):
-        ram = max((float(r.removesuffix("GB")) for r in stage.min_ram), default=0.0)
+        # A step without a hint of its own runs on the job's default on Dataflow.
+        default = float(hints.DEFAULT["min_ram"].removesuffix("GB"))
+        ram = max((float(r.removesuffix("GB")) for r in stage.min_ram), default=default)
         out.append(
             {
                 "name": stage.label,
