@@ -135,7 +135,7 @@ def dcu_per_hour(vcpus: int, ram_gb: float, prices: Mapping[str, Any]) -> float:
     classic batch vCPU and memory prices (an assumption: Prime meters DCUs itself)."""
     batch = prices["classic"]["batch"]
     cpu_share = batch["vcpu_hour"] / (batch["vcpu_hour"] + 4 * batch["memory_gb_hour"])
-    return vcpus * cpu_share + ram_gb * (1 - cpu_share) / 4
+    return float(vcpus * cpu_share + ram_gb * (1 - cpu_share) / 4)
 
 
 def plan(profile: Profile, prices: Mapping[str, Any]) -> Plan:
