@@ -59,7 +59,7 @@ lint-image:
 	$(LINT_VENV)/bin/hadolint infra/worker/Dockerfile
 
 iac-scan: setup
-	$(BIN)/python -m infra.generate --check
+	$(BIN)/python -m jobs.generate_infra --check
 	@$(CHECKOV_VENV)/bin/pip freeze 2>/dev/null | grep -qx '$(CHECKOV_PIN)' || \
 	  { python3 -m venv $(CHECKOV_VENV) && $(CHECKOV_VENV)/bin/pip install -q '$(CHECKOV_PIN)'; }
 	$(CHECKOV_VENV)/bin/checkov -d infra/terraform --framework terraform_json \

@@ -18,8 +18,8 @@ import sys
 from collections import defaultdict
 from typing import Any
 
-from common import hints
 from common.job_graph import stages
+from common.stages import DEFAULT_HINTS
 
 _EXECUTION = ("start_bundle_msecs", "process_bundle_msecs", "finish_bundle_msecs")
 
@@ -50,7 +50,7 @@ def local_profile(job: str, pipeline_proto: Any, result: Any) -> dict[str, Any]:
     out = []
     for stage in stages(pipeline_proto):
         # A step without a hint of its own runs on the job's default on Dataflow.
-        default = float(hints.DEFAULT["min_ram"].removesuffix("GB"))
+        default = float(DEFAULT_HINTS["min_ram"].removesuffix("GB"))
         ram = max((float(r.removesuffix("GB")) for r in stage.min_ram), default=default)
         out.append(
             {

@@ -20,8 +20,8 @@ from typing import Any
 
 import apache_beam as beam
 
-from common import hints
 from common.job_graph import graph_text, stages
+from common.stages import DEFAULT_HINTS, as_option
 from feature_store.config import PlatformConfig
 from feature_store.errors import ConfigError
 from feature_store.registry import Registry
@@ -86,7 +86,7 @@ class DataflowTarget:
             f"--job_name={self.job_name}",
             # Right fitting: per-stage hints on Prime; never the worker_accelerator option.
             "--dataflow_service_options=enable_prime",
-            *(f"--resource_hints={h}" for h in hints.as_option(hints.DEFAULT)),
+            *(f"--resource_hints={h}" for h in as_option(DEFAULT_HINTS)),
         ]
         if job == "stream":
             # Streaming Engine keeps Horizontal Autoscaling on, which right fitting of a
@@ -123,9 +123,11 @@ def build_job(
     allowed_lateness_s: float = 300.0,
     now: datetime | None = None,
 ) -> dict[str, str]:
-    """Wires `job` into `pipeline` exactly as the local command does (its archive
-    reader, online sink and settings); returns the views it skipped, with the reason."""
-    from jobs.backfill import _wire, plans_for
+    """Wires `job` into `pipeline` exactly as the local command does (`build_stream`,
+    `wire_backfill`: its archive reader, online sink and settings; messages without a
+    publish time count as received at `now`); returns the views it skipped, with the
+    reason."""
+    from jobs.backfill import plans_for, wire_backfill
     from jobs.online_sink import online_sink
     from jobs.stream import StreamSettings, build_stream
 
@@ -144,7 +146,22 @@ def build_job(
         dead = dead_letters or str(
             config.state_dir / "dead_letters" / f"backfill-{uuid.uuid4().hex[:12]}"
         )
-        _wire(pipeline, config, registry, None, plans, tables, (None, now), True, dead, "client")
+        from feature_store.events import to_micros
+
+        sink, span = online_sink(config), (None, now)
+        wire_backfill(
+            pipeline,
+            config,
+            registry,
+            None,
+            plans,
+            tables,
+            span,
+            sink,
+            dead,
+            "client",
+            to_micros(now),
+        )
     else:
         msg = f"job must be one of {JOBS}, got {job!r}"
         raise ConfigError(msg)

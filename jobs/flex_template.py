@@ -17,7 +17,7 @@ from apache_beam.options.pipeline_options import (
     StandardOptions,
 )
 
-from common import hints
+from common.stages import DEFAULT_HINTS, as_option
 from feature_store.config import PlatformConfig
 from feature_store.errors import ConfigError
 
@@ -58,7 +58,7 @@ def run(job: str, argv: Sequence[str]) -> None:
 
     known, beam_args = parser(job).parse_known_args(list(argv))
     if not any(a.startswith("--resource_hints") for a in beam_args):
-        beam_args += [f"--resource_hints={h}" for h in hints.as_option(hints.DEFAULT)]
+        beam_args += [f"--resource_hints={h}" for h in as_option(DEFAULT_HINTS)]
     options = PipelineOptions(beam_args)
     if job == "stream":
         options.view_as(StandardOptions).streaming = True

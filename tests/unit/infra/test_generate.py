@@ -13,7 +13,7 @@ import hcl2
 import pytest
 
 from feature_store.reference import REGISTRY
-from infra import generate
+from jobs import generate_infra as generate
 from jobs.flex_template import parser
 
 TF = generate.TERRAFORM
@@ -61,7 +61,7 @@ def test_committed_files_are_the_generators_output() -> None:
         p.name for p in generate.TEMPLATES.glob("*-metadata.json")
     }
     for path, text in files.items():
-        assert path.read_text() == text, f"{path.name} is stale: run python -m infra.generate"
+        assert path.read_text() == text, f"{path.name} is stale: run python -m jobs.generate_infra"
 
 
 def test_topics_and_subscriptions_are_the_registrys() -> None:
@@ -78,8 +78,8 @@ def test_topics_and_subscriptions_are_the_registrys() -> None:
 
 
 def test_bigquery_tables_are_what_apply_creates() -> None:
+    from common.bigquery_admin import table_definition
     from feature_store.schemas import all_tables
-    from offline.bigquery_admin import table_definition
 
     res = _resources()
     tables = {

@@ -61,4 +61,4 @@ def test_the_image_copies_every_package_and_serves_both_roles() -> None:
     assert "/opt/google/dataflow/python_template_launcher" in DOCKERFILE
     (py_file,) = re.findall(r"^ENV FLEX_TEMPLATE_PYTHON_PY_FILE=/template/(\S+)$", DOCKERFILE, re.M)
     assert (ROOT / py_file).is_file()
-    assert (ROOT / "infra" / "templates" / "backfill_main.py").is_file()
+    assert (ROOT / "jobs" / "template_backfill.py").is_file()

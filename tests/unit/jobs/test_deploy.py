@@ -20,7 +20,7 @@ from jobs.deploy import DataflowTarget, build_job, dry_run
 GB = "GB"
 T4 = "type:nvidia-tesla-t4;count:1;install-nvidia-driver"
 
-# What each stage must ask for, written out here rather than read from common.hints.
+# What each stage must ask for, written out here rather than read from common.stages.
 STREAM = {
     "ReadEvents": "4GB",
     "ValidateEvents": "4GB",
@@ -161,3 +161,18 @@ def test_dry_run_writes_the_proto_it_reports(tmp_path: Path) -> None:
     for label in labels:
         assert label in report
     assert "EngineerFeatures  32GB" in report
+
+
+def _readme_boxes(subgraph: str) -> set[str]:
+    """The stage boxes of one job in the README's pipeline picture (storage shapes left
+    out): a box is `ID[Label]` or `ID[Label: remark]`."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    body = readme.split(f"subgraph {subgraph}[", 1)[1].split("\n  end\n", 1)[0]
+    return {m.split(":")[0] for m in re.findall(r"\w+\[([^\[(\]][^\]]*)\]", body)}
+
+
+def test_the_readme_picture_is_the_graph_as_built(deployed) -> None:
+    job, graph = deployed
+    assert _readme_boxes("stream" if job == "stream" else "batch") == set(graph)

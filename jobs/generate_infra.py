@@ -1,7 +1,7 @@
 """Terraform (as `.tf.json`) and Flex Template metadata, generated from the registry.
 
-    python -m infra.generate            # rewrite infra/terraform and infra/templates
-    python -m infra.generate --check    # exit 1 when the committed files are stale
+    python -m jobs.generate_infra            # rewrite infra/terraform and infra/templates
+    python -m jobs.generate_infra --check    # exit 1 when the committed files are stale
 
 Every name comes from the same functions `feature-store apply` uses (topics and
 subscriptions, BigQuery table specs, Feast's Bigtable table names), so a new feature
@@ -21,7 +21,7 @@ from typing import Any
 from feature_store.config import PlatformConfig
 from feature_store.registry import Registry
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1] / "infra"
 TERRAFORM = ROOT / "terraform"
 TEMPLATES = ROOT / "templates"
 PROVIDER_VERSION = "6.14.0"
