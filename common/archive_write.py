@@ -16,6 +16,7 @@ import apache_beam as beam
 from google.api_core import exceptions
 
 from common.metrics import JobCounter
+from common.stages import ARCHIVE_HINTS, Stage
 
 log = logging.getLogger(__name__)
 TRANSIENT = (
@@ -86,8 +87,10 @@ class _InsertArchiveRows(beam.DoFn):  # type: ignore[misc]
         self.written.inc(len(rows))
 
 
-class WriteArchive(beam.PTransform):  # type: ignore[misc]
+class WriteArchive(Stage):
     """(topic, archive row) pairs → each topic's archive table."""
+
+    RESOURCE_HINTS = ARCHIVE_HINTS
 
     def __init__(
         self,

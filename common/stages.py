@@ -16,8 +16,43 @@ import apache_beam as beam
 from apache_beam.pvalue import PBegin
 from apache_beam.transforms import resources
 
-IO_HINTS: Final[Mapping[str, str]] = {"min_ram": "4GB"}
-FEATURE_HINTS: Final[Mapping[str, str]] = {"min_ram": "32GB"}
+# What each kind of stage asks Dataflow Prime for. Right fitting gives each stage workers
+# that satisfy its hints; stages that differ in hints cannot share a fused step, so
+# neighbours that need nothing special share a level (I/O, validation, dead letters and
+# archive writes are all 4 GB) and only de-duplication, the warm start's history, the
+# features and inference stand apart. Beam's rules apply: a composite's `min_ram` is the
+# largest of its own and its parents', its `accelerator` the innermost.
+Hints = Mapping[str, str]
+
+# Pub/Sub, BigQuery, Redis and Bigtable clients with small buffers: the cheapest workers.
+IO_HINTS: Final[Hints] = {"min_ram": "4GB"}
+# JSON parsing against the event contract, record at a time (and keying a record).
+VALIDATION_HINTS: Final[Hints] = {"min_ram": "4GB"}
+# Side outputs leaving the job (dead-letter and late topics, dead-letter files).
+DEAD_LETTER_HINTS: Final[Hints] = {"min_ram": "4GB"}
+# Every valid message into the raw archive (streaming inserts).
+ARCHIVE_HINTS: Final[Hints] = {"min_ram": "4GB"}
+# One event_id per key (stream: state with a TTL; backfill: a shuffle by id shard whose
+# groups are held in memory).
+DEDUP_HINTS: Final[Hints] = {"min_ram": "8GB"}
+# The warm start groups each key's archived history in memory.
+HISTORY_HINTS: Final[Hints] = {"min_ram": "16GB"}
+# Exact sliding windows over whole entity histories: the memory-hungry stage.
+FEATURE_HINTS: Final[Hints] = {"min_ram": "32GB"}
+# Model-derived features (RunInference): several models share one T4 per worker. No
+# stage asks for it yet (views with models are skipped until the inference stage lands).
+INFERENCE_HINTS: Final[Hints] = {
+    "min_ram": "8GB",
+    "accelerator": "type:nvidia-tesla-t4;count:1;install-nvidia-driver",
+}
+# The job's default (`--resource_hints`), for glue without a hint of its own (a
+# Reshuffle, a GroupByKey, a Flatten).
+DEFAULT_HINTS: Final[Hints] = {"min_ram": "4GB"}
+
+
+def as_option(hints: Hints) -> list[str]:
+    """The `--resource_hints` pipeline option values of a hint set."""
+    return [f"{key}={value}" for key, value in sorted(hints.items())]
 
 
 class Stage(beam.PTransform):  # type: ignore[misc]

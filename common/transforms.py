@@ -17,6 +17,7 @@ from apache_beam.pvalue import PCollection
 
 from common.archive import ARCHIVE, archive_row
 from common.metrics import JobCounter
+from common.stages import DEAD_LETTER_HINTS, VALIDATION_HINTS, Stage
 from feature_store.core.derived_fields import add_derived
 from feature_store.core.plan import ViewPlan
 from feature_store.events import DEFAULT_CLOCK_SKEW, DeadLetter, from_micros, validate
@@ -67,7 +68,7 @@ class _Validate(beam.DoFn):
         yield record
 
 
-class ValidateEvents(beam.PTransform[PCollection[Any], pvalue.DoOutputsTuple]):
+class ValidateEvents(Stage):
     """(topic, raw, attributes[, publish µs]) → records (main), `DeadLetter`s (tag
     `dead_letter`) and, given the registry with `archive=True`, (topic, archive row)
     pairs (tag `archive`). `history=True` marks records read back from the archive.
@@ -75,6 +76,8 @@ class ValidateEvents(beam.PTransform[PCollection[Any], pvalue.DoOutputsTuple]):
     An event_time after the message's publish time plus `clock_skew_s` is invalid; a
     message without a publish time (a file) is bounded by `received_us` (the run's start),
     or by the wall clock when that is None too."""
+
+    RESOURCE_HINTS = VALIDATION_HINTS
 
     def __init__(
         self,
@@ -115,8 +118,11 @@ def write_dead_letter_file(dead_letters: PCollection[DeadLetter], path: str) -> 
     `DeadLetterJson` and `WriteDeadLetters`, applied where the caller stands)."""
     _ = (
         dead_letters
-        | "DeadLetterJson" >> beam.Map(_dead_letter_json)
-        | "WriteDeadLetters" >> beam.io.WriteToText(path, file_name_suffix=".jsonl")
+        | "DeadLetterJson" >> beam.Map(_dead_letter_json).with_resource_hints(**DEAD_LETTER_HINTS)
+        | "WriteDeadLetters"
+        >> beam.io.WriteToText(path, file_name_suffix=".jsonl").with_resource_hints(
+            **DEAD_LETTER_HINTS
+        )
     )
 
 

@@ -88,6 +88,7 @@ def run_backfill(
     bigquery_sink: str = "client",
     pipeline_args: Sequence[str] = (),
     received: datetime | None = None,
+    profile: str | None = None,
 ) -> BackfillSummary:
     """`received`: when archived messages without a publish time, and event files, count
     as received (their event_time may not be later, plus the clock skew); default now."""
@@ -120,6 +121,10 @@ def run_backfill(
     )
     result = pipeline.run()
     result.wait_until_finish()
+    if profile:  # per-stage profile for `feature-store cost-plan`
+        from common.profile import write_profile
+
+        write_profile(profile, "batch", pipeline, result)
     summary = _summary(result, skipped)
     summary.as_of = as_of
     summary.dead_letters = dead_path if summary.invalid else None

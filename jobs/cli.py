@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "jobs.cmd_stream",
     "jobs.cmd_demo",
     "jobs.cmd_training",
+    "jobs.cmd_deploy",
 )
 
 

@@ -56,6 +56,11 @@ def _parse_time(text: str | None, name: str) -> datetime | None:
     "(emulator and BigQuery, range replace); beam: Beam's WriteToBigQuery file loads.",
 )
 @click.option(
+    "--profile",
+    type=click.Path(dir_okay=False),
+    help="Write the run's per-stage profile here (JSON, for `feature-store cost-plan`).",
+)
+@click.option(
     "--now",
     "now",
     help="When the event files count as received (RFC 3339); an event_time after it plus "
@@ -72,6 +77,7 @@ def backfill(
     no_online: bool,
     dead_letters: str | None,
     bigquery_sink: str,
+    profile: str | None,
     now: str | None,
     pipeline_args: tuple[str, ...],
 ) -> None:
@@ -93,6 +99,7 @@ def backfill(
             dead_letters=dead_letters,
             bigquery_sink=bigquery_sink,
             pipeline_args=pipeline_args,
+            profile=profile,
             received=_parse_time(now, "now"),
         )
     except ConfigError as exc:

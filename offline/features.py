@@ -34,7 +34,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
-from common.stages import FEATURE_HINTS, Stage
+from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from common.transforms import KeyByViewEntity
 from feature_store.core.change_rows import KeyedEvents, compute_rows_many
 from feature_store.core.plan import ViewPlan
@@ -112,11 +112,13 @@ class _FirstCopies(beam.DoFn):  # type: ignore[misc]
         self.batch = []
 
 
-class DeduplicateEvents(beam.PTransform):  # type: ignore[misc]
+class DeduplicateEvents(Stage):
     """Valid records → lists of records, one per (topic, event_id) (batch pipelines).
 
     Each of the `shards` id shards holds its unique records in memory at once.
     """
+
+    RESOURCE_HINTS = DEDUP_HINTS
 
     def __init__(self, shards: int = ID_SHARDS, batch_size: int = DEDUPLICATED_BATCH) -> None:
         super().__init__()

@@ -15,6 +15,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.pvalue import PBegin
 
+from common.stages import IO_HINTS
 from common.transforms import DEAD_LETTER, ValidateEvents, write_dead_letter_file
 from feature_store.core.plan import ViewPlan
 from feature_store.events import DEFAULT_CLOCK_SKEW
@@ -97,7 +98,7 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
         if self.online is not None:
             _ = (
                 rows
-                | "LatestRows" >> beam.Map(latest_row)
+                | "LatestRows" >> beam.Map(latest_row).with_resource_hints(**IO_HINTS)
                 | "ToOnlineRows" >> self.online.to_rows
                 | "WriteOnline" >> self.online.sink
             )

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import apache_beam as beam
 import numpy as np
 
+from common.stages import IO_HINTS
 from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import RowBatch
 from feature_store.definitions import DType
@@ -55,4 +56,5 @@ def _rows_of(batch: RowBatch, plans: dict[str, ViewPlan]) -> list[OnlineRow]:
 
 def to_online_rows(plans: Sequence[ViewPlan]) -> beam.PTransform:
     """RowBatches → the latest `OnlineRow` of each (both jobs' `ToOnlineRows` stage)."""
-    return beam.FlatMap(_rows_of, {p.view: p for p in plans})
+    rows = beam.FlatMap(_rows_of, {p.view: p for p in plans})
+    return rows.with_resource_hints(**IO_HINTS)

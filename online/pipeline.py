@@ -16,6 +16,7 @@ import apache_beam as beam
 from apache_beam.pvalue import PBegin, PCollection
 
 from common.archive import ARCHIVE
+from common.stages import DEDUP_HINTS, HISTORY_HINTS, VALIDATION_HINTS
 from common.transforms import DEAD_LETTER, KeyByViewEntity, ValidateEvents
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
@@ -84,8 +85,12 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         batches = (
             checked.valid
             | "Deduplicate" >> DeduplicateByEventId(settings.dedup_ttl_s)
-            | "KeyByViewAndEntity" >> beam.ParDo(KeyByViewEntity(self.registry, self.plans))
-            | "AsBatches" >> beam.Map(as_batch)
+            # keyed and batched on the de-duplication stage's workers
+            | "KeyByViewAndEntity"
+            >> beam.ParDo(KeyByViewEntity(self.registry, self.plans)).with_resource_hints(
+                **DEDUP_HINTS
+            )
+            | "AsBatches" >> beam.Map(as_batch).with_resource_hints(**DEDUP_HINTS)
         )
         if settings.warm_start:
             batches = (batches, self._history(begin)) | "WithHistory" >> beam.Flatten()
@@ -130,8 +135,15 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         )
         history: PCollection = (
             records.valid
-            | "KeyHistory" >> beam.ParDo(KeyByViewEntity(self.registry, self.plans))
+            | "KeyHistory"
+            >> beam.ParDo(KeyByViewEntity(self.registry, self.plans)).with_resource_hints(
+                **VALIDATION_HINTS
+            )
             | "GroupHistory" >> beam.GroupByKey()
-            | "HistoryBatches" >> beam.MapTuple(lambda key, recs: (key, list(recs)))
+            # each key's whole history in memory at once
+            | "HistoryBatches"
+            >> beam.MapTuple(lambda key, recs: (key, list(recs))).with_resource_hints(
+                **HISTORY_HINTS
+            )
         )
         return history

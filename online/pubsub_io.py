@@ -10,7 +10,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
 
-from common.stages import IO_HINTS, Stage
+from common.stages import DEAD_LETTER_HINTS, IO_HINTS, Stage
 from feature_store.events import DeadLetter
 from feature_store.resources import dlq_topic, late_topic, stream_subscription
 
@@ -67,8 +67,10 @@ def late_message(item: tuple[str, str, dict[str, Any]]) -> PubsubMessage:
     )
 
 
-class PublishPerTopic(beam.PTransform):  # type: ignore[misc]
+class PublishPerTopic(Stage):
     """Sends each element to `<its topic>` side topic as a PubsubMessage."""
+
+    RESOURCE_HINTS = DEAD_LETTER_HINTS
 
     def __init__(self, project: str, topics: Sequence[str], kind: str, prefix: str = "") -> None:
         super().__init__()

@@ -28,7 +28,7 @@ from apache_beam.transforms.userstate import (
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from common.metrics import JobCounter, JobDistribution
-from common.stages import FEATURE_HINTS, Stage
+from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import NEVER, EntityState, RowBatch, WindowAggregator
 from online.state_coder import EntityStateCoder
@@ -66,7 +66,11 @@ class _FirstDelivery(beam.DoFn):  # type: ignore[misc]
         seen.clear()
 
 
-class DeduplicateByEventId(beam.PTransform):  # type: ignore[misc]
+class DeduplicateByEventId(Stage):
+    """Records → the first delivery of each (topic, event_id), remembered for `ttl_s`."""
+
+    RESOURCE_HINTS = DEDUP_HINTS
+
     def __init__(self, ttl_s: int = 24 * 3600) -> None:
         super().__init__()
         self.ttl_s = ttl_s
