@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "jobs.cmd_batch",
     "jobs.cmd_stream",
     "jobs.cmd_demo",
+    "jobs.cmd_ui",
 )
 
 

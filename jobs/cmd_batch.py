@@ -158,12 +158,14 @@ COMMANDS = [backfill, get]
 def consistency(ctx: CliContext, views: str, at: str | None, store: str | None, limit: int) -> None:
     """Compare online values (Feast online) with offline point-in-time values (Feast
     historical) for every entity; report mismatches by feature. Exit 1 on any mismatch."""
+    from common.last_results import CONSISTENCY, save_result
     from jobs.backfill import plans_for
     from jobs.consistency import check_consistency
 
     names = [v for v in views.split(",") if v] or [p.view for p in plans_for(ctx.registry, None)[0]]
     when = _parse_time(at, "at") or datetime.now(UTC)
     report = check_consistency(ctx.config, ctx.registry, names, when, store=store, limit=limit)
+    save_result(ctx.config, CONSISTENCY, {"views": names, **report.as_dict()})
     click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     if report.mismatches:
         raise SystemExit(1)
