@@ -70,17 +70,18 @@ class CliContext:
     envvar="FEATURE_STORE_GCP_PROJECT",
     help="A real GCP project; without it everything runs against the local emulators.",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("-v", "--verbose", count=True, help="Log INFO lines (-vv: DEBUG).")
 @click.pass_context
 def main(
-    ctx: click.Context, definitions: str, state_dir: Path, project: str | None, verbose: bool
+    ctx: click.Context, definitions: str, state_dir: Path, project: str | None, verbose: int
 ) -> None:
     """Streaming feature store for review and user-activity data."""
+    levels = {0: logging.WARNING, 1: logging.INFO}
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=levels.get(verbose, logging.DEBUG),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not verbose:  # the libraries' progress chatter; our own INFO lines stay
+    if verbose < 2:  # the libraries' progress chatter, even with -v
         for noisy in ("apache_beam", "feast", "google", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     config = PlatformConfig.local_default(state_dir)

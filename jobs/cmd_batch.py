@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from feature_store.errors import ConfigError
+from jobs import summaries
 from jobs.cli import CliContext
+from jobs.output import console, count_lines, json_option, print_json, run_with_progress
 
 
 def _aware(value: datetime | None, name: str) -> datetime | None:
@@ -55,6 +57,7 @@ def _parse_time(text: str | None, name: str) -> datetime | None:
     help="client: load jobs through google-cloud-bigquery "
     "(emulator and BigQuery, range replace); beam: Beam's WriteToBigQuery file loads.",
 )
+@json_option
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def backfill(
@@ -66,6 +69,7 @@ def backfill(
     no_online: bool,
     dead_letters: str | None,
     bigquery_sink: str,
+    as_json: bool,
     pipeline_args: tuple[str, ...],
 ) -> None:
     """Recompute features from the event archive into BigQuery and the online stores.
@@ -75,21 +79,28 @@ def backfill(
     from jobs.backfill import run_backfill
 
     try:
-        summary = run_backfill(
-            ctx.config,
-            ctx.registry,
-            events,
-            views=[v for v in views.split(",") if v],
-            start=_parse_time(start, "start"),
-            end=_parse_time(end, "end"),
-            online=not no_online,
-            dead_letters=dead_letters,
-            bigquery_sink=bigquery_sink,
-            pipeline_args=pipeline_args,
+        summary = run_with_progress(
+            "backfill",
+            lambda: run_backfill(
+                ctx.config,
+                ctx.registry,
+                events,
+                views=[v for v in views.split(",") if v],
+                start=_parse_time(start, "start"),
+                end=_parse_time(end, "end"),
+                online=not no_online,
+                dead_letters=dead_letters,
+                bigquery_sink=bigquery_sink,
+                pipeline_args=pipeline_args,
+            ),
+            total=count_lines(events) if events else None,
         )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps(summary.as_dict(), indent=2))
+    if as_json:
+        print_json(summary.as_dict())
+    else:
+        console.print(summaries.backfill(summary.as_dict()))
 
 
 @click.command()
@@ -109,6 +120,7 @@ def backfill(
 )
 @click.option("--at", "at", help="Read history as of this time (RFC 3339) instead of online.")
 @click.option("--store", type=click.Choice(["redis", "bigtable"]), help="Online store to read.")
+@json_option
 @click.pass_obj
 def get(
     ctx: CliContext,
@@ -117,6 +129,7 @@ def get(
     features: tuple[str, ...],
     at: str | None,
     store: str | None,
+    as_json: bool,
 ) -> None:
     """Read features through Feast: online (now) or point-in-time history (--at)."""
     import pandas as pd
@@ -143,7 +156,10 @@ def get(
             frame["event_timestamp"] = when
         frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
         result = get_historical(ctx.config, refs, frame)
-    click.echo(json.dumps(result, indent=2, default=str))
+    if as_json:
+        print_json(result)
+    else:
+        console.print(summaries.feature_rows(result))
 
 
 COMMANDS = [backfill, get]
@@ -154,8 +170,11 @@ COMMANDS = [backfill, get]
 @click.option("--at", "at", help="Compare as of this time (default: now).")
 @click.option("--store", type=click.Choice(["redis", "bigtable"]), help="Online store to check.")
 @click.option("--limit", default=10_000, show_default=True, help="Entities per view at most.")
+@json_option
 @click.pass_obj
-def consistency(ctx: CliContext, views: str, at: str | None, store: str | None, limit: int) -> None:
+def consistency(
+    ctx: CliContext, views: str, at: str | None, store: str | None, limit: int, as_json: bool
+) -> None:
     """Compare online values (Feast online) with offline point-in-time values (Feast
     historical) for every entity; report mismatches by feature. Exit 1 on any mismatch."""
     from common.last_results import CONSISTENCY, save_result
@@ -166,7 +185,10 @@ def consistency(ctx: CliContext, views: str, at: str | None, store: str | None, 
     when = _parse_time(at, "at") or datetime.now(UTC)
     report = check_consistency(ctx.config, ctx.registry, names, when, store=store, limit=limit)
     save_result(ctx.config, CONSISTENCY, {"views": names, **report.as_dict()})
-    click.echo(json.dumps(report.as_dict(), indent=2, default=str))
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        console.print(summaries.consistency(json.loads(json.dumps(report.as_dict(), default=str))))
     if report.mismatches:
         raise SystemExit(1)
 
@@ -183,26 +205,37 @@ COMMANDS.append(consistency)
     help="Event files or folders (JSON lines named <topic>*.jsonl).",
 )
 @click.option("--dead-letters", help="Dead-letter file prefix (default under the state dir).")
+@json_option
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def import_events(
     ctx: CliContext,
     events: tuple[str, ...],
     dead_letters: str | None,
+    as_json: bool,
     pipeline_args: tuple[str, ...],
 ) -> None:
     """Load event files into the raw archive (validated, de-duplicated by event_id)."""
     from jobs.importer import run_import
 
     try:
-        summary = run_import(
-            ctx.config, ctx.registry, events, dead_letters=dead_letters, pipeline_args=pipeline_args
+        summary = run_with_progress(
+            "import",
+            lambda: run_import(
+                ctx.config,
+                ctx.registry,
+                events,
+                dead_letters=dead_letters,
+                pipeline_args=pipeline_args,
+            ),
+            total=count_lines(events),
         )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(
-        json.dumps({"counters": summary.counters, "dead_letters": summary.dead_letters}, indent=2)
-    )
+    if as_json:
+        print_json({"counters": summary.counters, "dead_letters": summary.dead_letters})
+    else:
+        console.print(summaries.imported(summary.counters, summary.dead_letters))
 
 
 COMMANDS.append(import_events)

@@ -24,6 +24,7 @@ from feature_store.simulator import (
     write_jsonl,
 )
 from feature_store.simulator import simulate as simulate_events
+from jobs.output import console, counters, fmt, json_option, table
 
 if TYPE_CHECKING:
     from jobs.cli import CliContext
@@ -55,7 +56,8 @@ def _topic_of(path: Path) -> str | None:
     default=None,
     help="Write each invalid message with its reason here (JSON lines).",
 )
-def validate(file: Path, topic: str | None, dlq: Path | None) -> None:
+@json_option
+def validate(file: Path, topic: str | None, dlq: Path | None, as_json: bool) -> None:
     """Check a JSON-lines event file against the event contract and print a summary."""
     topic = topic or _topic_of(file)
     if topic is None:
@@ -94,7 +96,16 @@ def validate(file: Path, topic: str | None, dlq: Path | None) -> None:
         if out is not None:
             out.close()
     summary = {name: counts[name] for name in ("valid", "invalid", "duplicates")}
-    click.echo(json.dumps({**summary, "reasons": dict(sorted(reasons.items()))}))
+    if as_json:
+        click.echo(json.dumps({**summary, "reasons": dict(sorted(reasons.items()))}))
+        return
+    console.print(
+        f"{file.name} ({topic}): {sum(summary.values()):,} lines, {summary['valid']:,} valid, "
+        f"{summary['invalid']:,} invalid, {summary['duplicates']:,} duplicates"
+        + (f"; dead letters in {dlq}" if dlq is not None and summary["invalid"] else "")
+    )
+    if reasons:
+        console.print(counters("why invalid", reasons))
 
 
 def _start(value: str | None) -> datetime:
@@ -184,10 +195,12 @@ def _progress() -> Progress:
     is_flag=True,
     help="With --publish: rewrite event times to now as messages go out.",
 )
+@json_option
 @click.pass_obj
 def simulate(
     ctx: CliContext,
     *,
+    as_json: bool,
     out: Path | None,
     events: int,
     users: int,
@@ -236,7 +249,21 @@ def simulate(
         progress.update(task, completed=sum(counts.values()))
     seconds = time.monotonic() - began
     report = {"messages": sum(counts.values()), "by_topic_and_kind": dict(sorted(counts.items()))}
-    click.echo(json.dumps({**report, **summary, "seconds": round(seconds, 2)}, indent=2))
+    if as_json:
+        click.echo(json.dumps({**report, **summary, "seconds": round(seconds, 2)}, indent=2))
+        return
+    kinds = table("topic", "kind", "messages", numeric=("messages",))
+    for name, n in sorted(counts.items()):
+        topic_name, _, kind = name.partition("/")
+        kinds.add_row(topic_name, kind, fmt(n))
+    console.print(kinds)
+    for name, path in summary.get("files", {}).items():  # type: ignore[attr-defined]
+        console.print(f"{name}: {path}")
+    if "published" in summary:
+        console.print(
+            f"published {summary['published']:,} messages ({summary['published_per_s']} per second)"
+        )
+    console.print(f"{report['messages']:,} messages in {seconds:.1f} s")
 
 
 def _publish(

@@ -78,7 +78,7 @@ def test_validate_counts_add_up_and_match_an_independent_count(
     event_file: Path, tmp_path: Path
 ) -> None:
     dlq = tmp_path / "out" / "dead.jsonl"
-    result = run("validate", str(event_file), "--dlq", str(dlq))
+    result = run("validate", str(event_file), "--dlq", str(dlq), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     expected = Counter(kind for _, kind in LINES)
@@ -159,6 +159,7 @@ def test_simulate_writes_files_that_validate_as_simulated(tmp_path: Path) -> Non
         "0.04",
         "--late-share",
         "0.02",
+        "--json",
     ]
     result = run(*args)
     assert result.exit_code == 0, result.output
@@ -170,7 +171,7 @@ def test_simulate_writes_files_that_validate_as_simulated(tmp_path: Path) -> Non
     }
     kinds = summary["by_topic_and_kind"]
     for topic in ("review-events", "user-events"):
-        checked = json.loads(run("validate", str(out / f"{topic}.jsonl")).output)
+        checked = json.loads(run("validate", str(out / f"{topic}.jsonl"), "--json").output)
         assert checked["valid"] == kinds[f"{topic}/valid"] + kinds[f"{topic}/late"]
         assert checked["duplicates"] == kinds[f"{topic}/duplicate"]
         assert checked["invalid"] == kinds[f"{topic}/malformed"]
@@ -251,6 +252,7 @@ def test_simulate_publish_hands_the_stream_to_the_publisher(
         "300",
         "--users",
         "40",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     [call] = calls
