@@ -9,7 +9,7 @@ from rich.console import Group, RenderableType
 
 from jobs.output import counters, fmt, pairs, table
 
-ENTITY_COLUMNS = 4  # entity columns per table in `get`: names and values stay whole
+ENTITY_WIDTH = 72  # columns left for entities in `get` at 100, beside the feature names
 
 
 def backfill(summary: Mapping[str, Any]) -> RenderableType:
@@ -91,10 +91,11 @@ def feature_rows(rows: Sequence[Mapping[str, Any]]) -> RenderableType:
         if "__" in column:
             views.setdefault(column.split("__", 1)[0], []).append(column)
     headers = [_entity_header(row, ids) for row in rows]
+    per_table = max(1, min(4, ENTITY_WIDTH // (max(len(h) for h in headers) + 3)))
     parts: list[RenderableType] = []
     for view, columns in views.items():
-        for start in range(0, len(rows), ENTITY_COLUMNS):
-            chunk = range(start, min(start + ENTITY_COLUMNS, len(rows)))
+        for start in range(0, len(rows), per_table):
+            chunk = range(start, min(start + per_table, len(rows)))
             out = table(view, *(headers[i] for i in chunk), numeric=[headers[i] for i in chunk])
             for column in columns:
                 out.add_row(column.split("__", 1)[1], *(fmt(rows[i].get(column)) for i in chunk))
