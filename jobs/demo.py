@@ -175,6 +175,9 @@ def _prepare(config: PlatformConfig, registry: Registry) -> None:
     changes = infrastructure_changes(config, registry, apply=True)
     cleared = _clear_archive(config, registry)
     changes += feast_changes(config, registry, apply=True)
+    from ui.side_topics import SideTopics
+
+    SideTopics(config, registry).ensure_subscriptions()  # the page counts this run's too
     console.print(
         f"  {len(changes)} resources in place "
         f"({sum(c.action != 'exists' for c in changes)} created or updated); "
@@ -254,6 +257,7 @@ def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings)
         while publisher.is_alive() or not _caught_up():
             time.sleep(2)
             view.update(_table(config, users, businesses))
+    console.line()
     job = collect(result)
     result.cancel()
     ran_s = time.monotonic() - began

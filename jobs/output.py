@@ -37,7 +37,13 @@ def print_json(data: Any) -> None:
 def table(*columns: str, title: str | None = None, numeric: Sequence[str] = ()) -> Table:
     """A table whose cells and headers wrap (fold) rather than being cut with `…`; the
     first column (the names) is never wrapped, the others give way."""
-    out = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    out = Table(
+        title=title,
+        title_justify="left",
+        show_edge=False,
+        pad_edge=False,
+        min_width=len(title) if title else None,
+    )
     for i, name in enumerate(columns):
         justify = "right" if name in numeric else "left"
         out.add_column(name, overflow="fold", justify=justify, no_wrap=i == 0)

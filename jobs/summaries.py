@@ -20,19 +20,20 @@ def backfill(summary: Mapping[str, Any]) -> RenderableType:
             ("invalid (dead letters)", summary["invalid"]),
             ("duplicates dropped", summary["duplicates"]),
             ("change points", summary["change_points"]),
-            ("as of", summary["as_of"]),
+            ("as of", f"{str(summary['as_of'])[:19]} UTC"),
             ("seconds", summary["elapsed_s"]),
             ("events per second", summary["events_per_s"]),
         ],
     )
-    views = table("view", "offline rows", "online rows", numeric=("offline rows", "online rows"))
-    for view in sorted(set(summary["rows_written"]) | set(summary["online_rows"])):
-        views.add_row(
-            view,
-            fmt(summary["rows_written"].get(view)),
-            fmt(summary["online_rows"].get(view)),
-        )
+    views = table("view", "rows into BigQuery", numeric=("rows into BigQuery",))
+    for view, n in sorted(summary["rows_written"].items()):
+        views.add_row(view, fmt(n))
+    stores = table("online store", "rows written", numeric=("rows written",))
+    for store, n in sorted(summary["online_rows"].items()):
+        stores.add_row(store, fmt(n))
     parts: list[RenderableType] = [head, "", views]
+    if summary["online_rows"]:
+        parts += ["", stores]
     parts += _skipped(summary.get("skipped_views") or {})
     if summary.get("dead_letters"):
         parts.append(f"dead letters written under {summary['dead_letters']}*")

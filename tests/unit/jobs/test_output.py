@@ -77,7 +77,7 @@ def test_backfill_summary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         duplicates=34,
         change_points=98_765,
         rows_written={"a_view_with_a_rather_long_name_for_a_table": 50_000, "user_activity": 7},
-        online_rows={"a_view_with_a_rather_long_name_for_a_table": 400, "user_activity": 7},
+        online_rows={"redis": 400, "bigtable": 401},
         skipped_views={"review_content": "needs the inference stage (models: " + "m, " * 30},
         dead_letters=str(tmp_path / "a" / "deep" / "folder" / "for" / "dead" / "letters"),
         elapsed_s=12.5,
@@ -87,6 +87,7 @@ def test_backfill_summary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     text = check_readable(run("backfill", tmp_path=tmp_path))
     assert "123,456" in text
     assert "a_view_with_a_rather_long_name_for_a_table" in text
+    assert "401" in text
     as_json = run("backfill", "--json", tmp_path=tmp_path).output
     assert json.loads(as_json[as_json.index("{") :])["events_read"] == 123_456
 
