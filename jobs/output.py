@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -45,7 +45,7 @@ def table(*columns: str, title: str | None = None, numeric: Sequence[str] = ()) 
         min_width=len(title) if title else None,
     )
     for i, name in enumerate(columns):
-        justify = "right" if name in numeric else "left"
+        justify: JustifyMethod = "right" if name in numeric else "left"
         out.add_column(name, overflow="fold", justify=justify, no_wrap=i == 0)
     return out
 

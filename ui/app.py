@@ -122,7 +122,7 @@ def create_app(config: PlatformConfig, registry: Registry) -> FastAPI:
     @app.get("/api/status")
     def api_status() -> dict[str, Any]:
         context = status()
-        return json.loads(
+        body: dict[str, Any] = json.loads(
             json.dumps(
                 {
                     "project": context["project"],
@@ -137,12 +137,14 @@ def create_app(config: PlatformConfig, registry: Registry) -> FastAPI:
                 default=str,
             )
         )
+        return body
 
     @app.get("/api/lookup")
     def api_lookup(view: str, key: str, feature: str | None = None) -> dict[str, Any]:
         found = lookup(view, key, feature)
         found["points"] = [(t.isoformat(), v) for t, v in found["points"]]
-        return json.loads(json.dumps(found, default=str))
+        body: dict[str, Any] = json.loads(json.dumps(found, default=str))
+        return body
 
     return app
 

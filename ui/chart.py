@@ -25,8 +25,11 @@ def numeric(value: Any) -> float | None:
 
 def step_chart(points: Sequence[tuple[datetime, Any]], now: datetime, title: str) -> str:
     """SVG of a value that holds from each point until the next (and until `now`)."""
-    plotted = [(t.timestamp(), numeric(v)) for t, v in points]
-    plotted = [(t, v) for t, v in plotted if v is not None]
+    plotted: list[tuple[float, float]] = []
+    for moment, value in points:
+        number = numeric(value)
+        if number is not None:
+            plotted.append((moment.timestamp(), number))
     if not plotted:
         return f'<p class="muted">no numeric history for {escape(title)}</p>'
     t0, t1 = plotted[0][0], max(now.timestamp(), plotted[-1][0])

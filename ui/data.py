@@ -117,7 +117,7 @@ def online_health(config: PlatformConfig, views: list[str]) -> dict[str, ViewHea
     def fold(keys: list[bytes]) -> None:
         pipe = client.pipeline(transaction=False)
         for key in keys:
-            pipe.hmget(key, fields)
+            pipe.hmget(key, fields)  # type: ignore[arg-type]
         for values in pipe.execute():
             for view, value in zip(views, values, strict=True):
                 if value is not None:
