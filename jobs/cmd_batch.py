@@ -57,6 +57,12 @@ def _parse_time(text: str | None, name: str) -> datetime | None:
     help="client: load jobs through google-cloud-bigquery "
     "(emulator and BigQuery, range replace); beam: Beam's WriteToBigQuery file loads.",
 )
+@click.option(
+    "--now",
+    "now",
+    help="When the event files count as received (RFC 3339); an event_time after it plus "
+    "the clock skew is invalid. Default: when the run starts.",
+)
 @json_option
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
@@ -69,6 +75,7 @@ def backfill(
     no_online: bool,
     dead_letters: str | None,
     bigquery_sink: str,
+    now: str | None,
     as_json: bool,
     pipeline_args: tuple[str, ...],
 ) -> None:
@@ -78,6 +85,11 @@ def backfill(
     """
     from jobs.backfill import run_backfill
 
+    since, until, received = (
+        _parse_time(start, "start"),
+        _parse_time(end, "end"),
+        _parse_time(now, "now"),
+    )
     try:
         summary = run_with_progress(
             "backfill",
@@ -86,12 +98,13 @@ def backfill(
                 ctx.registry,
                 events,
                 views=[v for v in views.split(",") if v],
-                start=_parse_time(start, "start"),
-                end=_parse_time(end, "end"),
+                start=since,
+                end=until,
                 online=not no_online,
                 dead_letters=dead_letters,
                 bigquery_sink=bigquery_sink,
                 pipeline_args=pipeline_args,
+                received=received,
             ),
             total=count_lines(events) if events else None,
         )
@@ -205,6 +218,12 @@ COMMANDS.append(consistency)
     help="Event files or folders (JSON lines named <topic>*.jsonl).",
 )
 @click.option("--dead-letters", help="Dead-letter file prefix (default under the state dir).")
+@click.option(
+    "--now",
+    "now",
+    help="When the event files count as received (RFC 3339); an event_time after it plus "
+    "the clock skew is invalid. Default: when the run starts.",
+)
 @json_option
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
@@ -212,12 +231,14 @@ def import_events(
     ctx: CliContext,
     events: tuple[str, ...],
     dead_letters: str | None,
+    now: str | None,
     as_json: bool,
     pipeline_args: tuple[str, ...],
 ) -> None:
     """Load event files into the raw archive (validated, de-duplicated by event_id)."""
     from jobs.importer import run_import
 
+    received = _parse_time(now, "now")
     try:
         summary = run_with_progress(
             "import",
@@ -227,6 +248,7 @@ def import_events(
                 events,
                 dead_letters=dead_letters,
                 pipeline_args=pipeline_args,
+                received=received,
             ),
             total=count_lines(events),
         )

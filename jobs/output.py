@@ -90,7 +90,7 @@ def run_with_progress(
 ) -> T:
     """Runs `work` (a local Beam job) in a thread and shows how many events its
     validation stage has seen (the process-local mirror of its counters) on stderr."""
-    from feature_store.metrics import local_counts, reset_local
+    from common.metrics import local_counts, reset_local
 
     reset_local()
     done: list[T] = []

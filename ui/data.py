@@ -150,7 +150,7 @@ def online_health(config: PlatformConfig, views: list[str]) -> dict[str, ViewHea
 
 def offline_health(config: PlatformConfig, registry: Registry, view: str) -> dict[str, Any]:
     """Change points, entities and the newest `valid_from` of a view's BigQuery table."""
-    from offline.bigquery_client import make_client
+    from common.bigquery_client import make_client
 
     key = registry.entity(registry.view(view).entity).join_key
     client = make_client(config.project, config.endpoints.bigquery if config.local else None)
@@ -210,7 +210,7 @@ def history(
     the value holds from each `valid_from` until the next one. The newest rows only."""
     from google.cloud import bigquery
 
-    from offline.bigquery_client import make_client
+    from common.bigquery_client import make_client
 
     declared = registry.view(view)
     declared.feature(feature)  # raises, naming it, when the view has no such feature

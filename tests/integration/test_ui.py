@@ -19,8 +19,8 @@ import pytest
 
 from feature_store.config import PlatformConfig
 from feature_store.reference import REGISTRY
-from feature_store.simulator import SimulationConfig, simulate, write_jsonl
 from jobs.retrieval import get_online
+from simulator.traffic import SimulationConfig, simulate, write_jsonl
 from tests.integration.checks import records
 
 pytestmark = pytest.mark.integration
