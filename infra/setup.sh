@@ -12,13 +12,15 @@ log() { printf '[setup] %s\n' "$*"; }
 stamp_ok() { [ -f "$STATE/stamps/$1" ] && [ "$(cat "$STATE/stamps/$1")" = "$2" ]; }
 stamp_set() { printf '%s' "$2" >"$STATE/stamps/$1"; }
 
-# 1. System packages: Redis, Go and the Go emulators' sources (pstest, bttest).
+# 1. System packages: Redis, Go, the Go emulators' sources (pstest, bttest), Chromium.
 GOSRC=/usr/share/gocode/src/cloud.google.com/go
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-benchmark >/dev/null || need+=(redis-tools)
 command -v go >/dev/null || need+=(golang-go)
 [ -d "$GOSRC/pubsub/pstest" ] && [ -d "$GOSRC/bigtable/bttest" ] || need+=(golang-google-cloud-dev)
+command -v chromium >/dev/null || need+=(chromium)  # the page's browser test
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     log "installing system packages: ${need[*]}"
@@ -30,13 +32,13 @@ if ((${#need[@]})); then
   fi
 fi
 
-# 2. The project venv (editable install with the dev and ml extras).
+# 2. The project venv (editable install with the dev, ml and ui extras).
 want=$(cat pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ] || ! stamp_ok venv "$want"; then
   log "creating .venv and installing the project (first time: a few minutes)"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev,ml]'
+  .venv/bin/python -m pip install -q -e '.[dev,ml,ui]'
   stamp_set venv "$want"
 fi
 

@@ -30,6 +30,7 @@ _COMMAND_MODULES = (
     "jobs.cmd_demo",
     "jobs.cmd_training",
     "jobs.cmd_deploy",
+    "jobs.cmd_ui",
 )
 
 
@@ -81,7 +82,7 @@ class CliContext:
     help="Seconds an event_time may lie after its message's publish time (or a file's "
     "receipt); later ones are dead letters.",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.option("-v", "--verbose", count=True, help="Log INFO lines (-vv: DEBUG).")
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -89,14 +90,15 @@ def main(
     state_dir: Path,
     project: str | None,
     clock_skew: float,
-    verbose: bool,
+    verbose: int,
 ) -> None:
     """Streaming feature store for review and user-activity data."""
+    levels = {0: logging.WARNING, 1: logging.INFO}
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=levels.get(verbose, logging.DEBUG),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not verbose:  # the libraries' progress chatter; our own INFO lines stay
+    if verbose < 2:  # the libraries' progress chatter, even with -v
         for noisy in ("apache_beam", "feast", "google", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     config = dataclasses.replace(PlatformConfig.local_default(state_dir), clock_skew_s=clock_skew)

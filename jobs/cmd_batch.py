@@ -9,7 +9,9 @@ from pathlib import Path
 import click
 
 from feature_store.errors import ConfigError
+from jobs import summaries
 from jobs.cli import CliContext
+from jobs.output import console, count_lines, json_option, print_json, run_with_progress
 
 
 def _aware(value: datetime | None, name: str) -> datetime | None:
@@ -66,6 +68,7 @@ def _parse_time(text: str | None, name: str) -> datetime | None:
     help="When the event files count as received (RFC 3339); an event_time after it plus "
     "the clock skew is invalid. Default: when the run starts.",
 )
+@json_option
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def backfill(
@@ -79,6 +82,7 @@ def backfill(
     bigquery_sink: str,
     profile: str | None,
     now: str | None,
+    as_json: bool,
     pipeline_args: tuple[str, ...],
 ) -> None:
     """Recompute features from the event archive into BigQuery and the online stores.
@@ -87,24 +91,36 @@ def backfill(
     """
     from jobs.backfill import run_backfill
 
+    since, until, received = (
+        _parse_time(start, "start"),
+        _parse_time(end, "end"),
+        _parse_time(now, "now"),
+    )
     try:
-        summary = run_backfill(
-            ctx.config,
-            ctx.registry,
-            events,
-            views=[v for v in views.split(",") if v],
-            start=_parse_time(start, "start"),
-            end=_parse_time(end, "end"),
-            online=not no_online,
-            dead_letters=dead_letters,
-            bigquery_sink=bigquery_sink,
-            pipeline_args=pipeline_args,
-            profile=profile,
-            received=_parse_time(now, "now"),
+        summary = run_with_progress(
+            "backfill",
+            lambda: run_backfill(
+                ctx.config,
+                ctx.registry,
+                events,
+                views=[v for v in views.split(",") if v],
+                start=since,
+                end=until,
+                online=not no_online,
+                dead_letters=dead_letters,
+                bigquery_sink=bigquery_sink,
+                pipeline_args=pipeline_args,
+                received=received,
+                profile=profile,
+            ),
+            total=count_lines(events) if events else None,
         )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps(summary.as_dict(), indent=2))
+    if as_json:
+        print_json(summary.as_dict())
+    else:
+        console.print(summaries.backfill(summary.as_dict()))
 
 
 @click.command()
@@ -124,6 +140,7 @@ def backfill(
 )
 @click.option("--at", "at", help="Read history as of this time (RFC 3339) instead of online.")
 @click.option("--store", type=click.Choice(["redis", "bigtable"]), help="Online store to read.")
+@json_option
 @click.pass_obj
 def get(
     ctx: CliContext,
@@ -132,6 +149,7 @@ def get(
     features: tuple[str, ...],
     at: str | None,
     store: str | None,
+    as_json: bool,
 ) -> None:
     """Read features through Feast: online (now) or point-in-time history (--at)."""
     import pandas as pd
@@ -158,7 +176,10 @@ def get(
             frame["event_timestamp"] = when
         frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
         result = get_historical(ctx.config, refs, frame)
-    click.echo(json.dumps(result, indent=2, default=str))
+    if as_json:
+        print_json(result)
+    else:
+        console.print(summaries.feature_rows(result))
 
 
 COMMANDS = [backfill, get]
@@ -169,17 +190,25 @@ COMMANDS = [backfill, get]
 @click.option("--at", "at", help="Compare as of this time (default: now).")
 @click.option("--store", type=click.Choice(["redis", "bigtable"]), help="Online store to check.")
 @click.option("--limit", default=10_000, show_default=True, help="Entities per view at most.")
+@json_option
 @click.pass_obj
-def consistency(ctx: CliContext, views: str, at: str | None, store: str | None, limit: int) -> None:
+def consistency(
+    ctx: CliContext, views: str, at: str | None, store: str | None, limit: int, as_json: bool
+) -> None:
     """Compare online values (Feast online) with offline point-in-time values (Feast
     historical) for every entity; report mismatches by feature. Exit 1 on any mismatch."""
+    from common.last_results import CONSISTENCY, save_result
     from jobs.backfill import plans_for
     from jobs.consistency import check_consistency
 
     names = [v for v in views.split(",") if v] or [p.view for p in plans_for(ctx.registry, None)[0]]
     when = _parse_time(at, "at") or datetime.now(UTC)
     report = check_consistency(ctx.config, ctx.registry, names, when, store=store, limit=limit)
-    click.echo(json.dumps(report.as_dict(), indent=2, default=str))
+    save_result(ctx.config, CONSISTENCY, {"views": names, **report.as_dict()})
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        console.print(summaries.consistency(json.loads(json.dumps(report.as_dict(), default=str))))
     if report.mismatches:
         raise SystemExit(1)
 
@@ -202,6 +231,7 @@ COMMANDS.append(consistency)
     help="When the event files count as received (RFC 3339); an event_time after it plus "
     "the clock skew is invalid. Default: when the run starts.",
 )
+@json_option
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def import_events(
@@ -209,25 +239,32 @@ def import_events(
     events: tuple[str, ...],
     dead_letters: str | None,
     now: str | None,
+    as_json: bool,
     pipeline_args: tuple[str, ...],
 ) -> None:
     """Load event files into the raw archive (validated, de-duplicated by event_id)."""
     from jobs.importer import run_import
 
+    received = _parse_time(now, "now")
     try:
-        summary = run_import(
-            ctx.config,
-            ctx.registry,
-            events,
-            dead_letters=dead_letters,
-            pipeline_args=pipeline_args,
-            received=_parse_time(now, "now"),
+        summary = run_with_progress(
+            "import",
+            lambda: run_import(
+                ctx.config,
+                ctx.registry,
+                events,
+                dead_letters=dead_letters,
+                pipeline_args=pipeline_args,
+                received=received,
+            ),
+            total=count_lines(events),
         )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(
-        json.dumps({"counters": summary.counters, "dead_letters": summary.dead_letters}, indent=2)
-    )
+    if as_json:
+        print_json({"counters": summary.counters, "dead_letters": summary.dead_letters})
+    else:
+        console.print(summaries.imported(summary.counters, summary.dead_letters))
 
 
 COMMANDS.append(import_events)

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from feature_store.errors import ConfigError, FeatureStoreError, InvalidEventError
 from feature_store.events import TOPICS, DeadLetter, parse_timestamp
 from feature_store.events import validate as validate_message
+from jobs.output import console, counters, fmt, json_option, table
 from simulator.traffic import (
     DEFAULT_START,
     SimulatedMessage,
@@ -61,9 +62,15 @@ def _topic_of(path: Path) -> str | None:
     help="When the event files count as received (RFC 3339); an event_time after it plus "
     "the clock skew is invalid. Default: when the run starts.",
 )
+@json_option
 @click.pass_obj
 def validate(
-    ctx: CliContext, file: Path, topic: str | None, dlq: Path | None, now: str | None
+    ctx: CliContext,
+    file: Path,
+    topic: str | None,
+    dlq: Path | None,
+    now: str | None,
+    as_json: bool,
 ) -> None:
     """Check a JSON-lines event file against the event contract and print a summary."""
     received = _start(now, "--now") if now is not None else datetime.now(UTC)
@@ -105,7 +112,16 @@ def validate(
         if out is not None:
             out.close()
     summary = {name: counts[name] for name in ("valid", "invalid", "duplicates")}
-    click.echo(json.dumps({**summary, "reasons": dict(sorted(reasons.items()))}))
+    if as_json:
+        click.echo(json.dumps({**summary, "reasons": dict(sorted(reasons.items()))}))
+        return
+    console.print(
+        f"{file.name} ({topic}): {sum(summary.values()):,} lines, {summary['valid']:,} valid, "
+        f"{summary['invalid']:,} invalid, {summary['duplicates']:,} duplicates"
+        + (f"; dead letters in {dlq}" if dlq is not None and summary["invalid"] else "")
+    )
+    if reasons:
+        console.print(counters("why invalid", reasons))
 
 
 def _start(value: str | None, option: str = "--start") -> datetime:
@@ -195,10 +211,12 @@ def _progress() -> Progress:
     is_flag=True,
     help="With --publish: rewrite event times to now as messages go out.",
 )
+@json_option
 @click.pass_obj
 def simulate(
     ctx: CliContext,
     *,
+    as_json: bool,
     out: Path | None,
     events: int,
     users: int,
@@ -247,7 +265,21 @@ def simulate(
         progress.update(task, completed=sum(counts.values()))
     seconds = time.monotonic() - began
     report = {"messages": sum(counts.values()), "by_topic_and_kind": dict(sorted(counts.items()))}
-    click.echo(json.dumps({**report, **summary, "seconds": round(seconds, 2)}, indent=2))
+    if as_json:
+        click.echo(json.dumps({**report, **summary, "seconds": round(seconds, 2)}, indent=2))
+        return
+    kinds = table("topic", "kind", "messages", numeric=("messages",))
+    for name, n in sorted(counts.items()):
+        topic_name, _, kind = name.partition("/")
+        kinds.add_row(topic_name, kind, fmt(n))
+    console.print(kinds)
+    for name, path in summary.get("files", {}).items():  # type: ignore[attr-defined]
+        console.print(f"{name}: {path}")
+    if "published" in summary:
+        console.print(
+            f"published {summary['published']:,} messages ({summary['published_per_s']} per second)"
+        )
+    console.print(f"{report['messages']:,} messages in {seconds:.1f} s")
 
 
 def _publish(

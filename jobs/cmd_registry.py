@@ -6,17 +6,15 @@ import json
 
 import click
 from rich.console import Console
-from rich.table import Table
 
+from jobs import output
 from jobs.cli import CliContext
 
 console = Console()
 
 
 def _print_changes(changes: list[object], title: str) -> None:
-    table = Table(title=title)
-    for column in ("", "kind", "name", "action"):
-        table.add_column(column)
+    table = output.table("", "kind", "name", "action", title=title)
     marks = {"create": "[green]+", "update": "[yellow]~", "delete": "[red]-", "exists": "[dim]="}
     for change in changes:
         table.add_row(
@@ -74,9 +72,9 @@ def features(ctx: CliContext, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(listing, indent=2))
         return
-    table = Table(title=f"Feast project {ctx.config.feast_project}")
-    for column in ("view", "entity", "feature", "type"):
-        table.add_column(column)
+    table = output.table(
+        "view", "entity", "feature", "type", title=f"Feast project {ctx.config.feast_project}"
+    )
     for name, info in listing.items():
         for feature, dtype in info["features"].items():  # type: ignore[union-attr]
             table.add_row(name, ",".join(info["entities"]), feature, dtype)  # type: ignore[arg-type]

@@ -31,8 +31,9 @@ def _local_config(obj: CliContext) -> PlatformConfig:
 
 
 def _table(statuses: Sequence[ServiceStatus]) -> Table:
-    table = Table("service", "port", "pid", "state", "detail")
-    table.add_column("log", overflow="fold")
+    table = Table()
+    for column in ("service", "port", "pid", "state", "detail", "log"):
+        table.add_column(column, overflow="fold")
     for s in statuses:
         state = "[green]up[/green]" if s.healthy else "[red]down[/red]"
         pid = str(s.pid) if s.pid is not None else "-"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
+from jobs import summaries
 from jobs.cli import CliContext
+from jobs.output import console, json_option, print_json
 
 
 @click.command()
@@ -32,10 +32,12 @@ from jobs.cli import CliContext
     is_flag=True,
     help="Start with empty state instead of reading history from the archive.",
 )
+@json_option
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def stream(
     ctx: CliContext,
+    as_json: bool,
     duration: float | None,
     allowed_lateness: float,
     dedup_ttl: int,
@@ -63,15 +65,19 @@ def stream(
     summary = run_stream(
         ctx.config, ctx.registry, settings, duration_s=duration, pipeline_args=pipeline_args
     )
-    click.echo(
-        json.dumps(
+    if as_json:
+        print_json(
             {
                 "ran_s": round(summary.ran_s, 1),
                 "counters": summary.counters,
                 "distributions": summary.distributions,
                 "skipped_views": summary.skipped_views,
-            },
-            indent=2,
+            }
+        )
+        return
+    console.print(
+        summaries.stream(
+            summary.ran_s, summary.counters, summary.distributions, summary.skipped_views
         )
     )
 

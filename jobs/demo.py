@@ -18,15 +18,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
-from rich.table import Table
+from rich.panel import Panel
 
 from feature_store.config import PlatformConfig
 from feature_store.registry import Registry
+from jobs import output, summaries
+from jobs.output import fmt, run_with_progress
 from simulator.traffic import SimulatedMessage, SimulationConfig, simulate, write_jsonl
 
-console = Console()
+console = Console(highlight=False)
 SHOWN = {
     "user_review_stats": (
         "review_count_1h",
@@ -103,38 +105,24 @@ def _busiest(messages: list[SimulatedMessage], key: str, n: int) -> list[str]:
     return [k for k, _ in counts.most_common(n)]
 
 
-def _table(config: PlatformConfig, users: list[str], businesses: list[str]) -> Table:
+def _table(config: PlatformConfig, users: list[str], businesses: list[str]) -> Group:
+    """One small table per view: features down, the busiest entities across, so that
+    every name shows whole at 100 columns."""
     from jobs.retrieval import get_online
 
-    table = Table(title=f"features read through Feast at {datetime.now(UTC):%H:%M:%S} UTC")
-    table.add_column("entity")
-    for view, names in SHOWN.items():
-        for name in names:
-            table.add_column(f"{view.split('_')[0]}.{name}", justify="right")
-    rows: dict[str, dict[str, Any]] = {}
+    tables: list[RenderableType] = [
+        f"features read through Feast at {datetime.now(UTC):%H:%M:%S} UTC"
+    ]
     for view, names in SHOWN.items():
         keys, join_key = (
             (businesses, "business_id") if view.startswith("business") else (users, "user_id")
         )
-        refs = [f"{view}:{n}" for n in names]
-        for key, row in zip(
-            keys, get_online(config, refs, [{join_key: k} for k in keys]), strict=True
-        ):
-            rows.setdefault(key, {}).update(row)
-    for key, row in rows.items():
-        cells = []
-        for view, names in SHOWN.items():
-            for name in names:
-                value = row.get(f"{view}__{name}")
-                cells.append(
-                    ""
-                    if value is None
-                    else f"{value:.2f}"
-                    if isinstance(value, float)
-                    else str(value)
-                )
-        table.add_row(key, *cells)
-    return table
+        rows = get_online(config, [f"{view}:{n}" for n in names], [{join_key: k} for k in keys])
+        out = output.table(view, *keys, numeric=keys)
+        for name in names:
+            out.add_row(name, *(fmt(row.get(f"{view}__{name}")) for row in rows))
+        tables += ["", out]
+    return Group(*tables)
 
 
 def _reset_online(config: PlatformConfig) -> None:
@@ -187,6 +175,9 @@ def _prepare(config: PlatformConfig, registry: Registry) -> None:
     changes = infrastructure_changes(config, registry, apply=True)
     cleared = _clear_archive(config, registry)
     changes += feast_changes(config, registry, apply=True)
+    from ui.side_topics import SideTopics
+
+    SideTopics(config, registry).ensure_subscriptions()  # the page counts this run's too
     console.print(
         f"  {len(changes)} resources in place "
         f"({sum(c.action != 'exists' for c in changes)} created or updated); "
@@ -230,6 +221,7 @@ def _publisher(
 
 
 def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings) -> int:
+    from common.last_results import CONSISTENCY, save_result
     from jobs.backfill import run_backfill
     from jobs.consistency import check_consistency
     from jobs.importer import run_import
@@ -242,28 +234,84 @@ def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings)
     _step("3/7 simulating three days of history, importing it into the archive")
     folder = config.state_dir / "demo" / "history"
     history = _history(settings, folder)
-    imported = run_import(config, registry, [str(folder)])
-    console.print(f"  {len(history)} messages in {folder}: {imported.counters}")
+    imported = run_with_progress(
+        "import", lambda: run_import(config, registry, [str(folder)]), total=len(history)
+    )
+    console.print(f"  {len(history):,} messages simulated into {folder}")
+    console.print(summaries.imported(imported.counters, imported.dead_letters))
     _step("4/7 backfilling BigQuery and the online stores from the archive")
-    console.print_json(data=run_backfill(config, registry, []).as_dict())
+    first = run_with_progress("backfill", lambda: run_backfill(config, registry, []), total=None)
+    console.print(summaries.backfill(first.as_dict()))
     _step("5/7 starting the streaming job and publishing live traffic")
     result, views = _start_stream(config, registry)
     users = _busiest(history, "user_id", 4)
     businesses = _busiest(history, "business_id", 2)
-    publisher = _publisher(config, _live(settings), settings.live_rate)
+    live = _live(settings)
+    publisher = _publisher(config, live, settings.live_rate)
     time.sleep(3)
     publisher.start()
+    console.print(f"  publishing {len(live):,} messages at {settings.live_rate:g} per second")
     _step("6/7 live features (Feast online) while the stream runs")
+    began = time.monotonic()
     with Live(_table(config, users, businesses), console=console, refresh_per_second=1) as view:
         while publisher.is_alive() or not _caught_up():
             time.sleep(2)
             view.update(_table(config, users, businesses))
+    console.line()
     job = collect(result)
     result.cancel()
-    console.print_json(data={"counters": job.counters, "distributions": job.distributions})
+    ran_s = time.monotonic() - began
+    console.print(summaries.stream(ran_s, job.counters, job.distributions, job.skipped_views))
     _step("7/7 the nightly backfill from the archive, and online vs offline consistency")
     at = datetime.now(UTC)
-    run_backfill(config, registry, [], online=False, end=at)
+    nightly = run_with_progress(
+        "backfill", lambda: run_backfill(config, registry, [], online=False, end=at), total=None
+    )
     report = check_consistency(config, registry, views, at)
-    console.print_json(data=report.as_dict(examples=5))
+    save_result(config, CONSISTENCY, {"views": views, **report.as_dict()})
+    console.print(summaries.consistency(report.as_dict(examples=5)))
+    console.print(
+        _closing(config, len(history), len(live), first, nightly, job.counters, report, users)
+    )
     return 0 if not report.mismatches else 1
+
+
+def _closing(
+    config: PlatformConfig,
+    history: int,
+    live: int,
+    first: Any,
+    nightly: Any,
+    counters: dict[str, int],
+    report: Any,
+    users: list[str],
+) -> Panel:
+    """The last screen: what ran, what was checked, where to look next."""
+    verdict = "equal" if not report.mismatches else f"{len(report.mismatches):,} MISMATCHES"
+    invalid = counters.get("events_invalid", 0)
+    lines = [
+        "[bold]What ran[/bold]",
+        f"  {history:,} simulated messages imported into the raw archive (BigQuery)",
+        f"  a backfill: {first.change_points:,} change points into BigQuery and the online stores",
+        f"  the streaming job on {live:,} live messages: "
+        f"{counters.get('events_valid', 0):,} valid, {invalid:,} to the dead-letter topic, "
+        f"{counters.get('events_late', 0):,} late",
+        f"  the nightly backfill over history and live: {nightly.change_points:,} change points",
+        "",
+        "[bold]What was checked[/bold]",
+        f"  online (Feast, Redis) vs offline (Feast, BigQuery point-in-time) at "
+        f"{report.at:%H:%M:%S} UTC:",
+        f"  {report.values:,} values of {report.entities:,} entities: {verdict}",
+        "",
+        "[bold]Where to look next[/bold]",
+        "  the page (freshness, dead letters, this check, entity lookups):",
+        "    feature-store ui --port 8080   then open http://127.0.0.1:8080/",
+        "  the features from Python, with plain Feast:",
+        "    from feast import FeatureStore",
+        f'    fs = FeatureStore(repo_path="{config.feast_repo.resolve()}")',
+        "    fs.get_online_features(",
+        '        features=["user_review_stats:review_count_24h"],',
+        f'        entity_rows=[{{"user_id": "{users[0] if users else "u000001"}"}}],',
+        "    ).to_dict()",
+    ]
+    return Panel("\n".join(lines), title="demo done", title_align="left", expand=False)

@@ -80,7 +80,7 @@ def test_validate_counts_add_up_and_match_an_independent_count(
     event_file: Path, tmp_path: Path
 ) -> None:
     dlq = tmp_path / "out" / "dead.jsonl"
-    result = run("validate", str(event_file), "--dlq", str(dlq))
+    result = run("validate", str(event_file), "--dlq", str(dlq), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     expected = Counter(kind for _, kind in LINES)
@@ -117,11 +117,17 @@ def test_dead_letter_file_holds_each_invalid_line_with_its_reason(
 def test_validate_bounds_event_time_by_now_plus_the_clock_skew(tmp_path: Path) -> None:
     review = tmp_path / "review-events.jsonl"
     review.write_bytes(body(event_time="2024-03-01T10:00:00Z"))
-    early = json.loads(run("validate", str(review), "--now", "2024-03-01T09:00:00Z").output)
+    early = json.loads(
+        run("validate", str(review), "--now", "2024-03-01T09:00:00Z", "--json").output
+    )
     assert early["reasons"] == {"timestamp_out_of_range": 1}
-    skewed = run("--clock-skew", "3600", "validate", str(review), "--now", "2024-03-01T09:00:00Z")
+    skewed = run(
+        "--clock-skew", "3600", "validate", str(review), "--now", "2024-03-01T09:00:00Z", "--json"
+    )
     assert json.loads(skewed.output)["valid"] == 1
-    on_time = json.loads(run("validate", str(review), "--now", "2024-03-01T09:56:00Z").output)
+    on_time = json.loads(
+        run("validate", str(review), "--now", "2024-03-01T09:56:00Z", "--json").output
+    )
     assert on_time["valid"] == 1
 
 
@@ -172,6 +178,7 @@ def test_simulate_writes_files_that_validate_as_simulated(tmp_path: Path) -> Non
         "0.04",
         "--late-share",
         "0.02",
+        "--json",
     ]
     result = run(*args)
     assert result.exit_code == 0, result.output
@@ -183,7 +190,7 @@ def test_simulate_writes_files_that_validate_as_simulated(tmp_path: Path) -> Non
     }
     kinds = summary["by_topic_and_kind"]
     for topic in ("review-events", "user-events"):
-        checked = json.loads(run("validate", str(out / f"{topic}.jsonl")).output)
+        checked = json.loads(run("validate", str(out / f"{topic}.jsonl"), "--json").output)
         assert checked["valid"] == kinds[f"{topic}/valid"] + kinds[f"{topic}/late"]
         assert checked["duplicates"] == kinds[f"{topic}/duplicate"]
         assert checked["invalid"] == kinds[f"{topic}/malformed"]
@@ -264,6 +271,7 @@ def test_simulate_publish_hands_the_stream_to_the_publisher(
         "300",
         "--users",
         "40",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     [call] = calls
