@@ -49,6 +49,7 @@ def stream(
     Extra arguments after `--` go to Beam (e.g. `-- --runner DataflowRunner ...`).
     """
     from jobs.stream import StreamSettings, run_stream
+    from jobs.watch import JobFailedError
 
     if allowed_lateness < 0:
         msg = f"--allowed-lateness must be >= 0, got {allowed_lateness}"
@@ -60,9 +61,12 @@ def stream(
         archive=not no_archive,
         warm_start=not no_warm_start,
     )
-    summary = run_stream(
-        ctx.config, ctx.registry, settings, duration_s=duration, pipeline_args=pipeline_args
-    )
+    try:
+        summary = run_stream(
+            ctx.config, ctx.registry, settings, duration_s=duration, pipeline_args=pipeline_args
+        )
+    except JobFailedError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(
         json.dumps(
             {

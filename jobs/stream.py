@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from feature_store.transforms import DEAD_LETTER, KeyByViewEntity, ValidateEvent
 from feature_store.windowing import RowBatch
 from jobs.backfill import FEATURE_HINTS, IO_HINTS, plans_for
 from jobs.runner import make_pipeline
+from jobs.watch import wait_for
 from online.pubsub_io import PublishPerTopic, ReadEvents
 from online.stateful import LATE, AggregateWindows, DeduplicateByEventId, as_batch
 
@@ -170,17 +172,22 @@ def run_stream(
     begun = time.monotonic()
     result = pipeline.run()
     try:
-        if duration_s is None:
-            result.wait_until_finish()
-        else:
-            time.sleep(duration_s)
+        wait_for(result, math.inf if duration_s is None else duration_s)
     except KeyboardInterrupt:
         log.info("stopping the streaming job")
     finally:
         summary = collect(result, skipped)
         summary.ran_s = time.monotonic() - begun
-        result.cancel()
+        _stop(result)
     return summary
+
+
+def _stop(result: Any) -> None:
+    """Cancel a job still running; one that already ended is left as it is."""
+    from apache_beam.runners.runner import PipelineState
+
+    if not PipelineState.is_terminal(result.state):
+        result.cancel()
 
 
 def collect(result: Any, skipped: dict[str, str] | None = None) -> StreamSummary:
