@@ -29,7 +29,7 @@ class _Validate(beam.DoFn):
         self, namespace: str, archive_fields: Mapping[str, tuple[str, ...]] | None, history: bool
     ) -> None:
         self.valid = JobCounter(namespace, "events_valid" if not history else "history_events")
-        self.invalid = JobCounter(namespace, "events_invalid")
+        self.invalid = JobCounter(namespace, "events_invalid" if not history else "history_invalid")
         self.archive_fields = archive_fields
         self.history = history
 

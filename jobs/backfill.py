@@ -36,6 +36,7 @@ class BackfillSummary:
     events_read: int = 0
     invalid: int = 0
     duplicates: int = 0
+    rejected: int = 0  # online rows a store refused (in the dead-letter file)
     change_points: int = 0
     rows_written: dict[str, int] = field(default_factory=dict)
     online_rows: dict[str, int] = field(default_factory=dict)
@@ -53,6 +54,7 @@ class BackfillSummary:
             "events_read": self.events_read,
             "invalid": self.invalid,
             "duplicates": self.duplicates,
+            "rejected": self.rejected,
             "change_points": self.change_points,
             "rows_written": self.rows_written,
             "online_rows": self.online_rows,
@@ -117,7 +119,7 @@ def run_backfill(
     result.wait_until_finish()
     summary = _summary(result, skipped)
     summary.as_of = as_of
-    summary.dead_letters = dead_path if summary.invalid else None
+    summary.dead_letters = dead_path if summary.invalid or summary.rejected else None
     summary.elapsed_s = time.monotonic() - begun
     return summary
 
@@ -153,11 +155,7 @@ def _wire(
         )
     messages = pipeline | "ReadArchive" >> reader.with_resource_hints(**IO_HINTS)
     checked = messages | "ValidateEvents" >> ValidateEvents("backfill")
-    (
-        checked[DEAD_LETTER]
-        | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))
-        | "WriteDeadLetters" >> beam.io.WriteToText(dead_path, file_name_suffix=".jsonl")
-    )
+    dead_letters = [checked[DEAD_LETTER]]
     rows = (
         checked.valid
         | "Deduplicate" >> DeduplicateEvents()
@@ -181,14 +179,24 @@ def _wire(
     ).with_resource_hints(**IO_HINTS)
     if online:
         from jobs.online_sink import online_sink
+        from online.rejected import RejectedToDeadLetters
 
         by_view = {p.view: p for p in plans}
-        _ = (
+        rejected = (
             rows
             | "LatestRows" >> beam.Map(latest_row)
             | "ToOnlineRows" >> beam.FlatMap(_online_rows, by_view)
             | "WriteOnline" >> online_sink(config).with_resource_hints(**IO_HINTS)
         )
+        dead_letters.append(
+            rejected | "RejectedRows" >> RejectedToDeadLetters({p.view: p.source for p in plans})
+        )
+    (
+        tuple(dead_letters)
+        | "AllDeadLetters" >> beam.Flatten()
+        | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))
+        | "WriteDeadLetters" >> beam.io.WriteToText(dead_path, file_name_suffix=".jsonl")
+    )
 
 
 def _online_rows(batch: RowBatch, plans: dict[str, ViewPlan]) -> list[Any]:
@@ -204,6 +212,7 @@ def _summary(result: Any, skipped: dict[str, str]) -> BackfillSummary:
     summary.invalid = counters.get("events_invalid", 0)
     summary.events_read = valid + summary.invalid
     summary.duplicates = counters.get("events_duplicate", 0)
+    summary.rejected = counters.get("rows_rejected", 0)
     summary.change_points = counters.get("change_points", 0)
     summary.rows_written = {
         k.removeprefix("offline_rows_"): v

@@ -26,6 +26,7 @@ from jobs.backfill import FEATURE_HINTS, IO_HINTS, plans_for
 from jobs.runner import make_pipeline
 from jobs.watch import wait_for
 from online.pubsub_io import PublishPerTopic, ReadEvents
+from online.rejected import RejectedToDeadLetters
 from online.stateful import LATE, AggregateWindows, DeduplicateByEventId, as_batch
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ def _history(
     registry: Registry,
     plans: Sequence[ViewPlan],
     since_us: int | None,
-) -> beam.PCollection:
+) -> tuple[beam.PCollection, beam.PCollection]:
+    """History batches for the windows, and the archived records now invalid."""
     from offline.archive import ReadArchiveTables
 
     tables = archive_table_ids(config, registry)
@@ -96,12 +98,14 @@ def _history(
         >> ReadArchiveTables(config.project, _bigquery_endpoint(config), tables, since_us=since_us)
         | "ValidateHistory" >> ValidateEvents("stream", history=True)
     )
-    return (
+    batches = (
         records.valid
         | "KeyHistory" >> beam.ParDo(KeyByViewEntity(registry, plans))
         | "GroupHistory" >> beam.GroupByKey()
         | "HistoryBatches" >> beam.MapTuple(lambda key, recs: (key, list(recs)))
     )
+    # An archived record the contract now refuses is a dead letter like a live one.
+    return batches, records[DEAD_LETTER]
 
 
 def build_stream(
@@ -122,9 +126,7 @@ def build_stream(
     checked = messages | "ValidateEvents" >> ValidateEvents(
         "stream", registry, archive=settings.archive
     )
-    _ = checked[DEAD_LETTER] | "DeadLetters" >> PublishPerTopic(
-        config.project, topics, "dlq", prefix
-    )
+    dead_letters = [checked[DEAD_LETTER]]
     if settings.archive:
         _ = checked[ARCHIVE] | "ArchiveEvents" >> _write_archive(config, registry)
     batches = (
@@ -135,8 +137,9 @@ def build_stream(
     )
     if settings.warm_start:
         since = history_horizon_us(plans, started_us, settings.allowed_lateness_s)
-        history = _history(pipeline, config, registry, plans, since)
+        history, history_dead = _history(pipeline, config, registry, plans, since)
         batches = (batches, history) | "WithHistory" >> beam.Flatten()
+        dead_letters.append(history_dead)
     windows = batches | "EngineerFeatures" >> AggregateWindows(
         plans, settings.allowed_lateness_s, started_us
     ).with_resource_hints(**FEATURE_HINTS)
@@ -146,10 +149,18 @@ def build_stream(
     # event, history arriving after live events) can carry the same valid_from, and
     # newer-wins cannot tell those apart; fused, they are written in order.
     by_view = {p.view: p for p in plans}
-    _ = (
+    rejected = (
         windows.rows
         | "ToOnlineRows" >> beam.FlatMap(_online_rows, by_view)
         | "WriteOnline" >> sink.with_resource_hints(**IO_HINTS)
+    )
+    dead_letters.append(
+        rejected | "RejectedRows" >> RejectedToDeadLetters({p.view: p.source for p in plans})
+    )
+    _ = (
+        tuple(dead_letters)
+        | "AllDeadLetters" >> beam.Flatten()
+        | "DeadLetters" >> PublishPerTopic(config.project, topics, "dlq", prefix)
     )
 
 
