@@ -30,9 +30,10 @@ from feast.repo_config import load_repo_config
 from feature_store.errors import ConfigError
 from feature_store.metrics import JobCounter
 from online.bigtable_writer import BigtableOnlineWriter
+from online.redis_settings import RedisTimeouts
 from online.redis_writer import RedisOnlineWriter
 from online.rows import OnlineRow, RejectedRow, RowEncoder, entity_identity
-from online.write_support import OnlineWriter
+from online.write_support import OnlineStoreWriteError, OnlineWriter, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class OnlineStoreSpec:
     bigtable_project: str | None = None
     bigtable_instance: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
+    redis_timeouts: RedisTimeouts = field(default_factory=RedisTimeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     fingerprint: str = field(default="", compare=False)
 
     @classmethod
@@ -68,6 +71,8 @@ class OnlineStoreSpec:
         bigtable_project: str | None = None,
         bigtable_instance: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        redis_timeouts: RedisTimeouts | None = None,
+        retry: RetryPolicy | None = None,
     ) -> OnlineStoreSpec:
         """`redis` / `bigtable`: the Feast repo config each store is read through.
         `feature_views` default to those in the first config's registry."""
@@ -91,6 +96,8 @@ class OnlineStoreSpec:
             bigtable_project=bigtable_project,
             bigtable_instance=bigtable_instance,
             batch_size=batch_size,
+            redis_timeouts=redis_timeouts or RedisTimeouts(),
+            retry=retry or RetryPolicy(),
         )
         return replace(spec, fingerprint=hashlib.sha256(pickle.dumps(spec)).hexdigest())
 
@@ -107,7 +114,11 @@ class OnlineStoreSpec:
             config = RepoConfig(**raw)
             if store == "redis":
                 writers[store] = RedisOnlineWriter(
-                    config, self.redis_connection, feature_views=views
+                    config,
+                    self.redis_connection,
+                    feature_views=views,
+                    retry=self.retry,
+                    timeouts=self.redis_timeouts,
                 )
             else:
                 writers[store] = BigtableOnlineWriter(
@@ -115,6 +126,7 @@ class OnlineStoreSpec:
                     self.bigtable_project,
                     self.bigtable_instance,
                     feature_views=views,
+                    retry=self.retry,
                 )
         return writers
 
@@ -169,6 +181,9 @@ class _WriteRowsFn(beam.DoFn):
         }
         self._retries = JobCounter(METRICS_NAMESPACE, "write_retries")
         self._rejected = JobCounter(METRICS_NAMESPACE, "rows_rejected")
+        self._failures = {
+            store: JobCounter(METRICS_NAMESPACE, f"write_failures_{store}") for store in spec.stores
+        }
         self._buffer: dict[tuple[str, Hashable], _Buffered] = {}
 
     def setup(self) -> None:
@@ -210,7 +225,19 @@ class _WriteRowsFn(beam.DoFn):
         if not encoded:
             return
         for store, writer in self._shared.writers.items():
-            stats = writer.write_encoded(encoded)
+            try:
+                stats = writer.write_encoded(encoded)
+            except OnlineStoreWriteError as err:
+                # One line per failing write; the bundle fails and the runner retries it
+                # (Dataflow: forever, so this counter is what an alert watches).
+                self._failures[store].inc()
+                logger.error(
+                    "online store %s failed, %d rows of this bundle will be retried: %s",
+                    store,
+                    len(encoded),
+                    err,
+                )
+                raise
             self._written[store].inc(stats.written)
             if stats.retries:
                 self._retries.inc(stats.retries)
@@ -226,7 +253,8 @@ class WriteToOnlineStores(beam.PTransform):  # type: ignore[type-arg]
     """Writes `OnlineRow`s to the online stores of `spec`; outputs the `RejectedRow`s.
 
     Metrics (namespace `online_stores`): `rows_written_<store>`, `write_retries`,
-    `rows_rejected`.
+    `rows_rejected`, `write_failures_<store>` (writes that failed after the retries:
+    their bundle fails and is retried).
     """
 
     def __init__(self, spec: OnlineStoreSpec) -> None:
