@@ -12,6 +12,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from common.counting import CountElements, batch_reconciliation
 from feature_store.config import PlatformConfig
 from feature_store.events import to_micros
 from feature_store.plan import ViewPlan
@@ -33,6 +34,7 @@ FEATURE_HINTS = {"min_ram": "32GB"}
 
 @dataclass
 class BackfillSummary:
+    lines: int = 0  # messages read (file lines, archive rows)
     events_read: int = 0
     invalid: int = 0
     duplicates: int = 0
@@ -49,8 +51,22 @@ class BackfillSummary:
     def events_per_s(self) -> float:
         return self.events_read / self.elapsed_s if self.elapsed_s else 0.0
 
+    @property
+    def reconciliation(self) -> dict[str, Any]:
+        """`lines = valid + invalid + duplicates`."""
+        return batch_reconciliation(
+            {
+                "lines_read": self.lines,
+                "events_valid": self.events_read - self.invalid,
+                "events_invalid": self.invalid,
+                "events_duplicate": self.duplicates,
+                "rows_rejected": self.rejected,
+            }
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
+            "reconciliation": self.reconciliation,
             "events_read": self.events_read,
             "invalid": self.invalid,
             "duplicates": self.duplicates,
@@ -153,7 +169,11 @@ def _wire(
             archive_table_ids(config, registry),
             until_us=as_of_us,
         )
-    messages = pipeline | "ReadArchive" >> reader.with_resource_hints(**IO_HINTS)
+    messages = (
+        pipeline
+        | "ReadArchive" >> reader.with_resource_hints(**IO_HINTS)
+        | "CountLines" >> CountElements("backfill", "lines_read")
+    )
     checked = messages | "ValidateEvents" >> ValidateEvents("backfill")
     dead_letters = [checked[DEAD_LETTER]]
     rows = (
@@ -212,6 +232,7 @@ def _summary(result: Any, skipped: dict[str, str]) -> BackfillSummary:
     summary.invalid = counters.get("events_invalid", 0)
     summary.events_read = valid + summary.invalid
     summary.duplicates = counters.get("events_duplicate", 0)
+    summary.lines = counters.get("lines_read", 0)
     summary.rejected = counters.get("rows_rejected", 0)
     summary.change_points = counters.get("change_points", 0)
     summary.rows_written = {

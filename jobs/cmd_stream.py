@@ -71,6 +71,7 @@ def stream(
         json.dumps(
             {
                 "ran_s": round(summary.ran_s, 1),
+                "reconciliation": summary.reconciliation,
                 "counters": summary.counters,
                 "distributions": summary.distributions,
                 "skipped_views": summary.skipped_views,

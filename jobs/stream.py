@@ -15,6 +15,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from common.counting import CountElements, stream_reconciliation
 from feature_store.archive import ARCHIVE
 from feature_store.config import PlatformConfig
 from feature_store.plan import ViewPlan
@@ -48,6 +49,11 @@ class StreamSummary:
     distributions: dict[str, dict[str, float]] = field(default_factory=dict)
     skipped_views: dict[str, str] = field(default_factory=dict)
     ran_s: float = 0.0
+
+    @property
+    def reconciliation(self) -> dict[str, Any]:
+        """`received = valid + invalid + duplicates`, with late and rejected apart."""
+        return stream_reconciliation(self.counters)
 
 
 def _online_rows(batch: RowBatch, plans: dict[str, ViewPlan]) -> list[Any]:
@@ -123,6 +129,7 @@ def build_stream(
     messages = pipeline | "ReadEvents" >> ReadEvents(
         config.project, topics, prefix
     ).with_resource_hints(**IO_HINTS)
+    messages = messages | "CountReceived" >> CountElements("stream", "events_received")
     checked = messages | "ValidateEvents" >> ValidateEvents(
         "stream", registry, archive=settings.archive
     )

@@ -1,0 +1,1 @@
+"""Beam transforms and clients both jobs use."""
