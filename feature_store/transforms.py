@@ -6,6 +6,7 @@ Sharing them is what makes the twin jobs compute the same thing from the same ev
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -15,10 +16,13 @@ from apache_beam.pvalue import PCollection
 
 from feature_store.archive import ARCHIVE, archive_row
 from feature_store.derive import add_derived
-from feature_store.events import DeadLetter, validate
+from feature_store.events import DeadLetter, ReviewEvent, UserEvent, validate
+from feature_store.limits import failed, oversized
 from feature_store.metrics import JobCounter
 from feature_store.plan import ViewPlan
 from feature_store.registry import Registry
+
+log = logging.getLogger(__name__)
 
 DEAD_LETTER = "dead_letter"
 Message = tuple[str, bytes, Mapping[str, str]] | tuple[str, bytes, Mapping[str, str], int | None]
@@ -36,7 +40,15 @@ class _Validate(beam.DoFn):
     def process(self, message: Message) -> Iterator[Any]:
         topic, raw, attributes = message[0], message[1], message[2]
         publish_us = message[3] if len(message) > 3 else None
-        result = validate(topic, raw, attributes)
+        result: ReviewEvent | UserEvent | DeadLetter | None
+        result = oversized(topic, raw, attributes)  # checked before anything is parsed
+        if result is None:
+            try:
+                result = validate(topic, raw, attributes)
+            except Exception as err:  # a bug must not make a poison message
+                # The type only: the message may carry personal data.
+                log.error("validating a message of %s raised %s", topic, type(err).__name__)
+                result = failed(topic, raw, attributes, err)
         if isinstance(result, DeadLetter):
             self.invalid.inc()
             yield pvalue.TaggedOutput(DEAD_LETTER, result)
