@@ -40,7 +40,7 @@ from redis.retry import Retry
 
 from feature_store.errors import ConfigError
 from online.feast_layout import RedisViewLayout, redis_key, redis_view_layout
-from online.redis_settings import RedisTimeouts
+from online.redis_settings import RedisSecurity, RedisTimeouts
 from online.rows import (
     EncodedRow,
     OnlineRow,
@@ -118,6 +118,7 @@ class RedisOnlineWriter:
         retry: RetryPolicy | None = None,
         rows_per_script: int = 128,
         timeouts: RedisTimeouts | None = None,
+        security: RedisSecurity | None = None,
     ) -> None:
         """`connection`: a `redis://` URL or a Feast connection string (`host:port,db=0`);
         by default the repo config's own Redis online store. `rows_per_script` rows go
@@ -131,7 +132,7 @@ class RedisOnlineWriter:
         self._retry = retry or RetryPolicy()
         self._rows_per_script = rows_per_script
         self._client, self.target, self._ttl = connect_redis(
-            repo_config, connection, timeouts or RedisTimeouts()
+            repo_config, connection, timeouts or RedisTimeouts(), security
         )
         widths = {len(layout.feature_fields) for layout in self._layouts.values()}
         self._scripts = {n: self._client.register_script(newer_wins_script(n)) for n in widths}
@@ -254,7 +255,10 @@ def event_stamp(valid_from: datetime) -> tuple[int, bytes]:
 
 
 def connect_redis(
-    config: RepoConfig, connection: str | None, timeouts: RedisTimeouts | None = None
+    config: RepoConfig,
+    connection: str | None,
+    timeouts: RedisTimeouts | None = None,
+    security: RedisSecurity | None = None,
 ) -> tuple[Redis, str, int]:
     """A client, a description of where it points (no credentials), and the key TTL.
 
@@ -276,6 +280,7 @@ def connect_redis(
         ttl = store_config.key_ttl_seconds
     client.set_retry(Retry(NoBackoff(), 0))
     (timeouts or RedisTimeouts()).apply(client.connection_pool.connection_kwargs)
+    (security or RedisSecurity()).apply(client.connection_pool)
     return client, target, int(ttl or 0)
 
 

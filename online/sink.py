@@ -30,7 +30,12 @@ from feast.repo_config import load_repo_config
 from feature_store.errors import ConfigError
 from feature_store.metrics import JobCounter
 from online.bigtable_writer import BigtableOnlineWriter
-from online.redis_settings import RedisTimeouts
+from online.redis_settings import (
+    RedisSecurity,
+    RedisTimeouts,
+    refuse_inline_password,
+    strip_password,
+)
 from online.redis_writer import RedisOnlineWriter
 from online.rows import OnlineRow, RejectedRow, RowEncoder, entity_identity
 from online.write_support import OnlineStoreWriteError, OnlineWriter, RetryPolicy
@@ -57,6 +62,7 @@ class OnlineStoreSpec:
     bigtable_instance: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     redis_timeouts: RedisTimeouts = field(default_factory=RedisTimeouts)
+    redis_security: RedisSecurity = field(default_factory=RedisSecurity)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     fingerprint: str = field(default="", compare=False)
 
@@ -72,6 +78,7 @@ class OnlineStoreSpec:
         bigtable_instance: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         redis_timeouts: RedisTimeouts | None = None,
+        redis_security: RedisSecurity | None = None,
         retry: RetryPolicy | None = None,
     ) -> OnlineStoreSpec:
         """`redis` / `bigtable`: the Feast repo config each store is read through.
@@ -84,6 +91,7 @@ class OnlineStoreSpec:
         if not configs:
             msg = f"WriteToOnlineStores needs at least one of {STORES}, got none"
             raise ConfigError(msg)
+        refuse_inline_password(redis_connection, "the online sink")
         if batch_size < 1:
             msg = f"batch_size must be positive, got {batch_size}"
             raise ConfigError(msg)
@@ -97,6 +105,7 @@ class OnlineStoreSpec:
             bigtable_instance=bigtable_instance,
             batch_size=batch_size,
             redis_timeouts=redis_timeouts or RedisTimeouts(),
+            redis_security=redis_security or RedisSecurity(),
             retry=retry or RetryPolicy(),
         )
         return replace(spec, fingerprint=hashlib.sha256(pickle.dumps(spec)).hexdigest())
@@ -119,6 +128,7 @@ class OnlineStoreSpec:
                     feature_views=views,
                     retry=self.retry,
                     timeouts=self.redis_timeouts,
+                    security=self.redis_security,
                 )
             else:
                 writers[store] = BigtableOnlineWriter(
@@ -134,7 +144,10 @@ class OnlineStoreSpec:
 def _dump(config: RepoConfig) -> dict[str, object]:
     """The config as plain data, with its online store as resolved (and maybe edited)."""
     data = config.model_dump(by_alias=True, exclude_unset=True)
-    data["online_store"] = config.online_store.model_dump(mode="json")
+    online = config.online_store.model_dump(mode="json")
+    if isinstance(online.get("connection_string"), str):  # no password in the pickle
+        online["connection_string"] = strip_password(online["connection_string"])
+    data["online_store"] = online
     return data
 
 
