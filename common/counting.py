@@ -18,7 +18,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from feature_store.metrics import JobCounter
+from common.metrics import JobCounter
 
 
 class _Count(beam.DoFn):

@@ -95,10 +95,10 @@ def entity_pages(
     pagination on the join key: no entity is skipped or repeated between pages)."""
     from google.cloud import bigquery
 
-    from offline.bigquery_client import make_client
+    from common.bigquery_client import make_client
 
     key = registry.entity(registry.view(view).entity).join_key
-    client = make_client(config.project, config.endpoints.bigquery if config.local else None)
+    client = make_client(config.project, config.bigquery_endpoint)
     table = f"{config.project}.{config.features_dataset}.{view}"
     last: str | None = None
     while True:

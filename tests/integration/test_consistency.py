@@ -12,11 +12,11 @@ import pytest
 from feature_store.config import PlatformConfig
 from feature_store.errors import ConfigError
 from feature_store.reference import REGISTRY
-from feature_store.simulator import SimulationConfig, simulate, write_jsonl
 from jobs.backfill import run_backfill
 from jobs.consistency import ABSENT_OFFLINE, check_consistency
 from jobs.online_sink import online_store_spec
 from online.rows import OnlineRow
+from simulator.traffic import SimulationConfig, simulate, write_jsonl
 from tests.integration.checks import records
 
 pytestmark = pytest.mark.integration

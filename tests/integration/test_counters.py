@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
+from common.metrics import reset_local
 from feature_store.config import PlatformConfig
-from feature_store.metrics import reset_local
 from feature_store.reference import REGISTRY
-from feature_store.simulator import MessageKind, SimulationConfig, simulate, write_jsonl
 from jobs.backfill import plans_for, run_backfill
 from jobs.online_sink import online_sink
 from jobs.runner import make_pipeline
 from jobs.stream import StreamSettings, build_stream, collect
-from online.publisher import publish_messages
+from simulator.publisher import publish_messages
+from simulator.traffic import MessageKind, SimulationConfig, simulate, write_jsonl
 from tests.integration.checks import VIEWS
 
 pytestmark = pytest.mark.integration

@@ -18,20 +18,20 @@ from typing import Any
 import pytest
 from google.cloud import pubsub_v1
 
+from common.bigquery_client import cached_client
 from feature_store.config import PlatformConfig
 from feature_store.events import DeadLetter
 from feature_store.reference import REGISTRY
 from feature_store.resources import dlq_topic, inspect_subscription
 from feature_store.schemas import archive_table_ids
-from feature_store.simulator import SimulationConfig, simulate, write_jsonl
 from jobs.backfill import plans_for, run_backfill
 from jobs.provision import repo_path, write_feast_repos
 from jobs.runner import make_pipeline
 from jobs.stream import StreamSettings, build_stream
-from offline.bigquery_client import cached_client
-from online.publisher import publish_messages
 from online.rejected import REASON
 from online.sink import OnlineStoreSpec, WriteToOnlineStores
+from simulator.publisher import publish_messages
+from simulator.traffic import SimulationConfig, simulate, write_jsonl
 from tests.integration.checks import VIEWS, records
 
 pytestmark = pytest.mark.integration

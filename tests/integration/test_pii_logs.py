@@ -13,8 +13,8 @@ import pytest
 
 from feature_store.config import PlatformConfig
 from feature_store.reference import REGISTRY
-from feature_store.simulator import SimulationConfig, simulate, write_jsonl
 from jobs.backfill import run_backfill
+from simulator.traffic import SimulationConfig, simulate, write_jsonl
 from tests.integration.checks import VIEWS
 
 pytestmark = pytest.mark.integration

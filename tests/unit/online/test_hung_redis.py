@@ -15,8 +15,8 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
+from common.metrics import local_counts, reset_local
 from feature_store.errors import ConfigError
-from feature_store.metrics import local_counts, reset_local
 from online.redis_settings import RedisTimeouts
 from online.redis_writer import RedisOnlineWriter, connect_redis
 from online.rows import OnlineRow

@@ -11,17 +11,17 @@ from typing import Any
 import apache_beam as beam
 import pytest
 from apache_beam import pvalue
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import feature_store.limits
-from feature_store.archive import ARCHIVE
-from feature_store.events import MAX_TEXT_CHARS, DeadLetter, validate
+from common.archive import ARCHIVE
+from common.transforms import DEAD_LETTER, ValidateEvents, _Validate
+from feature_store.events import DEFAULT_CLOCK_SKEW, MAX_TEXT_CHARS, DeadLetter, validate
 from feature_store.limits import MAX_MESSAGE_BYTES, TOO_LARGE, oversized
 from feature_store.reference import REGISTRY
-from feature_store.transforms import DEAD_LETTER, ValidateEvents, _Validate
 from tests.unit.feature_store.test_events import review, user
 
 TOPICS = ("review-events", "user-events")
@@ -91,7 +91,7 @@ MESSAGES = st.one_of(
 
 
 def _outputs(topic: str, raw: bytes) -> list[Any]:
-    fn = _Validate("fuzz", None, history=False)
+    fn = _Validate("fuzz", None, history=False, received_us=None, clock_skew=DEFAULT_CLOCK_SKEW)
     return list(fn.process((topic, raw, {})))
 
 
@@ -124,11 +124,11 @@ def test_the_limit_is_far_above_the_largest_valid_event() -> None:
 
 
 def test_a_message_over_the_limit_is_never_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    def parse(*_: Any) -> Any:
+    def parse(*_: Any, **__: Any) -> Any:
         msg = "parsed"
         raise AssertionError(msg)
 
-    monkeypatch.setattr("feature_store.transforms.validate", parse)
+    monkeypatch.setattr("common.transforms.validate", parse)
     raw = _dumps(review(text="x" * MAX_MESSAGE_BYTES))
     (out,) = _outputs("review-events", raw)
     assert (out.value.reason, out.value.raw) == (TOO_LARGE, raw)
@@ -137,11 +137,11 @@ def test_a_message_over_the_limit_is_never_parsed(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_validation_bug_is_a_dead_letter_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*_: Any) -> Any:
+    def broken(*_: Any, **__: Any) -> Any:
         msg = "boom"
         raise KeyError(msg)
 
-    monkeypatch.setattr("feature_store.transforms.validate", broken)
+    monkeypatch.setattr("common.transforms.validate", broken)
     (out,) = _outputs("user-events", b"{}")
     assert out.value.reason == feature_store.limits.VALIDATION_FAILED
     assert "KeyError" in out.value.detail
@@ -157,7 +157,7 @@ def test_a_pipeline_loses_nothing(batch: list[tuple[str, bytes]]) -> None:
     def check(outputs: list[bytes]) -> None:
         assert Counter(outputs) == sent
 
-    with TestPipeline() as pipeline:
+    with BeamTestPipeline() as pipeline:
         checked = (
             pipeline
             | beam.Create([(topic, raw, {}) for topic, raw in batch])
