@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 
 from common.metrics import local_counts, reset_local
 from feature_store.errors import ConfigError
@@ -110,7 +110,7 @@ def test_a_hung_redis_fails_the_bundle_with_a_counter_and_one_line(
     with (
         caplog.at_level(logging.ERROR, logger="online.sink"),
         pytest.raises(Exception, match="3 attempts"),
-        TestPipeline() as pipeline,
+        BeamTestPipeline() as pipeline,
     ):
         _ = pipeline | beam.Create(rows()) | WriteToOnlineStores(spec)
     assert time.monotonic() - begun < 60

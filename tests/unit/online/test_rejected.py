@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that
 
 from feature_store.errors import ConfigError
@@ -74,7 +74,7 @@ def test_every_refused_row_of_a_pipeline_reaches_the_dead_letter_output() -> Non
         assert {d.reason for d in letters} == {REASON}
         assert all(d.detail for d in letters)
 
-    with TestPipeline() as pipeline:
+    with BeamTestPipeline() as pipeline:
         letters = (
             pipeline | beam.Create(rows) | WriteToOnlineStores(spec) | RejectedToDeadLetters(topics)
         )
