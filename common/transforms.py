@@ -7,6 +7,7 @@ Sharing them is what makes the twin jobs compute the same thing from the same ev
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -20,8 +21,18 @@ from common.metrics import JobCounter
 from common.stages import DEAD_LETTER_HINTS, VALIDATION_HINTS, Stage
 from feature_store.core.derived_fields import add_derived
 from feature_store.core.plan import ViewPlan
-from feature_store.events import DEFAULT_CLOCK_SKEW, DeadLetter, from_micros, validate
+from feature_store.events import (
+    DEFAULT_CLOCK_SKEW,
+    DeadLetter,
+    ReviewEvent,
+    UserEvent,
+    from_micros,
+    validate,
+)
+from feature_store.limits import failed, oversized
 from feature_store.registry import Registry
+
+log = logging.getLogger(__name__)
 
 DEAD_LETTER = "dead_letter"
 Message = tuple[str, bytes, Mapping[str, str]] | tuple[str, bytes, Mapping[str, str], int | None]
@@ -37,7 +48,7 @@ class _Validate(beam.DoFn):
         clock_skew: timedelta,
     ) -> None:
         self.valid = JobCounter(namespace, "events_valid" if not history else "history_events")
-        self.invalid = JobCounter(namespace, "events_invalid")
+        self.invalid = JobCounter(namespace, "events_invalid" if not history else "history_invalid")
         self.archive_fields = archive_fields
         self.history = history
         self.received_us = received_us
@@ -50,7 +61,17 @@ class _Validate(beam.DoFn):
         # for files the run's start; with neither, validation takes the wall clock.
         received_us = publish_us if publish_us is not None else self.received_us
         received = from_micros(received_us) if received_us is not None else None
-        result = validate(topic, raw, attributes, received=received, clock_skew=self.clock_skew)
+        result: ReviewEvent | UserEvent | DeadLetter | None
+        result = oversized(topic, raw, attributes)  # checked before anything is parsed
+        if result is None:
+            try:
+                result = validate(
+                    topic, raw, attributes, received=received, clock_skew=self.clock_skew
+                )
+            except Exception as err:  # a bug must not make a poison message
+                # The type only: the message may carry personal data.
+                log.error("validating a message of %s raised %s", topic, type(err).__name__)
+                result = failed(topic, raw, attributes, err)
         if isinstance(result, DeadLetter):
             self.invalid.inc()
             yield pvalue.TaggedOutput(DEAD_LETTER, result)

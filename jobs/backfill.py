@@ -14,6 +14,7 @@ from typing import Any
 import apache_beam as beam
 
 from common.archive_read import ArchiveFile, ReadArchiveTables, ReadEventFiles, discover
+from common.counting import batch_reconciliation
 from common.stages import expand_at_top_level
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
@@ -28,9 +29,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BackfillSummary:
+    lines: int = 0  # messages read (file lines, archive rows)
     events_read: int = 0
     invalid: int = 0
     duplicates: int = 0
+    rejected: int = 0  # online rows a store refused (in the dead-letter file)
     change_points: int = 0
     rows_written: dict[str, int] = field(default_factory=dict)
     online_rows: dict[str, int] = field(default_factory=dict)
@@ -43,11 +46,26 @@ class BackfillSummary:
     def events_per_s(self) -> float:
         return self.events_read / self.elapsed_s if self.elapsed_s else 0.0
 
+    @property
+    def reconciliation(self) -> dict[str, Any]:
+        """`lines = valid + invalid + duplicates`."""
+        return batch_reconciliation(
+            {
+                "lines_read": self.lines,
+                "events_valid": self.events_read - self.invalid,
+                "events_invalid": self.invalid,
+                "events_duplicate": self.duplicates,
+                "rows_rejected": self.rejected,
+            }
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
+            "reconciliation": self.reconciliation,
             "events_read": self.events_read,
             "invalid": self.invalid,
             "duplicates": self.duplicates,
+            "rejected": self.rejected,
             "change_points": self.change_points,
             "rows_written": self.rows_written,
             "online_rows": self.online_rows,
@@ -127,7 +145,7 @@ def run_backfill(
         write_profile(profile, "batch", pipeline, result)
     summary = _summary(result, skipped)
     summary.as_of = as_of
-    summary.dead_letters = dead_path if summary.invalid else None
+    summary.dead_letters = dead_path if summary.invalid or summary.rejected else None
     summary.elapsed_s = time.monotonic() - begun
     return summary
 
@@ -161,6 +179,11 @@ def wire_backfill(
             archive_table_ids(config, registry),
             until_us=as_of_us,
         )
+    rejected = None
+    if online is not None:
+        from online.rejected import RejectedToDeadLetters
+
+        rejected = RejectedToDeadLetters({p.view: p.source for p in plans})
     job = BackfillFeatures(
         reader=reader,
         registry=registry,
@@ -175,7 +198,9 @@ def wire_backfill(
             replace=(start, as_of) if start else None,
             sink=bigquery_sink,
         ),
-        online=None if online is None else OnlineOutput(to_rows=to_online_rows(plans), sink=online),
+        online=None
+        if online is None
+        else OnlineOutput(to_rows=to_online_rows(plans), sink=online, rejected=rejected),
         received_us=received_us,
         clock_skew_s=config.clock_skew_s,
     )
@@ -189,6 +214,8 @@ def _summary(result: Any, skipped: dict[str, str]) -> BackfillSummary:
     summary.invalid = counters.get("events_invalid", 0)
     summary.events_read = valid + summary.invalid
     summary.duplicates = counters.get("events_duplicate", 0)
+    summary.lines = counters.get("lines_read", 0)
+    summary.rejected = counters.get("rows_rejected", 0)
     summary.change_points = counters.get("change_points", 0)
     summary.rows_written = {
         k.removeprefix("offline_rows_"): v

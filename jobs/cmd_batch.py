@@ -187,23 +187,34 @@ COMMANDS = [backfill, get]
 
 @click.command()
 @click.option("--views", default="", help="Comma-separated views (default: every computed view).")
-@click.option("--at", "at", help="Compare as of this time (default: now).")
+@click.option(
+    "--at",
+    "at",
+    help="Compare offline values at this time with the online rows already valid then "
+    "(default: now); rows written later are counted as newer_than_at, not compared.",
+)
 @click.option("--store", type=click.Choice(["redis", "bigtable"]), help="Online store to check.")
-@click.option("--limit", default=10_000, show_default=True, help="Entities per view at most.")
+@click.option("--page-size", default=1000, show_default=True, help="Entities read per page.")
 @json_option
 @click.pass_obj
 def consistency(
-    ctx: CliContext, views: str, at: str | None, store: str | None, limit: int, as_json: bool
+    ctx: CliContext, views: str, at: str | None, store: str | None, page_size: int, as_json: bool
 ) -> None:
-    """Compare online values (Feast online) with offline point-in-time values (Feast
-    historical) for every entity; report mismatches by feature. Exit 1 on any mismatch."""
+    """Compare online rows (Feast online) with offline point-in-time values (Feast
+    historical) for every entity, and report entities online but absent offline.
+    Exit 1 on any mismatch."""
     from common.last_results import CONSISTENCY, save_result
     from jobs.backfill import plans_for
     from jobs.consistency import check_consistency
 
     names = [v for v in views.split(",") if v] or [p.view for p in plans_for(ctx.registry, None)[0]]
     when = _parse_time(at, "at") or datetime.now(UTC)
-    report = check_consistency(ctx.config, ctx.registry, names, when, store=store, limit=limit)
+    try:
+        report = check_consistency(
+            ctx.config, ctx.registry, names, when, store=store, page_size=page_size
+        )
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     save_result(ctx.config, CONSISTENCY, {"views": names, **report.as_dict()})
     if as_json:
         print_json(report.as_dict())

@@ -51,6 +51,7 @@ def stream(
     Extra arguments after `--` go to Beam (e.g. `-- --runner DataflowRunner ...`).
     """
     from jobs.stream import StreamSettings, run_stream
+    from jobs.watch import JobFailedError
 
     if allowed_lateness < 0:
         msg = f"--allowed-lateness must be >= 0, got {allowed_lateness}"
@@ -62,13 +63,17 @@ def stream(
         archive=not no_archive,
         warm_start=not no_warm_start,
     )
-    summary = run_stream(
-        ctx.config, ctx.registry, settings, duration_s=duration, pipeline_args=pipeline_args
-    )
+    try:
+        summary = run_stream(
+            ctx.config, ctx.registry, settings, duration_s=duration, pipeline_args=pipeline_args
+        )
+    except JobFailedError as exc:
+        raise click.ClickException(str(exc)) from exc
     if as_json:
         print_json(
             {
                 "ran_s": round(summary.ran_s, 1),
+                "reconciliation": summary.reconciliation,
                 "counters": summary.counters,
                 "distributions": summary.distributions,
                 "skipped_views": summary.skipped_views,
@@ -79,6 +84,13 @@ def stream(
         summaries.stream(
             summary.ran_s, summary.counters, summary.distributions, summary.skipped_views
         )
+    )
+    r = summary.reconciliation
+    console.print(
+        f"received {r['received']} = valid {r['valid']} + invalid {r['invalid']} + duplicates "
+        f"{r['duplicates']} ({'balanced' if r['balanced'] else 'NOT balanced'}); apart: late "
+        f"{r['late']}, rejected {r['rejected']}, invalid in history {r['history_invalid']}",
+        markup=False,
     )
 
 

@@ -6,6 +6,7 @@ unchanged on Dataflow."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,12 +15,14 @@ from typing import Any
 
 import apache_beam as beam
 
+from common.counting import stream_reconciliation
 from common.stages import expand_at_top_level
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
 from feature_store.registry import Registry
 from jobs.backfill import plans_for
 from jobs.runner import make_pipeline
+from jobs.watch import wait_for
 from online.pipeline import StreamFeatures, StreamSettings, history_horizon_us
 
 __all__ = ["StreamSettings", "StreamSummary", "build_stream", "history_horizon_us", "plans_for"]
@@ -34,6 +37,11 @@ class StreamSummary:
     distributions: dict[str, dict[str, float]] = field(default_factory=dict)
     skipped_views: dict[str, str] = field(default_factory=dict)
     ran_s: float = 0.0
+
+    @property
+    def reconciliation(self) -> dict[str, Any]:
+        """`received = valid + invalid + duplicates`, with late and rejected apart."""
+        return stream_reconciliation(self.counters)
 
 
 def build_stream(
@@ -77,17 +85,22 @@ def run_stream(
     begun = time.monotonic()
     result = pipeline.run()
     try:
-        if duration_s is None:
-            result.wait_until_finish()
-        else:
-            time.sleep(duration_s)
+        wait_for(result, math.inf if duration_s is None else duration_s)
     except KeyboardInterrupt:
         log.info("stopping the streaming job")
     finally:
         summary = collect(result, skipped)
         summary.ran_s = time.monotonic() - begun
-        result.cancel()
+        _stop(result)
     return summary
+
+
+def _stop(result: Any) -> None:
+    """Cancel a job still running; one that already ended is left as it is."""
+    from apache_beam.runners.runner import PipelineState
+
+    if not PipelineState.is_terminal(result.state):
+        result.cancel()
 
 
 def collect(result: Any, skipped: dict[str, str] | None = None) -> StreamSummary:

@@ -66,6 +66,12 @@ def consistency(report: Mapping[str, Any]) -> RenderableType:
         f"consistency at {report['at']}: {report['values']:,} values of "
         f"{report['entities']:,} entities compared, {verdict}"
     ]
+    if report.get("online_only"):
+        parts.append(f"{report['online_only']:,} entities online but absent offline")
+    if report.get("newer_than_at"):
+        parts.append(
+            f"{report['newer_than_at']:,} online rows written after that time, not compared"
+        )
     if report["by_feature"]:
         by_feature = table("feature", "mismatches", numeric=("mismatches",))
         for name, n in sorted(report["by_feature"].items()):

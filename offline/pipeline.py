@@ -1,6 +1,7 @@
 """The batch backfill as one composite transform: its `expand()` is the README's picture.
 
-Archive → validation (dead letters to a file) → de-duplication → change points per
+Archive → count of lines read → validation (dead letters to a file, with the online
+rows a store refused) → de-duplication → change points per
 (view, entity) → each view's change-point table, and the latest row per entity to the
 online stores. Reshuffles separate the stages so that Dataflow Prime gives each the
 workers its resource hints ask for (`common.stages`).
@@ -15,6 +16,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.pvalue import PBegin
 
+from common.counting import CountElements
 from common.stages import IO_HINTS
 from common.transforms import DEAD_LETTER, ValidateEvents, write_dead_letter_file
 from feature_store.core.plan import ViewPlan
@@ -26,12 +28,14 @@ from offline.features import ComputeChangePoints, DeduplicateEvents, latest_row
 
 @dataclass(frozen=True, kw_only=True)
 class OnlineOutput:
-    """Where the backfill's latest rows go online: RowBatches → rows, and the writer.
+    """Where the backfill's latest rows go online: RowBatches → rows, the writer, and
+    what turns the rows the writer refuses into `DeadLetter`s (none: they are dropped).
 
-    The job's wiring provides both (the batch job never imports the streaming side)."""
+    The job's wiring provides them (the batch job never imports the streaming side)."""
 
     to_rows: beam.PTransform
     sink: beam.PTransform
+    rejected: beam.PTransform | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,8 +79,14 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
         validate = ValidateEvents(
             "backfill", received_us=self.received_us, clock_skew_s=self.clock_skew_s
         )
-        checked = begin | "ReadArchive" >> self.reader | "ValidateEvents" >> validate
-        write_dead_letter_file(checked[DEAD_LETTER], self.dead_letters)
+        checked = (
+            begin
+            | "ReadArchive" >> self.reader
+            | "CountLines"
+            >> CountElements("backfill", "lines_read").with_resource_hints(**IO_HINTS)
+            | "ValidateEvents" >> validate
+        )
+        dead_letters = [checked[DEAD_LETTER]]
         rows = (
             checked.valid
             | "Deduplicate" >> DeduplicateEvents()
@@ -96,9 +106,16 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
             out.sink,
         )
         if self.online is not None:
-            _ = (
+            rejected = (
                 rows
                 | "LatestRows" >> beam.Map(latest_row).with_resource_hints(**IO_HINTS)
                 | "ToOnlineRows" >> self.online.to_rows
                 | "WriteOnline" >> self.online.sink
             )
+            if self.online.rejected is not None:
+                dead_letters.append(
+                    rejected
+                    | "RejectedRows" >> self.online.rejected.with_resource_hints(**IO_HINTS)
+                )
+        everything = tuple(dead_letters) | "AllDeadLetters" >> beam.Flatten()
+        write_dead_letter_file(everything, self.dead_letters)

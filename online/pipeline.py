@@ -1,6 +1,7 @@
 """The streaming job as one composite transform: its `expand()` is the README's picture.
 
-Pub/Sub → validation (dead letters to `<topic>-dlq`) → raw archive; de-duplication →
+Pub/Sub → count of messages received → validation (dead letters to `<topic>-dlq`, with
+archived records now invalid and online rows a store refused) → raw archive; de-duplication →
 keying by (view, entity) → exact windows, warm-started from the archive (late events to
 `<topic>-late`) → online stores. Each stage owns its resource hints (`common.stages`), so
 a new stage (inference, a kernel) is one line here.
@@ -16,7 +17,8 @@ import apache_beam as beam
 from apache_beam.pvalue import PBegin, PCollection
 
 from common.archive import ARCHIVE
-from common.stages import DEDUP_HINTS, HISTORY_HINTS, VALIDATION_HINTS
+from common.counting import CountElements
+from common.stages import DEDUP_HINTS, HISTORY_HINTS, IO_HINTS, VALIDATION_HINTS
 from common.transforms import DEAD_LETTER, KeyByViewEntity, ValidateEvents
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
@@ -24,6 +26,7 @@ from feature_store.registry import Registry
 from feature_store.schemas import archive_table, archive_table_ids
 from online.from_rows import to_online_rows
 from online.pubsub_io import PublishPerTopic, ReadEvents
+from online.rejected import RejectedToDeadLetters
 from online.stateful import LATE, AggregateWindows, DeduplicateByEventId, as_batch
 
 US = 1_000_000
@@ -69,6 +72,8 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         checked = (
             begin
             | "ReadEvents" >> ReadEvents(config.project, self.topics, prefix)
+            | "CountReceived"
+            >> CountElements("stream", "events_received").with_resource_hints(**IO_HINTS)
             | "ValidateEvents"
             >> ValidateEvents(
                 "stream",
@@ -77,9 +82,7 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
                 clock_skew_s=config.clock_skew_s,
             )
         )
-        _ = checked[DEAD_LETTER] | "DeadLetters" >> PublishPerTopic(
-            config.project, self.topics, "dlq", prefix
-        )
+        dead_letters = [checked[DEAD_LETTER]]
         if settings.archive:
             _ = checked[ARCHIVE] | "ArchiveEvents" >> self._write_archive()
         batches = (
@@ -93,7 +96,9 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
             | "AsBatches" >> beam.Map(as_batch).with_resource_hints(**DEDUP_HINTS)
         )
         if settings.warm_start:
-            batches = (batches, self._history(begin)) | "WithHistory" >> beam.Flatten()
+            history, history_dead = self._history(begin)
+            batches = (batches, history) | "WithHistory" >> beam.Flatten()
+            dead_letters.append(history_dead)
         windows = batches | "EngineerFeatures" >> AggregateWindows(
             self.plans, settings.allowed_lateness_s, self.started_us
         )
@@ -104,7 +109,21 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         # stateful step emitted them. A row that corrects an earlier one (a late-but-allowed
         # event, history arriving after live events) can carry the same valid_from, and
         # newer-wins cannot tell those apart; fused, they are written in order.
-        _ = windows.rows | "ToOnlineRows" >> to_online_rows(self.plans) | "WriteOnline" >> self.sink
+        rejected = (
+            windows.rows | "ToOnlineRows" >> to_online_rows(self.plans) | "WriteOnline" >> self.sink
+        )
+        dead_letters.append(
+            rejected
+            | "RejectedRows"
+            >> RejectedToDeadLetters({p.view: p.source for p in self.plans}).with_resource_hints(
+                **IO_HINTS
+            )
+        )
+        _ = (
+            tuple(dead_letters)
+            | "AllDeadLetters" >> beam.Flatten()
+            | "DeadLetters" >> PublishPerTopic(config.project, self.topics, "dlq", prefix)
+        )
 
     def _write_archive(self) -> beam.PTransform:
         from common.archive_write import WriteArchive
@@ -119,8 +138,9 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         factory = functools.partial(cached_client, config.project, config.bigquery_endpoint)
         return WriteArchive(factory, archive_table_ids(config, self.registry), schemas)
 
-    def _history(self, begin: PBegin) -> PCollection:
-        """The archive's events since the horizon, grouped per (view, entity)."""
+    def _history(self, begin: PBegin) -> tuple[PCollection, PCollection]:
+        """The archive's events since the horizon, grouped per (view, entity), and the
+        archived records the contract now refuses (dead letters like live ones)."""
         from common.archive_read import ReadArchiveTables
 
         config, settings = self.config, self.settings
@@ -146,4 +166,4 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
                 **HISTORY_HINTS
             )
         )
-        return history
+        return history, records[DEAD_LETTER]

@@ -16,8 +16,9 @@ order.
 
 Rows written by Feast's own materialization carry no `_vf:<view>` and count as older.
 Redis Cluster is refused for now: one script call takes many keys, which a cluster
-only allows within one hash slot. The client has no socket timeout unless the
-connection string sets one (`host:port,socket_timeout=5`).
+only allows within one hash slot. Every connection has bounded connect and read
+timeouts (`online.redis_settings.RedisTimeouts`; a connection string may set its own,
+`host:port,socket_timeout=5`), so a hung server fails the write after the retries.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from redis.retry import Retry
 
 from feature_store.errors import ConfigError
 from online.feast_layout import RedisViewLayout, redis_key, redis_view_layout
+from online.redis_settings import RedisSecurity, RedisTimeouts
 from online.rows import (
     EncodedRow,
     OnlineRow,
@@ -115,6 +117,8 @@ class RedisOnlineWriter:
         feature_views: Sequence[FeatureView],
         retry: RetryPolicy | None = None,
         rows_per_script: int = 128,
+        timeouts: RedisTimeouts | None = None,
+        security: RedisSecurity | None = None,
     ) -> None:
         """`connection`: a `redis://` URL or a Feast connection string (`host:port,db=0`);
         by default the repo config's own Redis online store. `rows_per_script` rows go
@@ -127,7 +131,9 @@ class RedisOnlineWriter:
         self._layouts = {view.name: redis_view_layout(repo_config, view) for view in feature_views}
         self._retry = retry or RetryPolicy()
         self._rows_per_script = rows_per_script
-        self._client, self.target, self._ttl = connect_redis(repo_config, connection)
+        self._client, self.target, self._ttl = connect_redis(
+            repo_config, connection, timeouts or RedisTimeouts(), security
+        )
         widths = {len(layout.feature_fields) for layout in self._layouts.values()}
         self._scripts = {n: self._client.register_script(newer_wins_script(n)) for n in widths}
 
@@ -248,7 +254,12 @@ def event_stamp(valid_from: datetime) -> tuple[int, bytes]:
     return micros, Timestamp(seconds=seconds, nanos=rest * 1000).SerializeToString()
 
 
-def connect_redis(config: RepoConfig, connection: str | None) -> tuple[Redis, str, int]:
+def connect_redis(
+    config: RepoConfig,
+    connection: str | None,
+    timeouts: RedisTimeouts | None = None,
+    security: RedisSecurity | None = None,
+) -> tuple[Redis, str, int]:
     """A client, a description of where it points (no credentials), and the key TTL.
 
     Feast connection strings go through Feast's own client factory, so they mean here
@@ -268,6 +279,8 @@ def connect_redis(config: RepoConfig, connection: str | None) -> tuple[Redis, st
         client = RedisOnlineStore()._get_client(store_config)
         ttl = store_config.key_ttl_seconds
     client.set_retry(Retry(NoBackoff(), 0))
+    (timeouts or RedisTimeouts()).apply(client.connection_pool.connection_kwargs)
+    (security or RedisSecurity()).apply(client.connection_pool)
     return client, target, int(ttl or 0)
 
 

@@ -31,9 +31,15 @@ from common.metrics import JobCounter
 from common.stages import IO_HINTS, Stage
 from feature_store.errors import ConfigError
 from online.bigtable_writer import BigtableOnlineWriter
+from online.redis_settings import (
+    RedisSecurity,
+    RedisTimeouts,
+    refuse_inline_password,
+    strip_password,
+)
 from online.redis_writer import RedisOnlineWriter
 from online.rows import OnlineRow, RejectedRow, RowEncoder, entity_identity
-from online.write_support import OnlineWriter
+from online.write_support import OnlineStoreWriteError, OnlineWriter, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +62,9 @@ class OnlineStoreSpec:
     bigtable_project: str | None = None
     bigtable_instance: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
+    redis_timeouts: RedisTimeouts = field(default_factory=RedisTimeouts)
+    redis_security: RedisSecurity = field(default_factory=RedisSecurity)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
     fingerprint: str = field(default="", compare=False)
 
     @classmethod
@@ -69,6 +78,9 @@ class OnlineStoreSpec:
         bigtable_project: str | None = None,
         bigtable_instance: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        redis_timeouts: RedisTimeouts | None = None,
+        redis_security: RedisSecurity | None = None,
+        retry: RetryPolicy | None = None,
     ) -> OnlineStoreSpec:
         """`redis` / `bigtable`: the Feast repo config each store is read through.
         `feature_views` default to those in the first config's registry."""
@@ -80,6 +92,7 @@ class OnlineStoreSpec:
         if not configs:
             msg = f"WriteToOnlineStores needs at least one of {STORES}, got none"
             raise ConfigError(msg)
+        refuse_inline_password(redis_connection, "the online sink")
         if batch_size < 1:
             msg = f"batch_size must be positive, got {batch_size}"
             raise ConfigError(msg)
@@ -92,6 +105,9 @@ class OnlineStoreSpec:
             bigtable_project=bigtable_project,
             bigtable_instance=bigtable_instance,
             batch_size=batch_size,
+            redis_timeouts=redis_timeouts or RedisTimeouts(),
+            redis_security=redis_security or RedisSecurity(),
+            retry=retry or RetryPolicy(),
         )
         return replace(spec, fingerprint=hashlib.sha256(pickle.dumps(spec)).hexdigest())
 
@@ -108,7 +124,12 @@ class OnlineStoreSpec:
             config = RepoConfig(**raw)
             if store == "redis":
                 writers[store] = RedisOnlineWriter(
-                    config, self.redis_connection, feature_views=views
+                    config,
+                    self.redis_connection,
+                    feature_views=views,
+                    retry=self.retry,
+                    timeouts=self.redis_timeouts,
+                    security=self.redis_security,
                 )
             else:
                 writers[store] = BigtableOnlineWriter(
@@ -116,6 +137,7 @@ class OnlineStoreSpec:
                     self.bigtable_project,
                     self.bigtable_instance,
                     feature_views=views,
+                    retry=self.retry,
                 )
         return writers
 
@@ -123,7 +145,10 @@ class OnlineStoreSpec:
 def _dump(config: RepoConfig) -> dict[str, object]:
     """The config as plain data, with its online store as resolved (and maybe edited)."""
     data = config.model_dump(by_alias=True, exclude_unset=True)
-    data["online_store"] = config.online_store.model_dump(mode="json")
+    online = config.online_store.model_dump(mode="json")
+    if isinstance(online.get("connection_string"), str):  # no password in the pickle
+        online["connection_string"] = strip_password(online["connection_string"])
+    data["online_store"] = online
     return data
 
 
@@ -166,6 +191,9 @@ class _WriteRowsFn(beam.DoFn):
         }
         self._retries = JobCounter(METRICS_NAMESPACE, "write_retries")
         self._rejected = JobCounter(METRICS_NAMESPACE, "rows_rejected")
+        self._failures = {
+            store: JobCounter(METRICS_NAMESPACE, f"write_failures_{store}") for store in spec.stores
+        }
         self._buffer: dict[tuple[str, Hashable], _Buffered] = {}
 
     def setup(self) -> None:
@@ -207,7 +235,19 @@ class _WriteRowsFn(beam.DoFn):
         if not encoded:
             return
         for store, writer in self._shared.writers.items():
-            stats = writer.write_encoded(encoded)
+            try:
+                stats = writer.write_encoded(encoded)
+            except OnlineStoreWriteError as err:
+                # One line per failing write; the bundle fails and the runner retries it
+                # (Dataflow: forever, so this counter is what an alert watches).
+                self._failures[store].inc()
+                logger.error(
+                    "online store %s failed, %d rows of this bundle will be retried: %s",
+                    store,
+                    len(encoded),
+                    err,
+                )
+                raise
             self._written[store].inc(stats.written)
             if stats.retries:
                 self._retries.inc(stats.retries)
@@ -223,7 +263,8 @@ class WriteToOnlineStores(Stage):
     """Writes `OnlineRow`s to the online stores of `spec`; outputs the `RejectedRow`s.
 
     Metrics (namespace `online_stores`): `rows_written_<store>`, `write_retries`,
-    `rows_rejected`.
+    `rows_rejected`, `write_failures_<store>` (writes that failed after the retries:
+    their bundle fails and is retried).
     """
 
     RESOURCE_HINTS = IO_HINTS

@@ -23,6 +23,7 @@ T4 = "type:nvidia-tesla-t4;count:1;install-nvidia-driver"
 # What each stage must ask for, written out here rather than read from common.stages.
 STREAM = {
     "ReadEvents": "4GB",
+    "CountReceived": "4GB",
     "ValidateEvents": "4GB",
     "DeadLetters": "4GB",
     "ArchiveEvents": "4GB",
@@ -37,9 +38,11 @@ STREAM = {
     "LateEvents": "4GB",
     "ToOnlineRows": "4GB",
     "WriteOnline": "4GB",
+    "RejectedRows": "4GB",
 }
 BACKFILL = {
     "ReadArchive": "4GB",
+    "CountLines": "4GB",
     "ValidateEvents": "4GB",
     "DeadLetterJson": "4GB",
     "WriteDeadLetters": "4GB",
@@ -49,9 +52,10 @@ BACKFILL = {
     "LatestRows": "4GB",
     "ToOnlineRows": "4GB",
     "WriteOnline": "4GB",
+    "RejectedRows": "4GB",
 }
 # Steps that are pure plumbing: a shuffle, a flatten; they take the job's default.
-PLUMBING = {"GroupHistory", "WithHistory", "ToFeatureStage", "ToOutputStage"}
+PLUMBING = {"GroupHistory", "WithHistory", "ToFeatureStage", "ToOutputStage", "AllDeadLetters"}
 
 
 def _target(job: str) -> DataflowTarget:
