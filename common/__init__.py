@@ -1,0 +1,1 @@
+"""Beam transforms and clients that both jobs use."""
