@@ -99,7 +99,57 @@ def run(ctx: Context) -> list[Row]:
         )
     )
     rows.append(_stage_row(texts))
+    ctx.section("Sentiment head against VADER", sentiment_table())
+    ctx.section("On a GPU", gpu_note())
     return rows
+
+
+def sentiment_table() -> str:
+    """The shipped head's evaluation, written by its training script next to its weights."""
+    import json
+
+    from common.inference.sentiment import EVALUATION
+
+    results = json.loads(EVALUATION.read_text(encoding="utf-8"))
+    sizes = results["data"]
+    lines = [
+        f"From `{EVALUATION.name}` (written by `common/inference/training/train.py`, seed "
+        f"{results['seed']}): trained on {sizes['train']:,} Rotten Tomatoes sentences, "
+        f"evaluated on {sizes['held_out']:,} sentences of held-out movies and "
+        f"{sizes['imdb']:,} IMDB reviews (cross-domain, class-balanced sample). "
+        "Accuracy: sign of the score; AUC: of the score.",
+        "",
+        "| scorer | held-out movies acc | AUC | IMDB acc | AUC |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    names = {
+        "head_semantic": "linear head on all-MiniLM-L6-v2 (shipped)",
+        "head_paraphrase": "linear head on paraphrase-MiniLM-L3-v2",
+        "head_both": "linear head on both embeddings",
+        "vader": "VADER 3.3.2 (compound)",
+    }
+    for key, label in names.items():
+        if key in results:
+            h, i = results[key]["held_out"], results[key]["imdb"]
+            lines.append(
+                f"| {label} | {h['accuracy']:.3f} | {h['auc']:.3f} "
+                f"| {i['accuracy']:.3f} | {i['auc']:.3f} |"
+            )
+    return "\n".join(lines)
+
+
+def gpu_note() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        return f"This run had a CUDA device ({name}): `python bench/gpu_inference.py` measures it."
+    return (
+        "This run had no CUDA device, so there are no GPU figures here. "
+        "`python bench/gpu_inference.py` measures the stage on one (each model loaded once "
+        "on the GPU, memory used, texts/s alone and shared, goal: shared >= 90% of the sum "
+        "of each alone)."
+    )
 
 
 def _row(variant: str, n: int, wall: float, produced: int, want: int, extra: str = "") -> Row:

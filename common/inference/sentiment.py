@@ -14,8 +14,9 @@ import torch
 from common.inference.checksums import verify_sha256
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "sentiment_head.safetensors"
+EVALUATION = WEIGHTS.with_suffix(".json")  # what these weights scored (train.py --out)
 # Written by training/train.py; see BENCHMARKS.md for its accuracy.
-WEIGHTS_SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+WEIGHTS_SHA256 = "e690d79ed1cce5dfba3028af578ce74d4e7cfe9469bb787d1a0d5136b04da1db"
 
 
 class SentimentHead(torch.nn.Module):
