@@ -1,10 +1,10 @@
 """Beam model handlers of the packaged models: Beam's PyTorch keyed-tensor handler, loading
 from the installed packages (sha256-checked) instead of a pickled state dict.
 
-An example is one tokenised text: `{"input_ids": LongTensor[n], "attention_mask":
-LongTensor[n], "id": str}`, unpadded. `padded_inference` pads each batch to its longest
-text (not to the model's limit), so short reviews cost little; the stage batches texts of
-similar length together (`batch_length_fn`). A prediction is
+An example is one tokenised text, unpadded, as plain lists (cheap through a shuffle):
+`{"input_ids": [n ints], "attention_mask": [n ints], "id": str}`. `padded_inference` pads
+each batch to its longest text (not to the model's limit), so short reviews cost little;
+the stage batches texts of similar length together (`length_fn` and buckets). A prediction is
 `PredictionResult(example=id, inference={"embedding": float32[d], "sentiment"?: float})`.
 
 The device is an argument: `auto` (CUDA when the worker has it, else CPU), `cuda` (falls
@@ -51,8 +51,8 @@ def padded_inference(
     model_id: str | None = None,
 ) -> Iterable[PredictionResult]:
     pad = torch.nn.utils.rnn.pad_sequence
-    ids = pad([e["input_ids"] for e in batch], batch_first=True, padding_value=0)
-    mask = pad([e["attention_mask"] for e in batch], batch_first=True, padding_value=0)
+    ids = pad([_longs(e["input_ids"]) for e in batch], batch_first=True, padding_value=0)
+    mask = pad([_longs(e["attention_mask"]) for e in batch], batch_first=True, padding_value=0)
     with torch.inference_mode():
         out = model(ids.to(device), mask.to(device), **(inference_args or {}))
     arrays = {key: value.float().cpu().numpy() for key, value in out.items()}
@@ -61,6 +61,10 @@ def padded_inference(
         if "sentiment" in arrays:
             inference["sentiment"] = float(arrays["sentiment"][row])
         yield PredictionResult(example=example["id"], inference=inference, model_id=model_id)
+
+
+def _longs(values: Sequence[int] | torch.Tensor) -> torch.Tensor:
+    return torch.as_tensor(values, dtype=torch.long)
 
 
 class PackagedModelHandler(PytorchModelHandlerKeyedTensor):  # type: ignore[misc]
@@ -88,10 +92,7 @@ class PackagedModelHandler(PytorchModelHandlerKeyedTensor):  # type: ignore[misc
 
     def get_num_bytes(self, batch: Sequence[Example]) -> int:
         return sum(
-            v.element_size() * v.nelement()
-            for example in batch
-            for v in example.values()
-            if isinstance(v, torch.Tensor)
+            8 * (len(example["input_ids"]) + len(example["attention_mask"])) for example in batch
         )
 
     def get_metrics_namespace(self) -> str:
