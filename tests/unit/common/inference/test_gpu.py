@@ -20,9 +20,7 @@ def test_model_loads_on_cuda_and_matches_the_cpu(name: str) -> None:
         model = handler.load_model()
         assert {p.device.type for p in model.parameters()} == {device}
         results[device] = next(iter(handler.run_inference(batch, model))).inference
-    np.testing.assert_allclose(
-        results["cuda"]["embedding"], results["cpu"]["embedding"], atol=1e-4
-    )
+    np.testing.assert_allclose(results["cuda"]["embedding"], results["cpu"]["embedding"], atol=1e-4)
 
 
 def test_device_argument() -> None:
