@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import timed
+from common.transforms import KeyByViewEntity
 from feature_store.config import PlatformConfig
+from feature_store.core.change_rows import KeyedEvents, compute_rows_many
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch
 from feature_store.events import TOPICS, DeadLetter, validate
-from feature_store.packing import KeyedEvents, compute_rows_many
-from feature_store.plan import ViewPlan
 from feature_store.registry import Registry
-from feature_store.simulator import event_file
-from feature_store.transforms import KeyByViewEntity
-from feature_store.windowing import RowBatch
+from simulator.traffic import event_file
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +129,9 @@ def beam_without_write(
     """(wall seconds, change points) of the job's transforms without the BigQuery write."""
     import apache_beam as beam
 
-    from feature_store.transforms import DEAD_LETTER, ValidateEvents
+    from common.archive_read import ReadEventFiles, discover
+    from common.transforms import DEAD_LETTER, ValidateEvents
     from jobs.runner import make_pipeline
-    from offline.archive import ReadEventFiles, discover
     from offline.features import ComputeChangePoints, DeduplicateEvents
 
     files = discover([str(data)], [s.topic for s in registry.sources])
@@ -197,10 +197,10 @@ def beam_backfill(
 ) -> BeamBackfill:
     """`run_backfill` into its own dataset of the BigQuery emulator (created here)."""
     import offline.bigquery_sink as sink
+    from common.bigquery_admin import bigquery_changes
+    from common.bigquery_client import make_client
     from feature_store.schemas import change_point_table
     from jobs.backfill import run_backfill
-    from offline.bigquery_admin import bigquery_changes
-    from offline.bigquery_client import make_client
 
     config = dataclasses.replace(
         PlatformConfig.local_default(scratch / "state"), features_dataset=BENCH_DATASET

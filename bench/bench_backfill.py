@@ -1,6 +1,6 @@
 """The batch backfill against the SQL a user would write instead.
 
-Input: JSON-lines files from the seeded simulator (`feature_store.simulator`, seed 7 by
+Input: JSON-lines files from the seeded simulator (`simulator.traffic`, seed 7 by
 default): review and user events over 7 days, 10,000 users, 1,000 businesses, with 1%
 malformed messages and 1% re-deliveries. Output: the change-point rows of the three
 reference views that need no model (`user_review_stats`, `user_activity`,

@@ -1,6 +1,6 @@
 """The model stage on the CPU: texts/s of each model alone and of all models in one step.
 
-Texts: English review texts of the seeded simulator (`feature_store.simulator_text`,
+Texts: English review texts of the seeded simulator (`simulator.vocabulary`,
 1 to 5 sentences, about 20 to 90 tokens). Every model runs through its Beam model
 handler (`common.inference.handlers.PackagedModelHandler`, device `cpu`), loaded once
 before the clock starts, on token ids prepared before the clock starts:
@@ -34,7 +34,7 @@ GROUP = "texts/s on the CPU (events = texts)"
 
 
 def review_texts(count: int, seed: int) -> list[str]:
-    from feature_store.simulator_text import CATEGORIES, TextPools
+    from simulator.vocabulary import CATEGORIES, TextPools
 
     pools, rng = TextPools(seed), random.Random(seed)
     return [

@@ -61,8 +61,8 @@ from feature_store.config import PlatformConfig
 from feature_store.events import ReviewEvent, attributes_for, serialize_event, to_micros
 from feature_store.feast_repo import COMPUTED_AT, VALID_FROM
 from feature_store.reference import REGISTRY
-from feature_store.simulator import MessageKind, SimulatedMessage, SimulationConfig, simulate
 from online.rows import OnlineRow
+from simulator.traffic import MessageKind, SimulatedMessage, SimulationConfig, simulate
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +143,8 @@ def isolated_platform(workdir: Path) -> Iterator[PlatformConfig]:
 def _teardown(config: PlatformConfig) -> None:
     """Feast's teardown of each online store (Redis keys, Bigtable tables), then the
     project's topics, subscriptions and datasets. A step that fails is logged."""
+    from common.bigquery_client import make_client
     from jobs.provision import feature_store
-    from offline.bigquery_client import make_client
 
     for store in config.online_stores:
         with _logged(f"Feast teardown of {store}"):
@@ -318,7 +318,7 @@ def write_bundle(fn: Any, rows: Sequence[OnlineRow]) -> None:
     from apache_beam.transforms.window import GlobalWindow
     from apache_beam.utils.timestamp import Timestamp
 
-    from feature_store.metrics import local_counts
+    from common.metrics import local_counts
 
     before = local_counts().get("rows_written_redis", 0)
     fn.start_bundle()
@@ -629,7 +629,7 @@ def freshness(ctx: Context, platform: PlatformConfig) -> list[Phase]:
 def stream_phase(platform: PlatformConfig, rate: float, seconds: float, seed: int) -> Phase:
     """A fresh streaming job in this process (empty subscriptions, empty state), made
     ready with one probe, then fed `seconds` of traffic at `rate`."""
-    from feature_store.metrics import reset_local
+    from common.metrics import reset_local
     from jobs.backfill import plans_for
     from jobs.online_sink import online_sink
     from jobs.provision import feature_store
@@ -679,7 +679,7 @@ def _fresh_subscriptions(platform: PlatformConfig) -> None:
 
 def _until_ready(platform: PlatformConfig, watcher: ProbeWatcher, label: str) -> None:
     """One probe through the job: it has subscribed and compiled everything."""
-    from online.publisher import publish_messages
+    from simulator.publisher import publish_messages
 
     user = f"probe-{platform.feast_project}-ready-{label}"
     watcher.announce(user)
@@ -698,8 +698,8 @@ def run_phase(
     platform: PlatformConfig, watcher: ProbeWatcher, rate: float, seconds: float, seed: int
 ) -> Phase:
     """`seconds` of simulated traffic at `rate` messages/s with probes among it."""
-    from feature_store.metrics import local_counts
-    from online.publisher import publish_messages
+    from common.metrics import local_counts
+    from simulator.publisher import publish_messages
 
     messages = traffic(rate, seconds, seed, f"probe-{platform.feast_project}-{rate:g}-")
     probes = [user for _, user in messages if user is not None]
@@ -768,7 +768,7 @@ def _announcing(
 ) -> Iterator[SimulatedMessage]:
     """The messages, each announced to the watcher; a quarter of the way through, the
     time and the job's intake so far go to `marks`."""
-    from feature_store.metrics import local_counts
+    from common.metrics import local_counts
 
     for n, (message, probe) in enumerate(messages):
         if n == len(messages) // 4:

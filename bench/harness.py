@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 
 from feature_store.errors import ConfigError
-from feature_store.simulator import SimulationConfig, simulate, write_jsonl
+from simulator.traffic import SimulationConfig, simulate, write_jsonl
 
 log = logging.getLogger(__name__)
 

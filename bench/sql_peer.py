@@ -34,12 +34,12 @@ import pyarrow as pa
 
 from bench.backfill_runs import raw_lines
 from bench.harness import timed
+from feature_store.core.plan import FeaturePlan, ViewPlan
 from feature_store.definitions import Condition, DType
 from feature_store.errors import FeatureDefinitionError
 from feature_store.events import TOPICS, DeadLetter, validate
-from feature_store.plan import FeaturePlan, ViewPlan
 from feature_store.registry import Registry
-from feature_store.simulator import event_file
+from simulator.traffic import event_file
 
 _SQL_TYPES = {
     DType.STRING: "VARCHAR",

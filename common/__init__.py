@@ -1,1 +1,1 @@
-"""Beam transforms and clients that both jobs use."""
+"""Beam transforms and clients both jobs use: validation, keys, archive, BigQuery, metrics."""

@@ -1,1 +1,5 @@
-"""Feature declarations and pure computation shared by the streaming and batch jobs."""
+"""Feature declarations, the event contract, and (in `core`) the pure computation both
+jobs run."""
+
+# The built-in aggregation kinds register on import, before any declaration needs them.
+from feature_store.core import kinds as _kinds  # noqa: F401

@@ -83,8 +83,13 @@ class PlatformConfig:
     topic_prefix: str = ""  # isolates several platforms on one Pub/Sub project (tests)
     state_dir: Path = field(default_factory=lambda: Path(".local"))
     endpoints: Endpoints = field(default_factory=Endpoints)
+    # How far an event_time may lie after its message's publish time (EVENTS.md).
+    clock_skew_s: float = 300.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.clock_skew_s < 366 * 86_400:
+            msg = f"clock_skew_s must be between 0 and a year in seconds, got {self.clock_skew_s}"
+            raise ConfigError(msg)
         unknown = [s for s in self.online_stores if s not in ("redis", "bigtable")]
         if unknown or not self.online_stores:
             msg = (
@@ -106,6 +111,11 @@ class PlatformConfig:
         if self.redis_url:
             return self.redis_url
         return self.endpoints.redis
+
+    @property
+    def bigquery_endpoint(self) -> str | None:
+        """The BigQuery emulator's endpoint locally; None (Google's) in production."""
+        return self.endpoints.bigquery if self.local else None
 
     def topic_id(self, name: str) -> str:
         """The Pub/Sub id of a topic or subscription named by the registry."""

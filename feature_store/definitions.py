@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
+from typing import TypeVar
 
 from feature_store.errors import FeatureDefinitionError
 
@@ -27,7 +28,6 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _TOPIC = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _WINDOW = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-MICROS_PER_SECOND = 1_000_000
 
 
 def _fail(message: str) -> None:
@@ -194,7 +194,12 @@ class Condition:
 
 @dataclass(frozen=True, kw_only=True)
 class AggregationKind:
-    """What an aggregation needs and yields. New kinds register with `register_kind`."""
+    """What a declaration may say about an aggregation kind and what it yields.
+
+    The built-in kinds, and how each computes, are `feature_store.core.kinds.Kind`
+    objects (a `Kind` is an `AggregationKind`); `register_kind` with metadata alone makes
+    a kind declarable, and its computation plugs in with `kinds.register_implementation`.
+    """
 
     name: str
     needs_field: bool
@@ -203,12 +208,18 @@ class AggregationKind:
     output: DType | None = None  # None: the field's own dtype
     needs_share_where: bool = False
 
+    @property
+    def foldable(self) -> bool:
+        """Whether expired events fold into a summary (metadata alone: no)."""
+        return False
+
 
 _KINDS: dict[str, AggregationKind] = {}
+_K = TypeVar("_K", bound=AggregationKind)
 
 
-def register_kind(kind: AggregationKind) -> AggregationKind:
-    """Make an aggregation kind available to declarations (its computation registers apart)."""
+def register_kind(kind: _K) -> _K:
+    """Make an aggregation kind available to declarations (the one registry of kinds)."""
     _check_name("aggregation kind", kind.name)
     _KINDS[kind.name] = kind
     return kind
@@ -219,32 +230,6 @@ def aggregation_kind(name: str) -> AggregationKind:
         msg = f"unknown aggregation kind {name!r}; known: {sorted(_KINDS)}"
         raise FeatureDefinitionError(msg)
     return _KINDS[name]
-
-
-for _kind in (
-    AggregationKind(name="count", needs_field=False, output=DType.INT64),
-    AggregationKind(name="sum", needs_field=True, numeric_field=True),
-    AggregationKind(name="mean", needs_field=True, numeric_field=True, output=DType.FLOAT64),
-    AggregationKind(name="stddev", needs_field=True, numeric_field=True, output=DType.FLOAT64),
-    AggregationKind(name="count_distinct", needs_field=True, output=DType.INT64),
-    AggregationKind(name="max", needs_field=True, numeric_field=True),
-    AggregationKind(name="min", needs_field=True, numeric_field=True),
-    AggregationKind(name="last", needs_field=True, field_shape="any"),
-    AggregationKind(name="share", needs_field=False, output=DType.FLOAT64, needs_share_where=True),
-    AggregationKind(
-        name="max_similarity_to_newest",
-        needs_field=True,
-        field_shape="vector",
-        output=DType.FLOAT64,
-    ),
-    AggregationKind(
-        name="centroid_distance_of_newest",
-        needs_field=True,
-        field_shape="vector",
-        output=DType.FLOAT64,
-    ),
-):
-    register_kind(_kind)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -48,6 +48,12 @@ MAX_TEXT_CHARS: Final = 20_000
 MAX_EVENT_ID_CHARS: Final = 128
 DEFAULT_LANGUAGE: Final = "und"
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# An event_time before this, or after its message's publish time plus the allowed clock
+# skew, is a bad message: one event from a producer with a broken clock must never freeze
+# its key (the stream measures lateness from a key's newest event, and newer-wins online
+# writes refuse any row older than one labelled in the future).
+EARLIEST_EVENT_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
+DEFAULT_CLOCK_SKEW: Final = timedelta(minutes=5)
 
 REVIEW_FIELDS: Final = (
     "event_id", "event_type", "event_time", "review_id", "user_id", "business_id",
@@ -71,6 +77,7 @@ class Reason(StrEnum):
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
     NAIVE_TIMESTAMP = "naive_timestamp"
     BAD_TIMESTAMP = "bad_timestamp"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     RATING_OUT_OF_RANGE = "rating_out_of_range"
     TEXT_TOO_LONG = "text_too_long"
     BAD_LANGUAGE = "bad_language"
@@ -520,13 +527,36 @@ def _check_attributes(event: Event, attributes: Mapping[str, str]) -> None:
         raise InvalidEventError(Reason.ATTRIBUTE_MISMATCH, msg)
 
 
+def _check_bounds(event: Event, received: datetime | None, clock_skew: timedelta) -> None:
+    moment = event.event_time
+    if moment < EARLIEST_EVENT_TIME:
+        shown = format_timestamp(moment)
+        msg = f"event_time {shown} is before {format_timestamp(EARLIEST_EVENT_TIME)}"
+        raise InvalidEventError(Reason.TIMESTAMP_OUT_OF_RANGE, msg)
+    received = datetime.now(UTC) if received is None else _utc("received", received)
+    if moment > received + clock_skew:
+        msg = (
+            f"event_time {format_timestamp(moment)} is after the message was received "
+            f"({format_timestamp(received)}) plus the allowed clock skew of "
+            f"{clock_skew.total_seconds():g} s"
+        )
+        raise InvalidEventError(Reason.TIMESTAMP_OUT_OF_RANGE, msg)
+
+
 def parse_event(
-    topic: str, raw: bytes, attributes: Mapping[str, str] | None = None
+    topic: str,
+    raw: bytes,
+    attributes: Mapping[str, str] | None = None,
+    *,
+    received: datetime | None = None,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
 ) -> ReviewEvent | UserEvent:
     """The event in `raw` (one message of `topic`), or `InvalidEventError` saying why not.
 
     The body is checked first; then each of the `event_type`, `event_id` and
     `event_time` attributes that is present must agree with it (times as instants).
+    `event_time` must lie in [2000-01-01, received + clock_skew], where `received` is the
+    message's publish time (for files: when the run started); None means now.
     """
     if topic == REVIEW_TOPIC:
         event: Event = _parse_review(_load(raw))
@@ -537,6 +567,7 @@ def parse_event(
         raise InvalidEventError(Reason.UNKNOWN_TOPIC, msg)
     if attributes:
         _check_attributes(event, attributes)
+    _check_bounds(event, received, clock_skew)
     return event
 
 
@@ -605,10 +636,15 @@ class DeadLetter:
 
 
 def validate(
-    topic: str, raw: bytes, attributes: Mapping[str, str] | None = None
+    topic: str,
+    raw: bytes,
+    attributes: Mapping[str, str] | None = None,
+    *,
+    received: datetime | None = None,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
 ) -> ReviewEvent | UserEvent | DeadLetter:
     """`parse_event`, with an invalid message returned as a `DeadLetter` instead of raised."""
     try:
-        return parse_event(topic, raw, attributes)
+        return parse_event(topic, raw, attributes, received=received, clock_skew=clock_skew)
     except InvalidEventError as exc:
         return DeadLetter(topic, bytes(raw), dict(attributes or {}), exc.reason, exc.detail)

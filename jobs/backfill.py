@@ -1,4 +1,5 @@
-"""The batch offline job: wire the backfill transforms, run them, swap results in."""
+"""The batch offline job's wiring and running: the pipeline itself is
+`offline.pipeline.BackfillFeatures`; the online sink comes from `jobs.online_sink`."""
 
 from __future__ import annotations
 
@@ -12,23 +13,17 @@ from typing import Any
 
 import apache_beam as beam
 
+from common.archive_read import ArchiveFile, ReadArchiveTables, ReadEventFiles, discover
+from common.stages import expand_at_top_level
 from feature_store.config import PlatformConfig
+from feature_store.core.plan import ViewPlan
 from feature_store.events import to_micros
-from feature_store.plan import ViewPlan
 from feature_store.registry import Registry
-from feature_store.schemas import change_point_table
-from feature_store.transforms import DEAD_LETTER, ValidateEvents
-from feature_store.windowing import RowBatch
+from feature_store.schemas import archive_table_ids, change_point_table
 from jobs.runner import make_pipeline
-from offline.archive import ReadEventFiles, discover
-from offline.backfill import WriteOffline
-from offline.features import ComputeChangePoints, DeduplicateEvents, latest_row
+from offline.pipeline import BackfillFeatures, OfflineOutput, OnlineOutput
 
 log = logging.getLogger(__name__)
-
-# Per-stage resources (Dataflow Prime right-fits each stage's workers to its hints).
-IO_HINTS = {"min_ram": "4GB"}
-FEATURE_HINTS = {"min_ram": "32GB"}
 
 
 @dataclass
@@ -92,16 +87,25 @@ def run_backfill(
     dead_letters: str | None = None,
     bigquery_sink: str = "client",
     pipeline_args: Sequence[str] = (),
+    received: datetime | None = None,
 ) -> BackfillSummary:
+    """`received`: when archived messages without a publish time, and event files, count
+    as received (their event_time may not be later, plus the clock skew); default now."""
     begun = time.monotonic()
-    as_of = min(end, datetime.now(UTC)) if end else datetime.now(UTC)
+    started = datetime.now(UTC)
+    as_of = min(end, started) if end else started
     plans, skipped = plans_for(registry, views)
     files = discover(events, [s.topic for s in registry.sources]) if events else None
     run_id = uuid.uuid4().hex[:12]
     tables = {p.view: change_point_table(registry, p.view, config.features_dataset) for p in plans}
     dead_path = dead_letters or str(config.state_dir / "dead_letters" / f"backfill-{run_id}")
     pipeline = make_pipeline(pipeline_args)
-    _wire(
+    sink = None
+    if online:
+        from jobs.online_sink import online_sink
+
+        sink = online_sink(config)
+    wire_backfill(
         pipeline,
         config,
         registry,
@@ -109,9 +113,10 @@ def run_backfill(
         plans,
         tables,
         (start, as_of),
-        online,
+        sink,
         dead_path,
         bigquery_sink,
+        to_micros(received or started),
     )
     result = pipeline.run()
     result.wait_until_finish()
@@ -122,79 +127,54 @@ def run_backfill(
     return summary
 
 
-def _wire(
+def wire_backfill(
     pipeline: beam.Pipeline,
     config: PlatformConfig,
     registry: Registry,
-    files: Any,
+    files: Sequence[ArchiveFile] | None,
     plans: list[ViewPlan],
     tables: dict[str, Any],
     span: tuple[datetime | None, datetime],
-    online: bool,
+    online: beam.PTransform | None,
     dead_path: str,
     bigquery_sink: str,
+    received_us: int | None = None,
 ) -> None:
-    import json
+    """Wires the backfill into `pipeline`: events from `files`, or from the platform's raw
+    archive (what the stream and `import` wrote) when None; `online` is the online sink."""
+    from online.from_rows import to_online_rows
 
     start, as_of = span
-    start_us = to_micros(start) if start else None
     as_of_us = to_micros(as_of)
+    reader: beam.PTransform
     if files is not None:
-        reader: beam.PTransform = ReadEventFiles(files)
-    else:  # the platform's raw archive (what the stream and `import` wrote)
-        from feature_store.schemas import archive_table_ids
-        from offline.archive import ReadArchiveTables
-
+        reader = ReadEventFiles(files)
+    else:
         reader = ReadArchiveTables(
             config.project,
-            config.endpoints.bigquery if config.local else None,
+            config.bigquery_endpoint,
             archive_table_ids(config, registry),
             until_us=as_of_us,
         )
-    messages = pipeline | "ReadArchive" >> reader.with_resource_hints(**IO_HINTS)
-    checked = messages | "ValidateEvents" >> ValidateEvents("backfill")
-    (
-        checked[DEAD_LETTER]
-        | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))
-        | "WriteDeadLetters" >> beam.io.WriteToText(dead_path, file_name_suffix=".jsonl")
+    job = BackfillFeatures(
+        reader=reader,
+        registry=registry,
+        plans=plans,
+        span_us=(to_micros(start) if start else None, as_of_us),
+        dead_letters=dead_path,
+        offline=OfflineOutput(
+            tables=tables,
+            computed_at_us=to_micros(datetime.now(UTC)),
+            project=config.project,
+            endpoint=config.bigquery_endpoint,
+            replace=(start, as_of) if start else None,
+            sink=bigquery_sink,
+        ),
+        online=None if online is None else OnlineOutput(to_rows=to_online_rows(plans), sink=online),
+        received_us=received_us,
+        clock_skew_s=config.clock_skew_s,
     )
-    rows = (
-        checked.valid
-        | "Deduplicate" >> DeduplicateEvents()
-        | "ToFeatureStage" >> beam.Reshuffle()
-        | "EngineerFeatures"
-        >> ComputeChangePoints(registry, plans, start_us, as_of_us).with_resource_hints(
-            **FEATURE_HINTS
-        )
-        | "ToOutputStage" >> beam.Reshuffle()
-    )
-    endpoint = config.endpoints.bigquery if config.local else None
-    replace = (start, as_of) if start else None
-    _ = rows | "WriteOffline" >> WriteOffline(
-        plans,
-        tables,
-        to_micros(datetime.now(UTC)),
-        config.project,
-        endpoint,
-        replace,
-        bigquery_sink,
-    ).with_resource_hints(**IO_HINTS)
-    if online:
-        from jobs.online_sink import online_sink
-
-        by_view = {p.view: p for p in plans}
-        _ = (
-            rows
-            | "LatestRows" >> beam.Map(latest_row)
-            | "ToOnlineRows" >> beam.FlatMap(_online_rows, by_view)
-            | "WriteOnline" >> online_sink(config).with_resource_hints(**IO_HINTS)
-        )
-
-
-def _online_rows(batch: RowBatch, plans: dict[str, ViewPlan]) -> list[Any]:
-    from online.from_rows import online_rows
-
-    return online_rows(plans[batch.view], batch)
+    expand_at_top_level(pipeline, job)
 
 
 def _summary(result: Any, skipped: dict[str, str]) -> BackfillSummary:

@@ -1,4 +1,4 @@
-"""The `feature-store` command line (also `python -m feature_store`).
+"""The `feature-store` command line (also `python -m jobs`).
 
 Subcommands live in `jobs/cmd_*.py`, one module per area; this module only builds the
 group and the shared context. Heavy imports (Beam, Feast) happen inside commands.
@@ -6,6 +6,7 @@ group and the shared context. Heavy imports (Beam, Feast) happen inside commands
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 from dataclasses import dataclass, field
@@ -69,10 +70,24 @@ class CliContext:
     envvar="FEATURE_STORE_GCP_PROJECT",
     help="A real GCP project; without it everything runs against the local emulators.",
 )
+@click.option(
+    "--clock-skew",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    envvar="FEATURE_STORE_CLOCK_SKEW_S",
+    show_default=True,
+    help="Seconds an event_time may lie after its message's publish time (or a file's "
+    "receipt); later ones are dead letters.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_context
 def main(
-    ctx: click.Context, definitions: str, state_dir: Path, project: str | None, verbose: bool
+    ctx: click.Context,
+    definitions: str,
+    state_dir: Path,
+    project: str | None,
+    clock_skew: float,
+    verbose: bool,
 ) -> None:
     """Streaming feature store for review and user-activity data."""
     logging.basicConfig(
@@ -82,7 +97,7 @@ def main(
     if not verbose:  # the libraries' progress chatter; our own INFO lines stay
         for noisy in ("apache_beam", "feast", "google", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-    config = PlatformConfig.local_default(state_dir)
+    config = dataclasses.replace(PlatformConfig.local_default(state_dir), clock_skew_s=clock_skew)
     if project:
         config = config.for_project(project)
     config.apply_env()

@@ -55,6 +55,12 @@ def _parse_time(text: str | None, name: str) -> datetime | None:
     help="client: load jobs through google-cloud-bigquery "
     "(emulator and BigQuery, range replace); beam: Beam's WriteToBigQuery file loads.",
 )
+@click.option(
+    "--now",
+    "now",
+    help="When the event files count as received (RFC 3339); an event_time after it plus "
+    "the clock skew is invalid. Default: when the run starts.",
+)
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def backfill(
@@ -66,6 +72,7 @@ def backfill(
     no_online: bool,
     dead_letters: str | None,
     bigquery_sink: str,
+    now: str | None,
     pipeline_args: tuple[str, ...],
 ) -> None:
     """Recompute features from the event archive into BigQuery and the online stores.
@@ -86,6 +93,7 @@ def backfill(
             dead_letters=dead_letters,
             bigquery_sink=bigquery_sink,
             pipeline_args=pipeline_args,
+            received=_parse_time(now, "now"),
         )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -181,12 +189,19 @@ COMMANDS.append(consistency)
     help="Event files or folders (JSON lines named <topic>*.jsonl).",
 )
 @click.option("--dead-letters", help="Dead-letter file prefix (default under the state dir).")
+@click.option(
+    "--now",
+    "now",
+    help="When the event files count as received (RFC 3339); an event_time after it plus "
+    "the clock skew is invalid. Default: when the run starts.",
+)
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def import_events(
     ctx: CliContext,
     events: tuple[str, ...],
     dead_letters: str | None,
+    now: str | None,
     pipeline_args: tuple[str, ...],
 ) -> None:
     """Load event files into the raw archive (validated, de-duplicated by event_id)."""
@@ -194,7 +209,12 @@ def import_events(
 
     try:
         summary = run_import(
-            ctx.config, ctx.registry, events, dead_letters=dead_letters, pipeline_args=pipeline_args
+            ctx.config,
+            ctx.registry,
+            events,
+            dead_letters=dead_letters,
+            pipeline_args=pipeline_args,
+            received=_parse_time(now, "now"),
         )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -17,13 +17,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from feature_store.errors import ConfigError, FeatureStoreError, InvalidEventError
 from feature_store.events import TOPICS, DeadLetter, parse_timestamp
 from feature_store.events import validate as validate_message
-from feature_store.simulator import (
+from simulator.traffic import (
     DEFAULT_START,
     SimulatedMessage,
     SimulationConfig,
     write_jsonl,
 )
-from feature_store.simulator import simulate as simulate_events
+from simulator.traffic import simulate as simulate_events
 
 if TYPE_CHECKING:
     from jobs.cli import CliContext
@@ -55,8 +55,19 @@ def _topic_of(path: Path) -> str | None:
     default=None,
     help="Write each invalid message with its reason here (JSON lines).",
 )
-def validate(file: Path, topic: str | None, dlq: Path | None) -> None:
+@click.option(
+    "--now",
+    "now",
+    help="When the event files count as received (RFC 3339); an event_time after it plus "
+    "the clock skew is invalid. Default: when the run starts.",
+)
+@click.pass_obj
+def validate(
+    ctx: CliContext, file: Path, topic: str | None, dlq: Path | None, now: str | None
+) -> None:
     """Check a JSON-lines event file against the event contract and print a summary."""
+    received = _start(now, "--now") if now is not None else datetime.now(UTC)
+    skew = timedelta(seconds=ctx.config.clock_skew_s)
     topic = topic or _topic_of(file)
     if topic is None:
         msg = f"cannot tell the topic from the file name {file.name!r}; use --topic"
@@ -79,7 +90,7 @@ def validate(file: Path, topic: str | None, dlq: Path | None) -> None:
         out = dlq.open("w", encoding="utf-8")
     try:
         for raw in _lines(file):
-            result = validate_message(topic, raw)
+            result = validate_message(topic, raw, received=received, clock_skew=skew)
             if isinstance(result, DeadLetter):
                 counts["invalid"] += 1
                 reasons[str(result.reason)] += 1
@@ -97,7 +108,7 @@ def validate(file: Path, topic: str | None, dlq: Path | None) -> None:
     click.echo(json.dumps({**summary, "reasons": dict(sorted(reasons.items()))}))
 
 
-def _start(value: str | None) -> datetime:
+def _start(value: str | None, option: str = "--start") -> datetime:
     if value is None:
         return DEFAULT_START
     try:
@@ -105,7 +116,7 @@ def _start(value: str | None) -> datetime:
             return datetime.fromisoformat(value).replace(tzinfo=UTC)
         return parse_timestamp(value)
     except (ValueError, InvalidEventError) as exc:
-        msg = f"--start {value!r} is neither a date nor an RFC 3339 time with an offset: {exc}"
+        msg = f"{option} {value!r} is neither a date nor an RFC 3339 time with an offset: {exc}"
         raise click.ClickException(msg) from None
 
 
@@ -242,7 +253,7 @@ def simulate(
 def _publish(
     project: str, messages: Iterator[SimulatedMessage], rate: float | None, realtime: bool
 ) -> dict[str, object]:
-    from online.publisher import publish_messages
+    from simulator.publisher import publish_messages
 
     try:
         stats = publish_messages(project, messages, rate, realtime=realtime)

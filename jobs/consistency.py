@@ -71,10 +71,10 @@ def _equal(online: Any, offline: Any, dtype: DType, rel_tol: float) -> bool:
 
 def entities_of(config: PlatformConfig, registry: Registry, view: str, limit: int) -> list[str]:
     """Entities with at least one offline row of the view."""
-    from offline.bigquery_client import make_client
+    from common.bigquery_client import make_client
 
     key = registry.entity(registry.view(view).entity).join_key
-    client = make_client(config.project, config.endpoints.bigquery if config.local else None)
+    client = make_client(config.project, config.bigquery_endpoint)
     table = f"{config.project}.{config.features_dataset}.{view}"
     rows = client.query(f"SELECT DISTINCT `{key}` AS k FROM `{table}` ORDER BY k LIMIT {limit}")
     return [r["k"] for r in rows.result()]

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from feature_store.config import PlatformConfig
 from feature_store.registry import Registry
-from feature_store.simulator import SimulatedMessage, SimulationConfig, simulate, write_jsonl
+from simulator.traffic import SimulatedMessage, SimulationConfig, simulate, write_jsonl
 
 console = Console()
 SHOWN = {
@@ -151,8 +151,8 @@ def _reset_online(config: PlatformConfig) -> None:
 
 def _clear_archive(config: PlatformConfig, registry: Registry) -> int:
     """Empties the local archive tables so that each demo run tells one story."""
+    from common.bigquery_client import make_client
     from feature_store.schemas import archive_table_ids
-    from offline.bigquery_client import make_client
 
     client = make_client(config.project, config.endpoints.bigquery)
     cleared = 0
@@ -168,7 +168,7 @@ _LAST: list[dict[str, int]] = []
 
 def _caught_up(quiet_polls: int = 2) -> bool:
     """The job has been idle for a few polls: nothing left to read or aggregate."""
-    from feature_store.metrics import local_counts
+    from common.metrics import local_counts
 
     _LAST.append(local_counts())
     del _LAST[: -(quiet_polls + 1)]
@@ -195,7 +195,7 @@ def _prepare(config: PlatformConfig, registry: Registry) -> None:
 
 
 def _start_stream(config: PlatformConfig, registry: Registry) -> tuple[Any, list[str]]:
-    from feature_store.metrics import reset_local
+    from common.metrics import reset_local
     from feature_store.resources import stream_subscription
     from jobs.online_sink import online_sink
     from jobs.runner import make_pipeline
@@ -214,7 +214,7 @@ def _start_stream(config: PlatformConfig, registry: Registry) -> tuple[Any, list
 def _publisher(
     config: PlatformConfig, live: list[SimulatedMessage], rate: float
 ) -> threading.Thread:
-    from online.publisher import publish_messages
+    from simulator.publisher import publish_messages
 
     return threading.Thread(
         target=publish_messages,

@@ -4,22 +4,22 @@ stream's warm start see one history."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
 
-from feature_store.archive import ARCHIVE
+from common.archive import ARCHIVE
+from common.archive_read import ReadEventFiles, discover
+from common.transforms import DEAD_LETTER, ValidateEvents, write_dead_letter_file
 from feature_store.config import PlatformConfig
+from feature_store.events import to_micros
 from feature_store.registry import Registry
 from feature_store.schemas import archive_table
-from feature_store.transforms import DEAD_LETTER, ValidateEvents
-from jobs.backfill import IO_HINTS
 from jobs.runner import make_pipeline
-from offline.archive import ReadEventFiles, discover
 
 
 @dataclass
@@ -39,23 +39,28 @@ def run_import(
     *,
     dead_letters: str | None = None,
     pipeline_args: Sequence[str] = (),
+    received: datetime | None = None,
 ) -> ImportSummary:
-    from offline.bigquery_admin import bigquery_schema
+    """`received`: when the files count as received (their events' event_time may not be
+    later, plus the clock skew); default: when the run starts."""
+    from common.bigquery_admin import bigquery_schema
     from offline.bigquery_sink import WriteToBigQueryClient
 
     files = discover(paths, [s.topic for s in registry.sources])
     dead_path = dead_letters or str(
         config.state_dir / "dead_letters" / f"import-{uuid.uuid4().hex[:12]}"
     )
-    endpoint = config.endpoints.bigquery if config.local else None
     pipeline = make_pipeline(pipeline_args)
-    messages = pipeline | "ReadFiles" >> ReadEventFiles(files).with_resource_hints(**IO_HINTS)
-    checked = messages | "ValidateEvents" >> ValidateEvents("import", registry, archive=True)
-    _ = (
-        checked[DEAD_LETTER]
-        | "DeadLetterJson" >> beam.Map(lambda d: json.dumps(d.to_json(), sort_keys=True))
-        | "WriteDeadLetters" >> beam.io.WriteToText(dead_path, file_name_suffix=".jsonl")
+    messages = pipeline | "ReadFiles" >> ReadEventFiles(files)
+    received_us = to_micros(received or datetime.now(UTC))
+    checked = messages | "ValidateEvents" >> ValidateEvents(
+        "import",
+        registry,
+        archive=True,
+        received_us=received_us,
+        clock_skew_s=config.clock_skew_s,
     )
+    write_dead_letter_file(checked[DEAD_LETTER], dead_path)
     unique = (
         checked[ARCHIVE]
         | "KeyByEventId" >> beam.Map(lambda tr: ((tr[0], tr[1]["event_id"]), tr[1]))
@@ -72,7 +77,10 @@ def run_import(
             >> beam.BatchElements(min_batch_size=10_000, max_batch_size=100_000)
             | f"Append {source.topic}"
             >> WriteToBigQueryClient(
-                table, bigquery_schema(spec), project=config.project, endpoint=endpoint
+                table,
+                bigquery_schema(spec),
+                project=config.project,
+                endpoint=config.bigquery_endpoint,
             )
         )
     result = pipeline.run()

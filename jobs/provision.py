@@ -57,12 +57,12 @@ def feature_store(config: PlatformConfig, store: str | None = None) -> Any:
 def infrastructure_changes(
     config: PlatformConfig, registry: Registry, *, apply: bool
 ) -> list[Change]:
-    from offline.bigquery_admin import bigquery_changes
-    from offline.bigquery_client import make_client
+    from common.bigquery_admin import bigquery_changes
+    from common.bigquery_client import make_client
     from online.pubsub_admin import pubsub_changes
 
     changes = pubsub_changes(config.project, registry, apply=apply, prefix=config.topic_prefix)
-    client = make_client(config.project, config.endpoints.bigquery if config.local else None)
+    client = make_client(config.project, config.bigquery_endpoint)
     specs = all_tables(registry, config.features_dataset, config.archive_dataset)
     changes += bigquery_changes(client, specs, apply=apply)
     return changes

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch
 from feature_store.definitions import DType
 from feature_store.feast_repo import COMPUTED_AT, VALID_FROM
-from feature_store.plan import ViewPlan
-from feature_store.windowing import RowBatch
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 

@@ -23,13 +23,14 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from common.bigquery_admin import bigquery_schema
+from common.stages import IO_HINTS, Stage
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch
 from feature_store.errors import ConfigError
 from feature_store.feast_repo import VALID_FROM
-from feature_store.plan import ViewPlan
 from feature_store.schemas import TableSpec
-from feature_store.windowing import RowBatch
 from offline.arrow_rows import to_arrow
-from offline.bigquery_admin import bigquery_schema
 from offline.bigquery_rows import TimeRange
 from offline.bigquery_sink import WriteToBigQueryClient
 
@@ -70,7 +71,7 @@ class _ToArrowBatches(beam.DoFn):  # type: ignore[misc]
         return view, table
 
 
-class WriteOffline(beam.PTransform):  # type: ignore[misc]
+class WriteOffline(Stage):
     """RowBatches → Arrow tables per view → each view's change-point table.
 
     `sink="client"` loads through the google-cloud-bigquery client (works against the
@@ -78,6 +79,8 @@ class WriteOffline(beam.PTransform):  # type: ignore[misc]
     `sink="beam"` uses Beam's `WriteToBigQuery` file loads (Dataflow; whole-table
     rebuilds only, since it cannot delete a range).
     """
+
+    RESOURCE_HINTS = IO_HINTS
 
     def __init__(
         self,

@@ -56,8 +56,8 @@ from apache_beam.transforms.window import GlobalWindows
 from google.api_core.exceptions import GoogleAPIError, NotFound
 from google.cloud import bigquery
 
+from common.bigquery_client import cached_client, make_client
 from feature_store.errors import ConfigError
-from offline.bigquery_client import cached_client, make_client
 from offline.bigquery_rows import (
     BigQueryWriteError,
     Rows,

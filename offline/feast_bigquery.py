@@ -11,7 +11,7 @@ patched until it is called, so production (real BigQuery) runs Feast as shipped.
 The adaptations, each with its root cause:
 
 1. Feast's client factory `_get_bigquery_client` is replaced by one returning an
-   `offline.bigquery_client.EmulatorClient` (anonymous credentials,
+   `common.bigquery_client.EmulatorClient` (anonymous credentials,
    `client_options={"api_endpoint": endpoint}`). Feast calls the factory by its module
    global name on every query, so replacing the global reaches every call site.
 2. Dataframe uploads (`_upload_entity_df` -> `load_table_from_dataframe`) go through the
@@ -75,8 +75,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from typing_extensions import override
 
+from common.bigquery_client import EmulatorClient, validate_endpoint
 from feature_store.config import LOCAL_PROJECT, PlatformConfig
-from offline.bigquery_client import EmulatorClient, validate_endpoint
 
 logger = logging.getLogger(__name__)
 

@@ -34,11 +34,12 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
-from feature_store.packing import KeyedEvents, compute_rows_many
-from feature_store.plan import ViewPlan
+from common.stages import FEATURE_HINTS, Stage
+from common.transforms import KeyByViewEntity
+from feature_store.core.change_rows import KeyedEvents, compute_rows_many
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch
 from feature_store.registry import Registry
-from feature_store.transforms import KeyByViewEntity
-from feature_store.windowing import RowBatch
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +172,10 @@ class _ComputeRows(beam.DoFn):  # type: ignore[misc]
             yield batch
 
 
-class ComputeChangePoints(beam.PTransform):  # type: ignore[misc]
+class ComputeChangePoints(Stage):
     """Lists of valid, de-duplicated records → one `RowBatch` per (view, entity)."""
+
+    RESOURCE_HINTS = FEATURE_HINTS
 
     def __init__(
         self,

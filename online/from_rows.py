@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import apache_beam as beam
 import numpy as np
 
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch
 from feature_store.definitions import DType
 from feature_store.events import from_micros
-from feature_store.plan import ViewPlan
-from feature_store.windowing import RowBatch
 from online.rows import OnlineRow
 
 
@@ -45,3 +47,12 @@ def online_rows(plan: ViewPlan, batch: RowBatch, latest_only: bool = True) -> li
             )
         )
     return out
+
+
+def _rows_of(batch: RowBatch, plans: dict[str, ViewPlan]) -> list[OnlineRow]:
+    return online_rows(plans[batch.view], batch)
+
+
+def to_online_rows(plans: Sequence[ViewPlan]) -> beam.PTransform:
+    """RowBatches → the latest `OnlineRow` of each (both jobs' `ToOnlineRows` stage)."""
+    return beam.FlatMap(_rows_of, {p.view: p for p in plans})

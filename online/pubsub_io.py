@@ -10,6 +10,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
 
+from common.stages import IO_HINTS, Stage
 from feature_store.events import DeadLetter
 from feature_store.resources import dlq_topic, late_topic, stream_subscription
 
@@ -22,8 +23,10 @@ def _message(msg: PubsubMessage, topic: str) -> tuple[str, bytes, dict[str, str]
     return topic, msg.data or b"", dict(msg.attributes or {}), publish_us
 
 
-class ReadEvents(beam.PTransform):  # type: ignore[misc]
+class ReadEvents(Stage):
     """(topic, raw bytes, attributes, publish µs) from each topic's stream subscription."""
+
+    RESOURCE_HINTS = IO_HINTS
 
     def __init__(self, project: str, topics: Sequence[str], prefix: str = "") -> None:
         super().__init__()

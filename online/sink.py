@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
-import threading
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,14 +20,16 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.pvalue import PCollection
 from apache_beam.transforms.window import BoundedWindow
+from apache_beam.utils import shared
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 from feast import FeatureStore, FeatureView, RepoConfig
 from feast.protos.feast.core.FeatureView_pb2 import FeatureView as FeatureViewProto
 from feast.repo_config import load_repo_config
 
+from common.metrics import JobCounter
+from common.stages import IO_HINTS, Stage
 from feature_store.errors import ConfigError
-from feature_store.metrics import JobCounter
 from online.bigtable_writer import BigtableOnlineWriter
 from online.redis_writer import RedisOnlineWriter
 from online.rows import OnlineRow, RejectedRow, RowEncoder, entity_identity
@@ -142,18 +143,14 @@ class _Resources:
         self.writers = spec.writers(views)
 
 
-_RESOURCES: dict[str, _Resources] = {}
-_RESOURCES_LOCK = threading.Lock()
+# One encoder and set of writers per worker process and spec, held while a DoFn uses
+# them (Beam's `Shared`: `setup` stays cheap even where the runner calls it per bundle).
+_SHARED = shared.Shared()
 
 
 def _resources(spec: OnlineStoreSpec) -> _Resources:
-    """Clients are built once per worker process and spec: `setup` stays cheap even
-    where the runner calls it for every bundle."""
-    with _RESOURCES_LOCK:
-        held = _RESOURCES.get(spec.fingerprint)
-        if held is None:
-            held = _RESOURCES[spec.fingerprint] = _Resources(spec)
-        return held
+    held: _Resources = _SHARED.acquire(lambda: _Resources(spec), tag=spec.fingerprint)
+    return held
 
 
 _Buffered = tuple[OnlineRow, Timestamp, BoundedWindow]
@@ -222,12 +219,14 @@ class _WriteRowsFn(beam.DoFn):
         return WindowedValue(RejectedRow(row, reason), timestamp, (window,))
 
 
-class WriteToOnlineStores(beam.PTransform):  # type: ignore[type-arg]
+class WriteToOnlineStores(Stage):
     """Writes `OnlineRow`s to the online stores of `spec`; outputs the `RejectedRow`s.
 
     Metrics (namespace `online_stores`): `rows_written_<store>`, `write_retries`,
     `rows_rejected`.
     """
+
+    RESOURCE_HINTS = IO_HINTS
 
     def __init__(self, spec: OnlineStoreSpec) -> None:
         super().__init__()

@@ -27,9 +27,11 @@ from apache_beam.transforms.userstate import (
 )
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from feature_store.metrics import JobCounter, JobDistribution
-from feature_store.plan import ViewPlan
-from feature_store.windowing import NEVER, EntityState, RowBatch, WindowAggregator
+from common.metrics import JobCounter, JobDistribution
+from common.stages import FEATURE_HINTS, Stage
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import NEVER, EntityState, RowBatch, WindowAggregator
+from online.state_coder import EntityStateCoder
 
 log = logging.getLogger(__name__)
 LATE = "late"
@@ -82,7 +84,7 @@ def _timestamp(micros: int) -> Timestamp:
 
 
 class _WindowState(beam.DoFn):  # type: ignore[misc]
-    STATE = ReadModifyWriteStateSpec("entity", PickleCoder())
+    STATE = ReadModifyWriteStateSpec("entity", EntityStateCoder())
     CHANGE = TimerSpec("change", TimeDomain.WATERMARK)
 
     def __init__(
@@ -185,8 +187,10 @@ def as_batch(
     return item[0], [item[1]]
 
 
-class AggregateWindows(beam.PTransform):  # type: ignore[misc]
+class AggregateWindows(Stage):
     """((view, entity), [records]) → RowBatches (main) and late records (tag `late`)."""
+
+    RESOURCE_HINTS = FEATURE_HINTS
 
     def __init__(
         self, plans: Sequence[ViewPlan], allowed_lateness_s: float, started_us: int

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from feature_store.config import PlatformConfig
-from feature_store.derive import add_derived
+from feature_store.core.derived_fields import add_derived
+from feature_store.core.plan import ViewPlan
 from feature_store.events import ReviewEvent, UserEvent, validate
-from feature_store.plan import ViewPlan
 from feature_store.reference import REGISTRY
 from jobs.retrieval import get_online
-from tests.unit.feature_store.bruteforce import values_at
+from tests.unit.feature_store.core.bruteforce import values_at
 
 VIEWS = ("user_review_stats", "user_activity", "business_review_stats")
 US = timedelta(microseconds=1)

@@ -7,10 +7,10 @@ import pytest
 from feast import FeatureStore
 from google.cloud import pubsub_v1
 
+from common.bigquery_client import make_client
 from feature_store.config import PlatformConfig
 from feature_store.reference import REGISTRY
 from jobs.provision import feast_changes, infrastructure_changes, repo_path
-from offline.bigquery_client import make_client
 from tests.unit.feature_store.test_definitions import FEATURES_MD
 
 pytestmark = pytest.mark.integration

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 
 from feature_store.config import PlatformConfig
-from feature_store.plan import ViewPlan
+from feature_store.core.plan import ViewPlan
 from feature_store.reference import REGISTRY
-from feature_store.simulator import SimulationConfig, simulate, write_jsonl
 from jobs.backfill import BackfillSummary, run_backfill
 from jobs.retrieval import get_historical
+from simulator.traffic import SimulationConfig, simulate, write_jsonl
 from tests.integration.checks import VIEWS, check_online, empty, records, same, us
-from tests.unit.feature_store.bruteforce import values_at
+from tests.unit.feature_store.core.bruteforce import values_at
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +116,7 @@ def test_online_stores_hold_the_latest_values(
 def test_rerunning_the_backfill_changes_nothing(
     platform: PlatformConfig, backfilled: BackfillSummary, history: tuple[Path, list[Any]]
 ) -> None:
-    from offline.bigquery_client import make_client
+    from common.bigquery_client import make_client
 
     client = make_client(platform.project, platform.endpoints.bigquery)
 
@@ -137,7 +137,7 @@ def test_rerunning_the_backfill_changes_nothing(
 def test_a_range_backfill_replaces_only_that_range(
     platform: PlatformConfig, backfilled: BackfillSummary, history: tuple[Path, list[Any]]
 ) -> None:
-    from offline.bigquery_client import make_client
+    from common.bigquery_client import make_client
 
     client = make_client(platform.project, platform.endpoints.bigquery)
     table = f"{platform.project}.{platform.features_dataset}.user_review_stats"

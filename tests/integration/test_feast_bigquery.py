@@ -24,8 +24,8 @@ from feast.value_type import ValueType
 from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
+from common.bigquery_client import make_client
 from feature_store.config import LOCAL_PROJECT
-from offline.bigquery_client import make_client
 from offline.bigquery_sink import ensure_table, load_rows
 from offline.feast_bigquery import (
     FeastEmulatorClient,

@@ -12,24 +12,24 @@ from typing import Any
 
 import pytest
 
+from common.metrics import local_counts, reset_local
 from feature_store.config import PlatformConfig
 from feature_store.events import ReviewEvent, UserEvent, attributes_for, serialize_event
-from feature_store.metrics import local_counts, reset_local
 from feature_store.reference import REGISTRY
-from feature_store.simulator import (
-    MessageKind,
-    SimulatedMessage,
-    SimulationConfig,
-    simulate,
-    write_jsonl,
-)
 from jobs.backfill import plans_for, run_backfill
 from jobs.consistency import check_consistency
 from jobs.importer import run_import
 from jobs.online_sink import online_sink
 from jobs.runner import make_pipeline
 from jobs.stream import StreamSettings, build_stream
-from online.publisher import publish_messages
+from simulator.publisher import publish_messages
+from simulator.traffic import (
+    MessageKind,
+    SimulatedMessage,
+    SimulationConfig,
+    simulate,
+    write_jsonl,
+)
 from tests.integration.checks import VIEWS, check_online, us
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,8 @@ from google.cloud import pubsub_v1
 
 from feature_store.config import LOCAL_PROJECT
 from feature_store.events import REVIEW_TOPIC, TOPICS, USER_TOPIC, DeadLetter, validate
-from feature_store.simulator import SimulatedMessage, SimulationConfig, simulate
-from online.publisher import TopicNotFoundError, publish_messages
+from simulator.publisher import TopicNotFoundError, publish_messages
+from simulator.traffic import SimulatedMessage, SimulationConfig, simulate
 
 pytestmark = pytest.mark.integration
 

@@ -16,13 +16,13 @@ from google.cloud import pubsub_v1
 from feature_store.config import PlatformConfig
 from feature_store.reference import REGISTRY
 from feature_store.resources import dlq_topic, inspect_subscription
-from feature_store.simulator import MessageKind, SimulationConfig, simulate, write_jsonl
 from jobs.backfill import plans_for, run_backfill
 from jobs.consistency import check_consistency
 from jobs.online_sink import online_sink
 from jobs.runner import make_pipeline
 from jobs.stream import StreamSettings, build_stream
-from online.publisher import publish_messages
+from simulator.publisher import publish_messages
+from simulator.traffic import MessageKind, SimulationConfig, simulate, write_jsonl
 from tests.integration.checks import VIEWS, check_online, us
 
 pytestmark = pytest.mark.integration

@@ -11,17 +11,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from google.cloud import pubsub_v1
 
+from common.metrics import local_counts, reset_local
 from feature_store.config import PlatformConfig
 from feature_store.events import ReviewEvent
-from feature_store.metrics import local_counts, reset_local
 from feature_store.reference import REGISTRY
-from feature_store.resources import inspect_subscription, late_topic
+from feature_store.resources import dlq_topic, inspect_subscription, late_topic
 from jobs.backfill import plans_for
 from jobs.online_sink import online_sink
 from jobs.retrieval import get_online
 from jobs.runner import make_pipeline
 from jobs.stream import StreamSettings, build_stream
-from online.publisher import publish_messages
+from simulator.publisher import publish_messages
 from tests.integration.test_loop import _message
 
 pytestmark = pytest.mark.integration
@@ -86,3 +86,52 @@ def test_late_events_leave_through_the_late_topic(platform: PlatformConfig) -> N
     subscriber.close()
     bodies = [json.loads(m.message.data) for m in response.received_messages]
     assert [(b["event_id"], b["view"]) for b in bodies] == [("too-late", "user_review_stats")]
+
+
+def test_a_future_dated_event_is_a_dead_letter_and_freezes_nothing(
+    platform: PlatformConfig,
+) -> None:
+    """One event from a producer whose clock is far ahead must not make every later event
+    of its key late (lateness is measured from a key's newest event)."""
+    plans, _ = plans_for(REGISTRY, ["user_review_stats"])
+    settings = StreamSettings(allowed_lateness_s=60, warm_start=False, views=("user_review_stats",))
+    reset_local()
+    pipeline = make_pipeline([], streaming=True)
+    build_stream(pipeline, platform, REGISTRY, plans, settings, online_sink(platform))
+    job = pipeline.run()
+    topics = {t: platform.topic_id(t) for t in ("review-events", "user-events")}
+    now = datetime.now(UTC)
+    ahead = _review("a-day-ahead", now + timedelta(days=1))
+    broken = _review("broken-clock", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+    try:
+        time.sleep(3)
+        publish_messages(platform.project, [_message(ahead), _message(broken)], topic_ids=topics)
+        _wait_for("events_invalid", 2)
+        publish_messages(
+            platform.project,
+            [_message(_review("normal-1", now)), _message(_review("normal-2", now))],
+            topic_ids=topics,
+        )
+        _wait_for("events_aggregated", 2)
+        time.sleep(3)
+        [row] = get_online(
+            platform, ["user_review_stats:review_count_24h"], [{"user_id": "u-late"}]
+        )
+    finally:
+        job.cancel()
+    assert row["user_review_stats__review_count_24h"] == 2
+    assert local_counts().get("events_late", 0) == 0
+    subscriber = pubsub_v1.SubscriberClient()
+    path = subscriber.subscription_path(
+        platform.project, platform.topic_id(inspect_subscription(dlq_topic("review-events")))
+    )
+    response = subscriber.pull(subscription=path, max_messages=10, timeout=30)
+    subscriber.close()
+    reasons = {
+        m.message.attributes.get("event_id", ""): m.message.attributes.get("dlq_reason")
+        for m in response.received_messages
+    }
+    assert reasons == {
+        "a-day-ahead": "timestamp_out_of_range",
+        "broken-clock": "timestamp_out_of_range",
+    }

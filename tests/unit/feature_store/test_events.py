@@ -278,8 +278,66 @@ def test_unparsable_event_time_is_rejected(text: str) -> None:
 def test_sub_microsecond_digits_are_truncated_toward_the_past() -> None:
     event = parse_event(REVIEW_TOPIC, raw(review(event_time="2024-03-01T10:00:00.123456999Z")))
     assert event.event_time == datetime(2024, 3, 1, 10, 0, 0, 123456, tzinfo=UTC)
-    event = parse_event(REVIEW_TOPIC, raw(review(event_time="1969-12-31T23:59:59.9999999Z")))
-    assert event.record()["event_time"] == -1  # one microsecond before the epoch
+    event = parse_event(REVIEW_TOPIC, raw(review(event_time="2000-01-01T00:00:00.0000009Z")))
+    assert event.record()["event_time"] == 946_684_800_000_000  # the earliest allowed instant
+    late = "1999-12-31T23:59:59.9999999Z"  # truncates to one microsecond before 2000
+    assert reason(REVIEW_TOPIC, review(event_time=late)) == "timestamp_out_of_range"
+
+
+# ----------------------------------------------------------------------------- bounds
+
+RECEIVED = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def bounded(body: object, received: datetime = RECEIVED, **kwargs: Any) -> object:
+    return validate(REVIEW_TOPIC, raw(body), received=received, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9999-12-31T23:59:59Z",  # a broken producer clock
+        "2024-03-02T12:00:00Z",  # a producer one day ahead
+        "2024-03-01T12:05:00.000001Z",  # one microsecond past the default 5-minute skew
+        "2024-03-01T13:05:00.000001+01:00",  # the same instant in another offset
+    ],
+)
+def test_event_time_after_receipt_plus_skew_is_a_dead_letter(text: str) -> None:
+    result = bounded(review(event_time=text))
+    assert isinstance(result, DeadLetter)
+    assert result.reason == "timestamp_out_of_range"
+    assert "2024-03-01T12:00:00.000000Z" in result.detail  # names the receipt time
+    assert "300 s" in result.detail
+    user_result = validate(USER_TOPIC, raw(user(event_time=text)), received=RECEIVED)
+    assert isinstance(user_result, DeadLetter)
+    assert user_result.reason == "timestamp_out_of_range"
+
+
+@pytest.mark.parametrize(
+    "text", ["2024-03-01T12:05:00Z", "2024-03-01T12:00:00Z", "2000-01-01T00:00:00Z"]
+)
+def test_event_time_within_bounds_is_valid(text: str) -> None:
+    result = bounded(review(event_time=text))
+    assert not isinstance(result, DeadLetter), result
+
+
+def test_clock_skew_is_a_setting() -> None:
+    body = review(event_time="2024-03-01T12:30:00Z")
+    assert isinstance(bounded(body), DeadLetter)
+    assert not isinstance(bounded(body, clock_skew=timedelta(hours=1)), DeadLetter)
+    strict = bounded(review(event_time="2024-03-01T12:00:00.000001Z"), clock_skew=timedelta(0))
+    assert isinstance(strict, DeadLetter)
+    assert "0 s" in strict.detail
+
+
+def test_without_a_receipt_time_the_wall_clock_bounds_event_time() -> None:
+    assert reason(REVIEW_TOPIC, review(event_time="9999-12-31T23:59:59Z")) == (
+        "timestamp_out_of_range"
+    )
+    soon = datetime.now(UTC) + timedelta(minutes=1)
+    assert not isinstance(
+        validate(REVIEW_TOPIC, raw(review(event_time=soon.isoformat()))), DeadLetter
+    )
 
 
 # ----------------------------------------------------------------------------- rating
@@ -600,8 +658,11 @@ json_values = st.recursive(
     ),
     max_leaves=8,
 )
+# The contract's range: from 2000-01-01 to the receipt time (plus the clock skew), which
+# the round trip below sets at the end of year 9999.
+FAR_RECEIPT = datetime(9999, 12, 31, tzinfo=UTC)
 times = st.datetimes(
-    min_value=datetime(1, 1, 2),  # noqa: DTZ001 - hypothesis wants naive bounds
+    min_value=datetime(2000, 1, 2),  # noqa: DTZ001 - hypothesis wants naive bounds
     max_value=datetime(9999, 12, 30),  # noqa: DTZ001
     timezones=st.sampled_from(
         [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
@@ -654,7 +715,7 @@ def user_events(draw: st.DrawFn) -> UserEvent:
 @given(review_events() | user_events())
 def test_serialize_then_parse_gives_the_event_back(event: ReviewEvent | UserEvent) -> None:
     body = serialize_event(event)
-    parsed = parse_event(event.topic, body, attributes_for(event))
+    parsed = parse_event(event.topic, body, attributes_for(event), received=FAR_RECEIPT)
     assert parsed == event
     assert parsed.record() == event.record()
     assert serialize_event(parsed) == body  # the canonical form is a fixed point

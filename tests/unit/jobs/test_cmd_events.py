@@ -64,6 +64,8 @@ LINES: list[tuple[bytes, str]] = [  # (line, what validate should make of it)
     (b'{"event_id": "e7", "text": "caf\xe9"}', "not_utf8"),
     (body(event_id="e8") + b"\r", "valid"),  # CRLF line endings: \r is JSON whitespace
     (body(event_id="e9", language="en", note={"kept": True}), "valid"),
+    (body(event_id="e10", event_time="9999-12-31T23:59:59Z"), "timestamp_out_of_range"),
+    (body(event_id="e11", event_time="1999-12-31T23:59:59Z"), "timestamp_out_of_range"),
 ]
 
 
@@ -86,7 +88,7 @@ def test_validate_counts_add_up_and_match_an_independent_count(
     assert summary["duplicates"] == expected["duplicate"] == 2
     reasons = {k: v for k, v in expected.items() if k not in ("valid", "duplicate")}
     assert summary["reasons"] == reasons
-    assert summary["invalid"] == sum(reasons.values()) == 8
+    assert summary["invalid"] == sum(reasons.values()) == 10
     assert summary["valid"] + summary["invalid"] + summary["duplicates"] == len(LINES)
 
 
@@ -110,6 +112,17 @@ def test_dead_letter_file_holds_each_invalid_line_with_its_reason(
             assert letter["raw_text"] == line.decode("utf-8")
         except UnicodeDecodeError:
             assert letter["raw_text"] is None
+
+
+def test_validate_bounds_event_time_by_now_plus_the_clock_skew(tmp_path: Path) -> None:
+    review = tmp_path / "review-events.jsonl"
+    review.write_bytes(body(event_time="2024-03-01T10:00:00Z"))
+    early = json.loads(run("validate", str(review), "--now", "2024-03-01T09:00:00Z").output)
+    assert early["reasons"] == {"timestamp_out_of_range": 1}
+    skewed = run("--clock-skew", "3600", "validate", str(review), "--now", "2024-03-01T09:00:00Z")
+    assert json.loads(skewed.output)["valid"] == 1
+    on_time = json.loads(run("validate", str(review), "--now", "2024-03-01T09:56:00Z").output)
+    assert on_time["valid"] == 1
 
 
 def test_validate_without_dlq_writes_nothing(event_file: Path) -> None:
@@ -221,8 +234,8 @@ def test_simulate_refuses_bad_arguments(args: list[str], tmp_path: Path) -> None
 def test_simulate_publish_hands_the_stream_to_the_publisher(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from feature_store.simulator import SimulatedMessage
-    from online import publisher
+    from simulator import publisher
+    from simulator.traffic import SimulatedMessage
 
     calls: list[dict[str, Any]] = []
 
@@ -260,7 +273,7 @@ def test_simulate_publish_hands_the_stream_to_the_publisher(
 
 
 def test_simulate_publish_reports_a_missing_topic(monkeypatch: pytest.MonkeyPatch) -> None:
-    from online import publisher
+    from simulator import publisher
 
     def missing(*args: object, **kwargs: object) -> publisher.PublishStats:
         msg = (

@@ -20,9 +20,9 @@ from google.api_core.exceptions import BadRequest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
+from common.bigquery_client import EmulatorClient, make_client
 from feature_store.config import Endpoints, PlatformConfig
 from feature_store.errors import ConfigError
-from offline.bigquery_client import EmulatorClient, make_client
 from offline.feast_bigquery import (
     FeastEmulatorClient,
     configure_feast_bigquery,

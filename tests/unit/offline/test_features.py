@@ -10,9 +10,9 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that
 
-from feature_store.plan import ViewPlan
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch, compute_rows
 from feature_store.reference import REGISTRY
-from feature_store.windowing import RowBatch, compute_rows
 from offline.features import ComputeChangePoints, DeduplicateEvents, shard_of
 
 HOUR = 3_600_000_000

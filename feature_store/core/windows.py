@@ -1,4 +1,6 @@
-"""Change points of exact sliding windows, for the batch and the streaming job alike.
+"""Change points of exact sliding windows, one entity at a time: the streaming job's
+state machine. (The batch job computes many entities at once in `change_rows`, checked
+against `compute_rows` here, which runs all of one entity's events through this machine.)
 
 A view's values only change at an event's time `e` or at an expiry `e + W`. The
 `WindowAggregator` keeps one entity's state (its events still inside the longest window,
@@ -18,9 +20,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from feature_store.aggregation import Evaluation, evaluate, window_sum
-from feature_store.columns import AnyArray, EventColumns, IntArray
-from feature_store.plan import FeaturePlan, ViewPlan
+from feature_store.core.aggregation import Evaluation
+from feature_store.core.columns import AnyArray, EventColumns, IntArray
+from feature_store.core.kinds import evaluate, kind_of
+from feature_store.core.plan import ViewPlan
+from feature_store.errors import FeatureDefinitionError
 
 NEVER = int(np.iinfo(np.int64).min)
 
@@ -77,7 +81,8 @@ def candidates(
     return found
 
 
-def _differs(a: AnyArray, b: AnyArray) -> npt.NDArray[np.bool_]:
+def differs(a: AnyArray, b: AnyArray) -> npt.NDArray[np.bool_]:
+    """Elementwise a != b, row-wise for vectors; NaN equals NaN (null is unchanged)."""
     if a.dtype == object:
         return np.array([x != y for x, y in zip(a, b, strict=True)], dtype=bool)
     same = (a == b) | (np.isnan(a) & np.isnan(b))
@@ -103,7 +108,7 @@ def change_rows(
     values = evaluate(plan, events, points, base)
     changed = np.zeros(cands.shape[0], dtype=bool)
     for col in values.values():
-        changed |= _differs(col[1:], col[:-1])
+        changed |= differs(col[1:], col[:-1])
     if force_last:
         changed[-1] = True
     return RowBatch(
@@ -208,7 +213,8 @@ class WindowAggregator:
 def fold(
     plan: ViewPlan, dropped: EventColumns, base: Mapping[str, tuple[Any, ...]]
 ) -> dict[str, tuple[Any, ...]]:
-    """Summaries of the unbounded features over `dropped` events, merged into `base`."""
+    """Summaries of the unbounded features over `dropped` events, merged into `base`
+    (each kind's `summarize`; only views whose unbounded kinds all fold are pruned)."""
     unbounded = [f for f in plan.features if f.window is None]
     if not unbounded:
         return dict(base)
@@ -224,31 +230,15 @@ def fold(
     )
     out = dict(base)
     ev = Evaluation(summary_plan, dropped, at, base)
-    values = evaluate(summary_plan, dropped, at, base)
     for f in unbounded:
-        if f.kind in ("count", "sum", "mean", "stddev", "share"):
-            out[f.name] = _moments_summary(ev, f)
-        else:  # max, min, last: the value itself is the summary
-            value = values[f.name][0]
-            if not (isinstance(value, float) and np.isnan(value)):
-                out[f.name] = (value,)
+        summarize = kind_of(f.kind).summarize
+        if summarize is None:
+            msg = f"aggregation kind {f.kind!r} of `{f.name}` cannot fold expired events"
+            raise FeatureDefinitionError(msg)
+        summary = summarize(ev, f)
+        if summary is not None:
+            out[f.name] = summary
     return out
-
-
-def _moments_summary(ev: Evaluation, f: FeaturePlan) -> tuple[float, ...]:
-    if f.kind == "count":
-        return (float(window_sum(ev, f, ev.mask(f).astype(np.float64), 0)[0]),)
-    if f.kind == "share":
-        den = window_sum(ev, f, ev.mask(f).astype(np.float64), 0)[0]
-        num = window_sum(ev, f, ev.mask(f, share=True).astype(np.float64), 1)[0]
-        return (float(den), float(num))
-    mask = ev.mask(f, non_null=True)
-    x = np.where(mask, ev.column(f.field or ""), 0.0).astype(np.float64)
-    return (
-        float(window_sum(ev, f, mask.astype(np.float64), 0)[0]),
-        float(window_sum(ev, f, x, 1)[0]),
-        float(window_sum(ev, f, x * x, 2)[0]),
-    )
 
 
 def compute_rows(

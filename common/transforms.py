@@ -6,18 +6,20 @@ Sharing them is what makes the twin jobs compute the same thing from the same ev
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.pvalue import PCollection
 
-from feature_store.archive import ARCHIVE, archive_row
-from feature_store.derive import add_derived
-from feature_store.events import DeadLetter, validate
-from feature_store.metrics import JobCounter
-from feature_store.plan import ViewPlan
+from common.archive import ARCHIVE, archive_row
+from common.metrics import JobCounter
+from feature_store.core.derived_fields import add_derived
+from feature_store.core.plan import ViewPlan
+from feature_store.events import DEFAULT_CLOCK_SKEW, DeadLetter, from_micros, validate
 from feature_store.registry import Registry
 
 DEAD_LETTER = "dead_letter"
@@ -26,17 +28,28 @@ Message = tuple[str, bytes, Mapping[str, str]] | tuple[str, bytes, Mapping[str, 
 
 class _Validate(beam.DoFn):
     def __init__(
-        self, namespace: str, archive_fields: Mapping[str, tuple[str, ...]] | None, history: bool
+        self,
+        namespace: str,
+        archive_fields: Mapping[str, tuple[str, ...]] | None,
+        history: bool,
+        received_us: int | None,
+        clock_skew: timedelta,
     ) -> None:
         self.valid = JobCounter(namespace, "events_valid" if not history else "history_events")
         self.invalid = JobCounter(namespace, "events_invalid")
         self.archive_fields = archive_fields
         self.history = history
+        self.received_us = received_us
+        self.clock_skew = clock_skew
 
     def process(self, message: Message) -> Iterator[Any]:
         topic, raw, attributes = message[0], message[1], message[2]
         publish_us = message[3] if len(message) > 3 else None
-        result = validate(topic, raw, attributes)
+        # event_time is bounded by when the message was received: its publish time, or
+        # for files the run's start; with neither, validation takes the wall clock.
+        received_us = publish_us if publish_us is not None else self.received_us
+        received = from_micros(received_us) if received_us is not None else None
+        result = validate(topic, raw, attributes, received=received, clock_skew=self.clock_skew)
         if isinstance(result, DeadLetter):
             self.invalid.inc()
             yield pvalue.TaggedOutput(DEAD_LETTER, result)
@@ -57,7 +70,11 @@ class _Validate(beam.DoFn):
 class ValidateEvents(beam.PTransform[PCollection[Any], pvalue.DoOutputsTuple]):
     """(topic, raw, attributes[, publish µs]) → records (main), `DeadLetter`s (tag
     `dead_letter`) and, given the registry with `archive=True`, (topic, archive row)
-    pairs (tag `archive`). `history=True` marks records read back from the archive."""
+    pairs (tag `archive`). `history=True` marks records read back from the archive.
+
+    An event_time after the message's publish time plus `clock_skew_s` is invalid; a
+    message without a publish time (a file) is bounded by `received_us` (the run's start),
+    or by the wall clock when that is None too."""
 
     def __init__(
         self,
@@ -66,9 +83,13 @@ class ValidateEvents(beam.PTransform[PCollection[Any], pvalue.DoOutputsTuple]):
         *,
         archive: bool = False,
         history: bool = False,
+        received_us: int | None = None,
+        clock_skew_s: float = DEFAULT_CLOCK_SKEW.total_seconds(),
     ) -> None:
         super().__init__()
         self.namespace, self.history = namespace, history
+        self.received_us = received_us
+        self.clock_skew = timedelta(seconds=clock_skew_s)
         self.archive_fields = (
             {s.topic: tuple(f.name for f in s.fields) for s in registry.sources}
             if archive and registry is not None
@@ -76,11 +97,27 @@ class ValidateEvents(beam.PTransform[PCollection[Any], pvalue.DoOutputsTuple]):
         )
 
     def expand(self, messages: PCollection[Any]) -> pvalue.DoOutputsTuple:
-        fn = _Validate(self.namespace, self.archive_fields, self.history)
+        fn = _Validate(
+            self.namespace, self.archive_fields, self.history, self.received_us, self.clock_skew
+        )
         pardo = beam.ParDo(fn)  # type: ignore[no-untyped-call]
         tagged = pardo.with_outputs(DEAD_LETTER, ARCHIVE, main="valid")  # type: ignore[no-untyped-call]
         outputs: pvalue.DoOutputsTuple = messages | "Validate" >> tagged
         return outputs
+
+
+def _dead_letter_json(dead: DeadLetter) -> str:
+    return json.dumps(dead.to_json(), sort_keys=True)
+
+
+def write_dead_letter_file(dead_letters: PCollection[DeadLetter], path: str) -> None:
+    """The batch jobs' dead letters: JSON lines files under `path` (stages
+    `DeadLetterJson` and `WriteDeadLetters`, applied where the caller stands)."""
+    _ = (
+        dead_letters
+        | "DeadLetterJson" >> beam.Map(_dead_letter_json)
+        | "WriteDeadLetters" >> beam.io.WriteToText(path, file_name_suffix=".jsonl")
+    )
 
 
 class KeyByViewEntity(beam.DoFn):
@@ -97,7 +134,8 @@ class KeyByViewEntity(beam.DoFn):
     def process(self, record: dict[str, Any]) -> Iterator[tuple[tuple[str, str], dict[str, Any]]]:
         if self.end is not None and record["event_time"] > self.end:
             return
-        add_derived(record, self.derived.get(record["topic"], ()))
+        # A copy: Beam forbids changing an input element (another consumer may share it).
+        record = add_derived(dict(record), self.derived.get(record["topic"], ()))
         for plan in self.plans:
             if plan.source != record["topic"]:
                 continue

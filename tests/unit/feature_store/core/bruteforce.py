@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from feature_store.plan import FeaturePlan, ViewPlan
+from feature_store.core.plan import FeaturePlan, ViewPlan
 
 
 def _matches(event: Mapping[str, Any], cond: Any) -> bool:

@@ -22,7 +22,7 @@ from feature_store.events import (
     serialize_event,
     validate,
 )
-from feature_store.simulator import (
+from simulator.traffic import (
     MessageKind,
     Retimer,
     SimulatedMessage,
@@ -472,7 +472,7 @@ def test_retimer_moves_events_to_now_keeping_lateness_and_duplicates(
         if m.kind == MessageKind.MALFORMED:
             assert out == m
             continue
-        event = parse_event(out.topic, out.raw, out.attributes)
+        event = parse_event(out.topic, out.raw, out.attributes, received=moment)
         original = parse_event(m.topic, m.raw)
         assert json.loads(out.raw) | {"event_time": None} == json.loads(m.raw) | {
             "event_time": None

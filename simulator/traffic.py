@@ -37,7 +37,6 @@ from typing import Final
 
 import numpy as np
 
-from feature_store import simulator_text as vocab
 from feature_store.errors import ConfigError
 from feature_store.events import (
     MAX_TEXT_CHARS,
@@ -52,7 +51,8 @@ from feature_store.events import (
     serialize_event,
     to_micros,
 )
-from feature_store.simulator_world import (
+from simulator import vocabulary as vocab
+from simulator.world import (
     COLUMNS,
     CREATED,
     FRAUD_LABELS,

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from feature_store.columns import FieldSpec
-from feature_store.definitions import Condition, DType
+from feature_store.core.columns import FieldSpec
+from feature_store.definitions import Condition, DType, aggregation_kind
 from feature_store.registry import Registry
-
-# Aggregation kinds whose unbounded windows fold expired history into a small summary.
-FOLDABLE_UNBOUNDED = frozenset({"count", "sum", "mean", "stddev", "max", "min", "last", "share"})
 
 
 @dataclass(frozen=True)
@@ -90,7 +87,7 @@ class ViewPlan:
     @property
     def prunable(self) -> bool:
         """Whether old events can be dropped (unbounded features fold into a summary)."""
-        return all(f.window is not None or f.kind in FOLDABLE_UNBOUNDED for f in self.features)
+        return all(f.window is not None or aggregation_kind(f.kind).foldable for f in self.features)
 
     @property
     def feature_names(self) -> tuple[str, ...]:

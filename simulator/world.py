@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from feature_store import simulator_text as vocab
+from simulator import vocabulary as vocab
 
 if TYPE_CHECKING:
-    from feature_store.simulator import SimulationConfig
+    from simulator.traffic import SimulationConfig
 
 logger = logging.getLogger(__name__)
 

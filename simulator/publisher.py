@@ -23,7 +23,7 @@ from google.cloud import pubsub_v1
 from google.cloud.pubsub_v1 import types
 
 from feature_store.errors import ConfigError, FeatureStoreError
-from feature_store.simulator import Retimer, SimulatedMessage
+from simulator.traffic import Retimer, SimulatedMessage
 
 logger = logging.getLogger(__name__)
 

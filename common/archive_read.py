@@ -13,6 +13,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import coders
 
+from common.stages import IO_HINTS, Stage
 from feature_store.errors import ConfigError
 
 
@@ -64,8 +65,10 @@ def discover(paths: Sequence[str], topics: Sequence[str]) -> list[ArchiveFile]:
     return found
 
 
-class ReadEventFiles(beam.PTransform):  # type: ignore[misc]
+class ReadEventFiles(Stage):
     """(topic, raw bytes, attributes) for every message line of the archive files."""
+
+    RESOURCE_HINTS = IO_HINTS
 
     def __init__(self, files: Sequence[ArchiveFile]) -> None:
         super().__init__()
@@ -99,8 +102,8 @@ def _read_table(
     until_us: int | None,
 ) -> Iterator[Any]:
     """Every archived message of one table (optionally an event-time range)."""
-    from feature_store.archive import message_of
-    from offline.bigquery_client import cached_client
+    from common.archive import message_of
+    from common.bigquery_client import cached_client
 
     topic, table = item
     where = []
@@ -119,8 +122,10 @@ def _read_table(
         yield topic, raw, attributes, publish_us
 
 
-class ReadArchiveTables(beam.PTransform):  # type: ignore[misc]
+class ReadArchiveTables(Stage):
     """(topic, raw, attributes, publish µs) of the archived messages of each topic."""
+
+    RESOURCE_HINTS = IO_HINTS
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ own, `k * span + 2 + (t - t_min)`, with `span` larger than the time range plus t
 longest window, so that no finite window reaches from one band into another, and the
 core's `Segments` start each unbounded window and each `count_distinct` value at the
 entity's own events. Every row is the row `compute_rows` gives for that entity alone
-(tests/unit/feature_store/test_packing.py checks it against the brute force and against
+(tests/unit/feature_store/core/test_change_rows.py checks it against the brute force and against
 `compute_rows`). Sums are prefix sums over at most `MAX_PACKED_EVENTS` events, so
 rounding stays that of one entity of that size.
 """
@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from feature_store.aggregation import Segments, evaluate
-from feature_store.columns import AnyArray, EventColumns, FieldSpec, IntArray, column_of
-from feature_store.plan import ViewPlan
-from feature_store.windowing import RowBatch
+from feature_store.core.aggregation import Segments
+from feature_store.core.columns import AnyArray, EventColumns, FieldSpec, IntArray, column_of
+from feature_store.core.kinds import evaluate
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch, differs
 
 MAX_PACKED_EVENTS = 1 << 16
 _INT64_HEADROOM = 1 << 62
@@ -256,12 +257,7 @@ def _changed(values: Mapping[str, AnyArray], n: int) -> npt.NDArray[np.bool_]:
     """Whether any value at point i differs from point i - 1 (NaN equals NaN)."""
     changed = np.zeros(n, dtype=bool)
     for col in values.values():
-        a, b = col[1:], col[:-1]
-        if col.dtype == object:
-            changed[1:] |= np.array([x != y for x, y in zip(a, b, strict=True)], dtype=bool)
-            continue
-        same = (a == b) | (np.isnan(a) & np.isnan(b))
-        changed[1:] |= ~same.all(axis=1) if same.ndim == 2 else ~same
+        changed[1:] |= differs(col[1:], col[:-1])
     return changed
 
 

@@ -10,14 +10,14 @@ from google.api_core import exceptions
 
 from feature_store.errors import ConfigError
 from feature_store.events import parse_event
-from feature_store.simulator import MessageKind, SimulatedMessage, SimulationConfig, simulate
-from online.publisher import (
+from simulator.publisher import (
     PublishError,
     PublishStats,
     RateLimiter,
     TopicNotFoundError,
     publish_messages,
 )
+from simulator.traffic import MessageKind, SimulatedMessage, SimulationConfig, simulate
 
 
 class FakeClient:

@@ -15,7 +15,7 @@ from typing import Any
 import apache_beam as beam
 from google.api_core import exceptions
 
-from feature_store.metrics import JobCounter
+from common.metrics import JobCounter
 
 log = logging.getLogger(__name__)
 TRANSIENT = (

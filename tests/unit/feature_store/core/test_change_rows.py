@@ -11,7 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feature_store import packing
+from feature_store.core import change_rows
+from feature_store.core.change_rows import KeyedEvents, compute_rows_many
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch, compute_rows
 from feature_store.definitions import (
     Condition,
     DType,
@@ -30,12 +33,9 @@ from feature_store.definitions import (
     stddev,
     sum_,
 )
-from feature_store.packing import KeyedEvents, compute_rows_many
-from feature_store.plan import ViewPlan
 from feature_store.reference import REGISTRY
 from feature_store.registry import Registry
-from feature_store.windowing import RowBatch, compute_rows
-from tests.unit.feature_store.bruteforce import values_at
+from tests.unit.feature_store.core.bruteforce import values_at
 
 W = 10  # window unit in µs keeps examples small and dense
 
@@ -191,7 +191,7 @@ def test_entities_split_over_several_passes_give_the_same_rows(
     monkeypatch: pytest.MonkeyPatch, events: list[dict[str, Any]], start: int | None
 ) -> None:
     with monkeypatch.context() as patch:
-        patch.setattr(packing, "MAX_PACKED_EVENTS", 3)
+        patch.setattr(change_rows, "MAX_PACKED_EVENTS", 3)
         assert_same_as_one_at_a_time(events, start, None)
 
 

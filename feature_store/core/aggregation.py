@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from feature_store.columns import AnyArray, EventColumns, FloatArray, IntArray
+from feature_store.core.columns import AnyArray, EventColumns, FloatArray, IntArray
+from feature_store.core.plan import FeaturePlan, ViewPlan
 from feature_store.definitions import Condition
 from feature_store.errors import FeatureDefinitionError
-from feature_store.plan import FeaturePlan, ViewPlan
 
 BoolArray = npt.NDArray[np.bool_]
 Base = Mapping[str, tuple[Any, ...]]
@@ -142,7 +142,7 @@ def window_sum(ev: Evaluation, feature: FeaturePlan, values: FloatArray, slot: i
     return total
 
 
-def _count(ev: Evaluation, f: FeaturePlan) -> FloatArray:
+def count(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     return window_sum(ev, f, ev.mask(f).astype(np.float64), 0)
 
 
@@ -155,18 +155,18 @@ def _moments(ev: Evaluation, f: FeaturePlan) -> tuple[FloatArray, FloatArray, Fl
     return n, s1, s2
 
 
-def _sum(ev: Evaluation, f: FeaturePlan) -> FloatArray:
+def total(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     n, s1, _ = _moments(ev, f)
     return np.where(n > 0, s1, 0.0)
 
 
-def _mean(ev: Evaluation, f: FeaturePlan) -> FloatArray:
+def mean(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     n, s1, _ = _moments(ev, f)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n > 0, s1 / n, np.nan)
 
 
-def _stddev(ev: Evaluation, f: FeaturePlan) -> FloatArray:
+def stddev(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     """Population standard deviation: sqrt((n·Σx² − (Σx)²) / n²), exact for integers."""
     n, s1, s2 = _moments(ev, f)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -174,7 +174,7 @@ def _stddev(ev: Evaluation, f: FeaturePlan) -> FloatArray:
         return np.where(n > 0, np.sqrt(var), np.nan)
 
 
-def _share(ev: Evaluation, f: FeaturePlan) -> FloatArray:
+def share(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     den = window_sum(ev, f, ev.mask(f).astype(np.float64), 0)
     num = window_sum(ev, f, ev.mask(f, share=True).astype(np.float64), 1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -196,7 +196,7 @@ def _value_codes(values: AnyArray) -> tuple[IntArray, int]:
     return codes, max(1, values.shape[0])
 
 
-def _count_distinct(ev: Evaluation, f: FeaturePlan) -> FloatArray:
+def count_distinct(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     """Each qualifying event counts from its time until the next event with the same
     value or its expiry, whichever is first: distinct(c) = #started(c) − #ended(c)."""
     if ev.base_of(f):
@@ -234,7 +234,7 @@ def _sparse_table(values: FloatArray, op: Callable[..., FloatArray]) -> list[Flo
     return table
 
 
-def _extreme(ev: Evaluation, f: FeaturePlan) -> FloatArray:
+def extreme(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     is_max = f.kind == "max"
     op, fill = (np.maximum, -np.inf) if is_max else (np.minimum, np.inf)
     mask = ev.mask(f, non_null=True)
@@ -270,7 +270,7 @@ def _last_index(ev: Evaluation, f: FeaturePlan) -> IntArray:
     return np.where(found >= lo, found, -1).astype(np.int64)
 
 
-def _last(ev: Evaluation, f: FeaturePlan) -> AnyArray:
+def last(ev: Evaluation, f: FeaturePlan) -> AnyArray:
     found = _last_index(ev, f)
     col = ev.column(f.field or "")
     base = ev.base_of(f)
@@ -302,7 +302,7 @@ def _vector_rows(ev: Evaluation, f: FeaturePlan) -> list[tuple[int, FloatArray]]
     return out
 
 
-def _max_similarity_to_newest(ev: Evaluation, f: FeaturePlan) -> FloatArray:
+def max_similarity_to_newest(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     """Highest cosine similarity of the newest vector to the others (null if < 2)."""
     col = ev.column(f.field or "").astype(np.float64)
     out = np.full(ev.points.shape[0], np.nan)
@@ -317,7 +317,7 @@ def _max_similarity_to_newest(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     return out
 
 
-def _centroid_distance_of_newest(ev: Evaluation, f: FeaturePlan) -> FloatArray:
+def centroid_distance_of_newest(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     """Euclidean distance of the newest vector from the centroid of the window's vectors."""
     col = ev.column(f.field or "").astype(np.float64)
     out = np.full(ev.points.shape[0], np.nan)
@@ -327,43 +327,3 @@ def _centroid_distance_of_newest(ev: Evaluation, f: FeaturePlan) -> FloatArray:
         everything = np.vstack([others, col[newest][None, :]])
         out[i] = float(np.linalg.norm(col[newest] - everything.mean(axis=0)))
     return out
-
-
-Implementation = Callable[[Evaluation, FeaturePlan], AnyArray]
-_IMPLEMENTATIONS: dict[str, Implementation] = {
-    "count": _count,
-    "sum": _sum,
-    "mean": _mean,
-    "stddev": _stddev,
-    "share": _share,
-    "count_distinct": _count_distinct,
-    "max": _extreme,
-    "min": _extreme,
-    "last": _last,
-    "max_similarity_to_newest": _max_similarity_to_newest,
-    "centroid_distance_of_newest": _centroid_distance_of_newest,
-}
-
-
-def register_implementation(kind: str, implementation: Implementation) -> None:
-    """Plug in the computation of an aggregation kind (e.g. a JAX kernel)."""
-    _IMPLEMENTATIONS[kind] = implementation
-
-
-def implementation(kind: str) -> Implementation:
-    if kind not in _IMPLEMENTATIONS:
-        msg = f"no computation registered for aggregation kind {kind!r}"
-        raise FeatureDefinitionError(msg)
-    return _IMPLEMENTATIONS[kind]
-
-
-def evaluate(
-    plan: ViewPlan,
-    events: EventColumns,
-    points: IntArray,
-    base: Base | None = None,
-    segments: Segments | None = None,
-) -> dict[str, AnyArray]:
-    """Every feature of the view at every point (points need not be sorted)."""
-    ev = Evaluation(plan, events, np.asarray(points, dtype=np.int64), base or {}, segments)
-    return {f.name: implementation(f.kind)(ev, f) for f in plan.features}

@@ -10,6 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import RowBatch, WindowAggregator, compute_rows
 from feature_store.definitions import (
     Aggregation,
     Condition,
@@ -30,11 +32,9 @@ from feature_store.definitions import (
     stddev,
     sum_,
 )
-from feature_store.plan import ViewPlan
 from feature_store.reference import REGISTRY
 from feature_store.registry import Registry
-from feature_store.windowing import RowBatch, WindowAggregator, compute_rows
-from tests.unit.feature_store.bruteforce import values_at
+from tests.unit.feature_store.core.bruteforce import values_at
 
 W = 10  # window unit in µs keeps hypothesis' examples small and dense
 

@@ -1,6 +1,0 @@
-"""`python -m feature_store` runs the `feature-store` command line."""
-
-from jobs.cli import main
-
-if __name__ == "__main__":
-    main()

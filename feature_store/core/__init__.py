@@ -1,0 +1,1 @@
+"""Pure computation both jobs run: columns, plans, aggregation kinds, windows, change rows."""
