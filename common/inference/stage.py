@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Final
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -31,6 +31,7 @@ from apache_beam.transforms.userstate import BagStateSpec
 
 from common.inference import models as catalog
 from common.inference.handlers import PackagedModelHandler
+from common.stages import Stage
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ DEAD_LETTER = "dead_letter"
 TOKENS = "tokens"
 RECORD = "record"
 T4 = "type:nvidia-tesla-t4;count:1;install-nvidia-driver"
+# The hints `Inference` owns (Beam's names): a T4 worker, or a CPU one for local runs.
+GPU_HINTS: Final[Mapping[str, str]] = {"min_ram": "16GB", "accelerator": T4}
+CPU_HINTS: Final[Mapping[str, str]] = {"min_ram": GPU_HINTS["min_ram"]}
 # Output fields per model (the names of the derived fields in feature_store.reference).
 OUTPUTS = {
     catalog.SEMANTIC: {"embedding": "embedding_semantic", "sentiment": "sentiment"},
@@ -77,8 +81,8 @@ class InferenceSettings:
 
     models: tuple[str, ...] = (catalog.SEMANTIC, catalog.PARAPHRASE)
     device: str = "auto"  # auto: CUDA when the worker has it, else CPU
-    accelerator: str | None = T4  # None: no accelerator hint (local runs)
-    min_ram: str = "16GB"
+    accelerator: str | None = GPU_HINTS["accelerator"]  # None: no accelerator (local runs)
+    min_ram: str = GPU_HINTS["min_ram"]
     id_field: str = "event_id"
     text_field: str = "text"
     max_tokens: int = catalog.MAX_POSITIONS
@@ -167,8 +171,14 @@ def keyed_handler(settings: InferenceSettings) -> PrebatchedKeyedModelHandler:
     return PrebatchedKeyedModelHandler(mappings, max_models_per_worker_hint=len(mappings))
 
 
-class Inference(beam.PTransform):  # type: ignore[misc]
-    """Per-model batching, then the one `RunInference` step; (predictions, failures)."""
+class Inference(Stage):
+    """Per-model batching, then the one `RunInference` step; (predictions, failures).
+
+    Owns the hints of a T4 worker (`GPU_HINTS`); the settings' `min_ram` and
+    `accelerator` override them for one use (`with_resource_hints`).
+    """
+
+    RESOURCE_HINTS: ClassVar[Mapping[str, str]] = GPU_HINTS
 
     def __init__(self, settings: InferenceSettings) -> None:
         super().__init__()
@@ -188,6 +198,12 @@ class Inference(beam.PTransform):  # type: ignore[misc]
             | "RunInference" >> RunInference(handler).with_exception_handling()
         )
         return predictions, dlq.failed_inferences
+
+
+class CpuInference(Inference):
+    """`Inference` without an accelerator hint (`InferenceSettings(accelerator=None)`)."""
+
+    RESOURCE_HINTS: ClassVar[Mapping[str, str]] = CPU_HINTS
 
 
 def _to_part(prediction: tuple[str, Any]) -> tuple[str, tuple[str, Mapping[str, Any]]]:
@@ -243,10 +259,11 @@ class ComputeModelFeatures(beam.PTransform):  # type: ignore[misc]
         checked = records | "Tokenise" >> beam.ParDo(Tokenise(s)).with_outputs(
             TOKENS, DEAD_LETTER, main=RECORD
         )
+        stage = Inference(s) if s.accelerator else CpuInference(s)
         predictions, failures = (
             checked[TOKENS]
             | "Reshuffle" >> beam.Reshuffle()
-            | "Inference" >> Inference(s).with_resource_hints(**s.hints())
+            | "Inference" >> stage.with_resource_hints(**s.hints())
         )
         joined = (
             (

@@ -9,7 +9,14 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.resources import AcceleratorHint, MinRamHint
 
-from common.inference.stage import T4, ComputeModelFeatures, InferenceSettings
+from common.inference.stage import (
+    T4,
+    ComputeModelFeatures,
+    CpuInference,
+    Inference,
+    InferenceSettings,
+)
+from common.stages import Stage
 
 ACCEL = AcceleratorHint.urn
 RAM = MinRamHint.urn
@@ -55,3 +62,29 @@ def test_no_accelerator_hint_when_none_is_set() -> None:
     proto = p.to_runner_api()
     for env in proto.components.environments.values():
         assert ACCEL not in env.resource_hints
+
+
+def test_the_stage_owns_its_hints_without_an_override() -> None:
+    p = beam.Pipeline(options=PipelineOptions([]))
+    _ = p | beam.Create([]) | STAGE >> ComputeModelFeatures(InferenceSettings())
+    proto = p.to_runner_api()
+    envs = proto.components.environments
+    run = [
+        t
+        for t in proto.components.transforms.values()
+        if "BeamML_RunInference" in t.unique_name and t.environment_id
+    ]
+    assert run
+    for t in run:
+        hints = envs[t.environment_id].resource_hints
+        assert hints.get(ACCEL) == T4.encode(), t.unique_name
+        assert hints.get(RAM) == str(16 * 10**9).encode(), t.unique_name
+
+
+def test_inference_is_a_stage_with_the_t4_hints() -> None:
+    stage = Inference(InferenceSettings())
+    assert isinstance(stage, Stage)
+    hints = stage.get_resource_hints()
+    assert hints[ACCEL] == T4.encode()
+    assert hints[RAM] == str(16 * 10**9).encode()
+    assert ACCEL not in CpuInference(InferenceSettings(accelerator=None)).get_resource_hints()
