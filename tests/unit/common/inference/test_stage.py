@@ -9,7 +9,7 @@ component (float32; the stage pads per batch, `encode` per call).
 import apache_beam as beam
 import numpy as np
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from common.inference import models, paraphrase
@@ -82,7 +82,7 @@ def test_stage_outputs_match_direct_model_calls(expected) -> None:
         assert by_id[POSITIVE] > 0.3, by_id
         assert by_id[NEGATIVE] < -0.3, by_id
 
-    with TestPipeline() as p:
+    with BeamTestPipeline() as p:
         out = p | beam.Create(records) | ComputeModelFeatures(_settings())
         assert_that(out[FEATURES], check_features, label="Features")
         reasons = out[DEAD_LETTER] | beam.Map(
