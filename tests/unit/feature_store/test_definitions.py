@@ -171,7 +171,7 @@ FEATURES_MD = {  # FEATURES.md, read independently of the code
         "text_length": "INT64",
         "sentiment": "FLOAT64",
         "embedding_semantic": "FLOAT32_VECTOR",
-        "embedding_lexical": "FLOAT32_VECTOR",
+        "embedding_paraphrase": "FLOAT32_VECTOR",
     },
     "user_content_stats": {
         "avg_sentiment_7d": "FLOAT64",

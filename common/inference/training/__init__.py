@@ -1,0 +1,1 @@
+"""Training and evaluation of the sentiment head (run by hand; not imported by the jobs)."""

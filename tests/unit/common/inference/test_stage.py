@@ -1,0 +1,99 @@
+"""The stage in a TestPipeline against direct calls of the same models.
+
+Expected values are computed outside Beam: the semantic embedding with
+sentence-transformers' own `encode` (its tokenisation, padding and pooling), the paraphrase
+embedding with onnxruntime on the package's ONNX graph. Tolerance: 1e-5 absolute per
+component (float32; the stage pads per batch, `encode` per call).
+"""
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from common.inference import models, paraphrase
+from common.inference.stage import (
+    DEAD_LETTER,
+    FEATURES,
+    Batching,
+    ComputeModelFeatures,
+    InferenceSettings,
+)
+
+ATOL = 1e-5
+GOOD = {
+    "e1": "Absolutely wonderful: friendly staff, delicious food, I loved every minute.",
+    "e2": "Terrible. Rude waiter, cold food, dirty tables. Never again, a total waste of money.",
+    "e3": "We ordered at seven and got the bill at nine.",
+    "e4": "Shipping was quick but the box arrived crushed and the manual is missing. " * 12,
+}
+POSITIVE, NEGATIVE = "e1", "e2"
+BAD = [
+    ({"event_id": "b1", "text": ""}, "empty_text"),
+    ({"event_id": "b2", "text": "   \n"}, "empty_text"),
+    ({"event_id": "b3", "text": None}, "empty_text"),
+    ({"event_id": "b4", "text": "word " * 600}, "oversized_text"),
+    ({"text": "no id at all"}, "no_id"),
+]
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, dict[str, np.ndarray]]:
+    from sentence_transformers import SentenceTransformer
+
+    ort = pytest.importorskip("onnxruntime")
+    texts = list(GOOD.values())
+    st = SentenceTransformer(str(models.semantic_path()), device="cpu")
+    semantic = st.encode(texts, normalize_embeddings=True)
+    session = ort.InferenceSession(str(paraphrase.onnx_path()))
+    para = []
+    for text in texts:  # one at a time: no padding at all
+        enc = models.tokenizer()(text, truncation=True, max_length=128, return_tensors="np")
+        feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+        pooled = session.run(["461"], feeds)[0][0]
+        para.append(pooled / np.linalg.norm(pooled))
+    return {key: {"semantic": semantic[i], "paraphrase": para[i]} for i, key in enumerate(GOOD)}
+
+
+def _settings() -> InferenceSettings:
+    small = Batching(min_batch_size=1, max_batch_size=3)
+    return InferenceSettings(
+        device="cpu", batching={"semantic": small, "paraphrase": small}, accelerator=None
+    )
+
+
+def test_stage_outputs_match_direct_model_calls(expected) -> None:
+    records = [{"event_id": k, "review_id": f"r-{k}", "text": t} for k, t in GOOD.items()]
+    records += [r for r, _ in BAD]
+
+    def check_features(rows: list[dict]) -> None:
+        assert sorted(r["event_id"] for r in rows) == sorted(GOOD)
+        for row in rows:
+            want = expected[row["event_id"]]
+            assert row["review_id"] == f"r-{row['event_id']}"
+            assert row["text"] == GOOD[row["event_id"]]
+            assert len(row["embedding_semantic"]) == 384
+            assert len(row["embedding_paraphrase"]) == 384
+            np.testing.assert_allclose(row["embedding_semantic"], want["semantic"], atol=ATOL)
+            np.testing.assert_allclose(row["embedding_paraphrase"], want["paraphrase"], atol=ATOL)
+            assert -1.0 <= row["sentiment"] <= 1.0
+        by_id = {r["event_id"]: r["sentiment"] for r in rows}
+        assert by_id[POSITIVE] > 0.3, by_id
+        assert by_id[NEGATIVE] < -0.3, by_id
+
+    with BeamTestPipeline() as p:
+        out = p | beam.Create(records) | ComputeModelFeatures(_settings())
+        assert_that(out[FEATURES], check_features, label="Features")
+        reasons = out[DEAD_LETTER] | beam.Map(
+            lambda d: (d["record"].get("event_id"), d["reason"], bool(d["detail"]))
+        )
+        want = [(r.get("event_id"), reason, True) for r, reason in BAD]
+        assert_that(reasons, equal_to(want), label="DeadLetters")
+
+
+def test_settings_refuse_unknown_models_and_limits() -> None:
+    with pytest.raises(ValueError, match="'lexical'"):
+        InferenceSettings(models=("semantic", "lexical"))
+    with pytest.raises(ValueError, match="1000"):
+        InferenceSettings(max_tokens=1000)
