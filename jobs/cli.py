@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -101,6 +102,12 @@ def main(
     if verbose < 2:  # the libraries' progress chatter, even with -v
         for noisy in ("apache_beam", "feast", "google", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not verbose:  # notices about the local set-up itself, not about the user's data
+        warnings.filterwarnings("ignore", message="Connecting to Bigtable emulator")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="google")
+        # Beam cannot prove the stateful steps' (view, entity) string keys deterministic
+        # from a type hint; their coder is deterministic for such keys.
+        logging.getLogger("apache_beam.transforms.core").setLevel(logging.ERROR)
     config = dataclasses.replace(PlatformConfig.local_default(state_dir), clock_skew_s=clock_skew)
     if project:
         config = config.for_project(project)
