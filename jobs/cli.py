@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,8 @@ def main(
         for noisy in ("apache_beam", "feast", "google", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     if not verbose:  # notices about the local set-up itself, not about the user's data
+        quiet = "ignore:Connecting to Bigtable emulator:RuntimeWarning,ignore::DeprecationWarning"
+        os.environ.setdefault("PYTHONWARNINGS", quiet)  # the job's own worker processes
         warnings.filterwarnings("ignore", message="Connecting to Bigtable emulator")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="google")
         # Beam cannot prove the stateful steps' (view, entity) string keys deterministic
