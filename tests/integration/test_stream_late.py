@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from google.cloud import pubsub_v1
@@ -47,14 +48,31 @@ def _wait_for(counter: str, value: int, timeout_s: float = 60.0) -> None:
     assert local_counts().get(counter, 0) >= value, local_counts()
 
 
-def test_late_events_leave_through_the_late_topic(platform: PlatformConfig) -> None:
+def _start_stream(platform: PlatformConfig) -> tuple[Any, dict[str, str]]:
+    """The streaming job on `user_review_stats`, no warm start, 60 s of allowed lateness;
+    with the topic ids to publish to."""
     plans, _ = plans_for(REGISTRY, ["user_review_stats"])
     settings = StreamSettings(allowed_lateness_s=60, warm_start=False, views=("user_review_stats",))
     reset_local()
     pipeline = make_pipeline([], streaming=True)
     build_stream(pipeline, platform, REGISTRY, plans, settings, online_sink(platform))
-    job = pipeline.run()
     topics = {t: platform.topic_id(t) for t in ("review-events", "user-events")}
+    return pipeline.run(), topics
+
+
+def _pull(platform: PlatformConfig, side_topic: str) -> list[Any]:
+    """Up to ten messages from the inspection subscription of `side_topic`."""
+    subscriber = pubsub_v1.SubscriberClient()
+    path = subscriber.subscription_path(
+        platform.project, platform.topic_id(inspect_subscription(side_topic))
+    )
+    response = subscriber.pull(subscription=path, max_messages=10, timeout=30)
+    subscriber.close()
+    return [m.message for m in response.received_messages]
+
+
+def test_late_events_leave_through_the_late_topic(platform: PlatformConfig) -> None:
+    job, topics = _start_stream(platform)
     now = datetime.now(UTC)
     try:
         time.sleep(3)
@@ -78,13 +96,7 @@ def test_late_events_leave_through_the_late_topic(platform: PlatformConfig) -> N
         job.cancel()
     assert row["user_review_stats__review_count_24h"] == 2
     assert local_counts()["events_late"] == 1
-    subscriber = pubsub_v1.SubscriberClient()
-    path = subscriber.subscription_path(
-        platform.project, platform.topic_id(inspect_subscription(late_topic("review-events")))
-    )
-    response = subscriber.pull(subscription=path, max_messages=10, timeout=30)
-    subscriber.close()
-    bodies = [json.loads(m.message.data) for m in response.received_messages]
+    bodies = [json.loads(m.data) for m in _pull(platform, late_topic("review-events"))]
     assert [(b["event_id"], b["view"]) for b in bodies] == [("too-late", "user_review_stats")]
 
 
@@ -93,13 +105,7 @@ def test_a_future_dated_event_is_a_dead_letter_and_freezes_nothing(
 ) -> None:
     """One event from a producer whose clock is far ahead must not make every later event
     of its key late (lateness is measured from a key's newest event)."""
-    plans, _ = plans_for(REGISTRY, ["user_review_stats"])
-    settings = StreamSettings(allowed_lateness_s=60, warm_start=False, views=("user_review_stats",))
-    reset_local()
-    pipeline = make_pipeline([], streaming=True)
-    build_stream(pipeline, platform, REGISTRY, plans, settings, online_sink(platform))
-    job = pipeline.run()
-    topics = {t: platform.topic_id(t) for t in ("review-events", "user-events")}
+    job, topics = _start_stream(platform)
     now = datetime.now(UTC)
     ahead = _review("a-day-ahead", now + timedelta(days=1))
     broken = _review("broken-clock", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
@@ -121,15 +127,9 @@ def test_a_future_dated_event_is_a_dead_letter_and_freezes_nothing(
         job.cancel()
     assert row["user_review_stats__review_count_24h"] == 2
     assert local_counts().get("events_late", 0) == 0
-    subscriber = pubsub_v1.SubscriberClient()
-    path = subscriber.subscription_path(
-        platform.project, platform.topic_id(inspect_subscription(dlq_topic("review-events")))
-    )
-    response = subscriber.pull(subscription=path, max_messages=10, timeout=30)
-    subscriber.close()
     reasons = {
-        m.message.attributes.get("event_id", ""): m.message.attributes.get("dlq_reason")
-        for m in response.received_messages
+        m.attributes.get("event_id", ""): m.attributes.get("dlq_reason")
+        for m in _pull(platform, dlq_topic("review-events"))
     }
     assert reasons == {
         "a-day-ahead": "timestamp_out_of_range",
