@@ -33,6 +33,7 @@ _COMMAND_MODULES = (
     "jobs.cmd_training",
     "jobs.cmd_deploy",
     "jobs.cmd_ui",
+    "jobs.cmd_similar",
 )
 
 

@@ -114,9 +114,13 @@ def test_docker_compose_serves_the_same_services_on_the_default_ports(tmp_path: 
     published = {
         name: tuple(int(mapping.split(":")[-2]) for mapping in service["ports"])
         for name, service in compose["services"].items()
+        if "profiles" not in service  # optional services, started only when asked for
     }
     defaults = PlatformConfig(state_dir=tmp_path)
     assert published == {spec.name: spec.ports for spec in service_specs(defaults)}
+    # The vector index's server: optional, since the jobs default to the embedded index.
+    assert compose["services"]["qdrant"]["profiles"] == ["index"]
+    assert compose["services"]["qdrant"]["ports"] == ["127.0.0.1:6333:6333"]
 
 
 def test_bad_port_in_env_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
