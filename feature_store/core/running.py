@@ -40,12 +40,15 @@ from feature_store.core.plan import FeaturePlan, ViewPlan
 from feature_store.core.windows import NEVER, RowBatch
 from feature_store.definitions import Condition, DType
 
+_NAN = float("nan")
+_OBJECT_DTYPES = frozenset({DType.STRING, DType.FLOAT32_VECTOR})
 SCALE_BITS = 1074  # every finite float64 is an integer multiple of 2^-1074
 RUNNING_KINDS = frozenset(
     {"count", "sum", "mean", "stddev", "count_distinct", "max", "min", "last", "share"}
 )
 Event = tuple[int, str, tuple[Any, ...]]  # (event_time µs, event_id, field values)
 Values = tuple[Any, ...]  # one value per feature, None for null
+Reads = tuple[tuple[bool, Any], ...]  # per feature: whether the event counts, what it adds
 
 
 def supported(plan: ViewPlan) -> bool:
@@ -273,7 +276,8 @@ class RunningState:
 
     accumulators: list[Accumulator]
     base: list[Accumulator]  # unbounded features over the events dropped from `held`
-    queue: list[tuple[int, int, int, Event]] = field(default_factory=list)  # (at, seq, slot, ev)
+    # (at, seq, slot: -1 enter else a window's leave, event, what each feature reads of it)
+    queue: list[tuple[int, int, int, Event, Reads]] = field(default_factory=list)
     held: dict[str, int] = field(default_factory=dict)  # event_id → time, not yet dropped
     dropping: list[tuple[int, str, Event]] = field(default_factory=list)  # heap by time
     current: Values = ()
@@ -313,6 +317,10 @@ class RunningWindows:
         self.by_slot = [[c for c in self.features if c.slot == s] for s in range(len(self.windows))]
         self.unbounded = [c for c in self.features if c.slot == -1]
         self.prunable = plan.prunable
+        self._empty = (
+            np.zeros(0, dtype=np.int64),
+            {c.feature.name: self._column(c.feature, []) for c in self.features},
+        )
 
     # -- events ---------------------------------------------------------------------------
 
@@ -350,20 +358,21 @@ class RunningWindows:
         state.touched = True
         if self.prunable:
             heapq.heappush(state.dropping, (time, event_id, event))
+        reads = tuple(self._read(c, event) for c in self.features)
         if time > state.emitted_until:
             state.seq += 1
-            heapq.heappush(state.queue, (time, state.seq, -1, event))
+            heapq.heappush(state.queue, (time, state.seq, -1, event, reads))
             return
         # late, within the allowed lateness: into the windows it is still inside
         now = state.emitted_until
         for contribution in self.unbounded:
-            self._apply(state.accumulators, contribution, event, enter=True)
+            self._apply(state.accumulators, contribution, reads, enter=True)
         for slot, w in enumerate(self.windows):
             if time > now - w:
                 for contribution in self.by_slot[slot]:
-                    self._apply(state.accumulators, contribution, event, enter=True)
+                    self._apply(state.accumulators, contribution, reads, enter=True)
                 state.seq += 1
-                heapq.heappush(state.queue, (time + w, state.seq, slot, event))
+                heapq.heappush(state.queue, (time + w, state.seq, slot, event, reads))
         state.dirty = True
 
     def _read(self, c: _Contribution, event: Event) -> tuple[bool, Any]:
@@ -394,10 +403,11 @@ class RunningWindows:
             value = event[2][self.field_index[cond.field]]
         return value is not None and value in cond.values
 
+    @staticmethod
     def _apply(
-        self, accumulators: list[Accumulator], c: _Contribution, event: Event, *, enter: bool
+        accumulators: list[Accumulator], c: _Contribution, reads: Reads, *, enter: bool
     ) -> None:
-        counts, value = self._read(c, event)
+        counts, value = reads[c.index]
         if counts:
             acc = accumulators[c.index]
             if enter:
@@ -413,17 +423,22 @@ class RunningWindows:
     def _step(self, state: RunningState, at: int) -> None:
         """Apply every enter and leave at time `at`."""
         queue = state.queue
+        accumulators = state.accumulators
         while queue and queue[0][0] == at:
-            _, _, slot, event = heapq.heappop(queue)
+            _, _, slot, event, reads = heapq.heappop(queue)
             if slot >= 0:
-                for contribution in self.by_slot[slot]:
-                    self._apply(state.accumulators, contribution, event, enter=False)
+                for c in self.by_slot[slot]:
+                    counts, value = reads[c.index]
+                    if counts:
+                        accumulators[c.index].leave(value)
                 continue
-            for contribution in self.features:
-                self._apply(state.accumulators, contribution, event, enter=True)
+            for c in self.features:
+                counts, value = reads[c.index]
+                if counts:
+                    accumulators[c.index].enter(value)
             for s, w in enumerate(self.windows):
                 state.seq += 1
-                heapq.heappush(queue, (at + w, state.seq, s, event))
+                heapq.heappush(queue, (at + w, state.seq, s, event, reads))
 
     def advance_to(
         self, state: RunningState, entity_key: str, t: int, settle: bool = False
@@ -515,11 +530,21 @@ class RunningWindows:
     # -- rows ------------------------------------------------------------------------------
 
     def _batch(self, entity_key: str, rows: list[tuple[int, Values]]) -> RowBatch:
+        if not rows:
+            return RowBatch(self.plan.view, entity_key, self._empty[0], self._empty[1])
         valid_from = np.array([r[0] for r in rows], dtype=np.int64)
-        columns = {
-            c.feature.name: self._column(c.feature, [r[1][c.index] for r in rows])
-            for c in self.features
-        }
+        numeric = [c for c in self.features if c.feature.dtype not in _OBJECT_DTYPES]
+        columns: dict[str, AnyArray] = {}
+        if numeric:  # one conversion for every numeric column, then views of it
+            table = np.array(
+                [[_NAN if r[1][c.index] is None else r[1][c.index] for c in numeric] for r in rows],
+                dtype=np.float64,
+            )
+            for j, c in enumerate(numeric):
+                columns[c.feature.name] = table[:, j]
+        for c in self.features:
+            if c.feature.dtype in _OBJECT_DTYPES:
+                columns[c.feature.name] = self._column(c.feature, [r[1][c.index] for r in rows])
         return RowBatch(self.plan.view, entity_key, valid_from, columns)
 
     def _column(self, f: FeaturePlan, values: list[Any]) -> AnyArray:
@@ -529,13 +554,9 @@ class RunningWindows:
                 if v is not None:
                     out[i] = np.asarray(v, dtype=np.float32)
             return out
-        if f.dtype in (DType.STRING,) or (values and isinstance(_first(values), str)):
+        if f.dtype is DType.STRING:
             return np.array(values, dtype=object)
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-
-
-def _first(values: list[Any]) -> Any:
-    return next((v for v in values if v is not None), None)
 
 
 def _null_vector(value: Any) -> bool:
