@@ -13,14 +13,19 @@ output (the nightly backfill makes them exact).
 from __future__ import annotations
 
 import logging
+import random
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.coders import PickleCoder
+from apache_beam.coders import FastPrimitivesCoder, PickleCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
+    BagStateSpec,
     ReadModifyWriteStateSpec,
     TimerSpec,
     on_timer,
@@ -30,6 +35,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from common.metrics import JobCounter, JobDistribution
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from feature_store.core.plan import ViewPlan
+from feature_store.core.running import Event, RunningState, RunningWindows, supported
 from feature_store.core.windows import NEVER, EntityState, RowBatch, WindowAggregator
 from online.state_coder import EntityStateCoder
 
@@ -87,8 +93,47 @@ def _timestamp(micros: int) -> Timestamp:
     return Timestamp(micros=micros)
 
 
+MIN_COMPACTION = 64  # stored events before the first rewrite of a key's event bag
+_CACHE_KEYS = 100_000
+
+
+class _Cache:
+    """Running states of the keys this worker processed, each with the token of the
+    commit it reflects. A state is taken out while a bundle changes it and put back with
+    the token that bundle writes: if the bundle fails or the key was processed elsewhere
+    since, the tokens differ and the state is rebuilt from what Beam's state holds."""
+
+    def __init__(self, capacity: int = _CACHE_KEYS) -> None:
+        self.capacity = capacity
+        self.entries: OrderedDict[tuple[str, str], tuple[int, RunningState]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def take(self, key: tuple[str, str], token: int) -> RunningState | None:
+        with self.lock:
+            found = self.entries.pop(key, None)
+        return found[1] if found is not None and found[0] == token else None
+
+    def put(self, key: tuple[str, str], token: int, state: RunningState) -> None:
+        with self.lock:
+            self.entries[key] = (token, state)
+            while len(self.entries) > self.capacity:
+                self.entries.popitem(last=False)
+
+
+_RUNNING_CACHE = _Cache()
+
+
 class _WindowState(beam.DoFn):  # type: ignore[misc]
+    """Views whose kinds all have a running form (`feature_store.core.running`) keep
+    their events append-only in a bag, rewritten only when half of it has expired, and a
+    small head (emitted time, last label, a token); the running summaries live in the
+    worker's memory and are rebuilt from the bag when missing. Other views (the vector
+    kinds) keep one `EntityState` per key, rewritten per event."""
+
     STATE = ReadModifyWriteStateSpec("entity", EntityStateCoder())
+    EVENTS = BagStateSpec("events", FastPrimitivesCoder())
+    HEAD = ReadModifyWriteStateSpec("head", FastPrimitivesCoder())
+    BASE = ReadModifyWriteStateSpec("base", FastPrimitivesCoder())
     CHANGE = TimerSpec("change", TimeDomain.WATERMARK)
 
     def __init__(
@@ -102,14 +147,27 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         self.rows = JobCounter("stream", "change_points")
         self.expiry_rows = JobCounter("stream", "change_points_from_timers")
         self.compute_lag = JobDistribution("stream", "publish_to_row_ms")
+        self.rebuilds = JobCounter("stream", "state_rebuilds")
+        self._runnings: dict[str, RunningWindows | None] = {}
 
     def _aggregator(self, view: str) -> WindowAggregator:
         return WindowAggregator(self.plans[view], self.allowed_lateness_us)
+
+    def _running(self, view: str) -> RunningWindows | None:
+        if view not in self._runnings:
+            plan = self.plans[view]
+            self._runnings[view] = (
+                RunningWindows(plan, self.allowed_lateness_us) if supported(plan) else None
+            )
+        return self._runnings[view]
 
     def process(
         self,
         item: tuple[tuple[str, str], list[dict[str, Any]]],
         state: Any = beam.DoFn.StateParam(STATE),
+        events: Any = beam.DoFn.StateParam(EVENTS),
+        head: Any = beam.DoFn.StateParam(HEAD),
+        base: Any = beam.DoFn.StateParam(BASE),
         change: Any = beam.DoFn.TimerParam(CHANGE),
     ) -> Iterator[Any]:
         """A batch of one key's records: one live event, or its history at warm start.
@@ -119,14 +177,21 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         job's start time, emitting the value of now (windows that ended while no stream
         ran included)."""
         (view, key), records = item
-        aggregator = self._aggregator(view)
-        current: EntityState = state.read() or aggregator.new_state()
-        horizon = current.emitted_until - self.allowed_lateness_us
+        running = self._running(view)
+        stored = _Stored(events, head, base)
+        if running is not None:
+            current: Any = self._load(running, (view, key), stored)
+            emitted_until = current.emitted_until
+        else:
+            aggregator = self._aggregator(view)
+            current = state.read() or aggregator.new_state()
+            emitted_until = current.emitted_until
+        horizon = emitted_until - self.allowed_lateness_us
         accepted, history = [], False
         for record in records:
             if record.get("history"):
                 history = True
-            elif current.emitted_until != NEVER and record["event_time"] < horizon:
+            elif emitted_until != NEVER and record["event_time"] < horizon:
                 self.late.inc()
                 yield pvalue.TaggedOutput(
                     LATE, (view, key, {**record, "topic": self.plans[view].source})
@@ -134,20 +199,71 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
                 continue
             accepted.append(record)
         if not accepted:
+            if running is not None:
+                self._commit(running, (view, key), current, stored, change, [])
             return
         self.events.inc(len(accepted))
-        aggregator.add(current, accepted)
         until = max(
-            [current.emitted_until]
+            [emitted_until]
             + [int(r["event_time"]) for r in accepted]
             + ([self.started_us] if history else [])
         )
-        rows = aggregator.advance_to(current, key, until, settle=history)
-        self._save(aggregator, current, state, change)
+        if running is not None:
+            fresh = running.add(current, accepted)
+            rows = running.advance_to(current, key, until, settle=history)
+            self._commit(running, (view, key), current, stored, change, fresh)
+        else:
+            aggregator.add(current, accepted)
+            rows = aggregator.advance_to(current, key, until, settle=history)
+            self._save(aggregator, current, state, change)
         self._measure(accepted)
         if len(rows):
             self.rows.inc(len(rows))
             yield rows
+
+    def _load(self, running: RunningWindows, key: tuple[str, str], stored: _Stored) -> RunningState:
+        head = stored.head.read()
+        if head is None:
+            return running.new_state()
+        token, emitted_until, last_label = head[0], head[1], head[2]
+        found = _RUNNING_CACHE.take(key, token)
+        if found is not None:
+            return found
+        self.rebuilds.inc()
+        return running.rebuild(
+            stored.events.read(), stored.base.read() or (), emitted_until, last_label
+        )
+
+    def _commit(
+        self,
+        running: RunningWindows,
+        key: tuple[str, str],
+        current: RunningState,
+        stored: _Stored,
+        change: Any,
+        fresh: list[Event],
+    ) -> None:
+        """Append the new events; rewrite the bag once the stored events reach twice what
+        the last rewrite kept (each event is rewritten about once: constant cost)."""
+        head = stored.head.read()
+        count, compact_at = (head[3], head[4]) if head is not None else (0, MIN_COMPACTION)
+        for event in fresh:
+            stored.events.add(event)
+        count += len(fresh)
+        if count >= compact_at and running.prunable:
+            running.drop(current)
+            stored.events.clear()
+            for _, _, event in current.dropping:
+                stored.events.add(event)
+            stored.base.write(running.dump_base(current))
+            count = len(current.dropping)
+            compact_at = max(MIN_COMPACTION, 2 * count)
+        nxt = running.next_change(current)
+        if nxt is not None:
+            change.set(_timestamp(nxt))
+        token = random.getrandbits(62)
+        stored.head.write((token, current.emitted_until, current.last_label, count, compact_at))
+        _RUNNING_CACHE.put(key, token, current)
 
     def _measure(self, records: list[dict[str, Any]]) -> None:
         from time import time_ns
@@ -163,15 +279,27 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         key: Any = beam.DoFn.KeyParam,
         fired: Any = beam.DoFn.TimestampParam,
         state: Any = beam.DoFn.StateParam(STATE),
+        events: Any = beam.DoFn.StateParam(EVENTS),
+        head: Any = beam.DoFn.StateParam(HEAD),
+        base: Any = beam.DoFn.StateParam(BASE),
         change: Any = beam.DoFn.TimerParam(CHANGE),
     ) -> Iterator[RowBatch]:
         view, entity = key
-        current: EntityState | None = state.read()
-        if current is None:
-            return
-        aggregator = self._aggregator(view)
-        rows = aggregator.advance_to(current, entity, int(fired.micros))
-        self._save(aggregator, current, state, change)
+        running = self._running(view)
+        if running is not None:
+            stored = _Stored(events, head, base)
+            if stored.head.read() is None:
+                return
+            current = self._load(running, (view, entity), stored)
+            rows = running.advance_to(current, entity, int(fired.micros))
+            self._commit(running, (view, entity), current, stored, change, [])
+        else:
+            legacy: EntityState | None = state.read()
+            if legacy is None:
+                return
+            aggregator = self._aggregator(view)
+            rows = aggregator.advance_to(legacy, entity, int(fired.micros))
+            self._save(aggregator, legacy, state, change)
         if len(rows):
             self.expiry_rows.inc(len(rows))
             yield rows
@@ -183,6 +311,15 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             change.set(_timestamp(nxt))
         # Kept even when no event is left: `emitted_until` is what tells a late event.
         state.write(current)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A running view's Beam state cells."""
+
+    events: Any
+    head: Any
+    base: Any
 
 
 def as_batch(

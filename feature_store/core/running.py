@@ -1,0 +1,563 @@
+"""Exact sliding windows at a constant cost per event: the streaming job's state machine.
+
+`windows.WindowAggregator` re-evaluates a key's whole window at every change point, which
+is what the batch job wants (all events at once) and what a stream cannot afford on a hot
+key: its cost grows with the events in the window. Here each feature keeps a running
+summary of the events now inside its window, and an event changes it twice: when it
+enters (at its time) and when it leaves (at its time + W). Change points are taken in
+time order from a heap, so one event costs O(log n) whatever the window holds:
+
+- count, share: counts; sum, mean, stddev: the count, Σx and Σx² as exact integers (each
+  float is a whole multiple of 2^-1074), so adding and removing never drifts and a mean
+  is the correctly rounded quotient;
+- count_distinct: a multiset (value → count), distinct = its size;
+- max, min: the multiset and a heap with lazy deletion;
+- last: the newest qualifying event (events leave oldest first, so when it leaves the
+  window is empty of them).
+
+The rows are those of `windows.compute_rows` (checked against the brute force by the
+property tests, with events in any order): a row at `c` exactly when a value at `c`
+differs from the value just before. An event older than the emitted time (within the
+allowed lateness) updates the windows it is still inside and forces a corrected row
+labelled after the last one handed out, as `WindowAggregator` does.
+
+Kinds without a running form here (the vector kinds) make a view `supported(plan)` False:
+the streaming job keeps the whole-window path for it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from feature_store.core.columns import AnyArray
+from feature_store.core.plan import FeaturePlan, ViewPlan
+from feature_store.core.windows import NEVER, RowBatch
+from feature_store.definitions import Condition, DType
+
+_NAN = float("nan")
+_OBJECT_DTYPES = frozenset({DType.STRING, DType.FLOAT32_VECTOR})
+SCALE_BITS = 1074  # every finite float64 is an integer multiple of 2^-1074
+RUNNING_KINDS = frozenset(
+    {"count", "sum", "mean", "stddev", "count_distinct", "max", "min", "last", "share"}
+)
+Event = tuple[int, str, tuple[Any, ...]]  # (event_time µs, event_id, field values)
+Values = tuple[Any, ...]  # one value per feature, None for null
+Reads = tuple[tuple[bool, Any], ...]  # per feature: whether the event counts, what it adds
+
+
+def supported(plan: ViewPlan) -> bool:
+    """Whether every feature of the view has a running form."""
+    return all(f.kind in RUNNING_KINDS for f in plan.features)
+
+
+def exact(x: float) -> int:
+    """`x` as an integer number of 2^-1074 (exact for every finite float)."""
+    num, den = float(x).as_integer_ratio()
+    return num << (SCALE_BITS - den.bit_length() + 1)
+
+
+def _null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+class _Count:
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def enter(self, _: Any) -> None:
+        self.n += 1
+
+    def leave(self, _: Any) -> None:
+        self.n -= 1
+
+    def value(self) -> Any:
+        return self.n
+
+    def dump(self) -> tuple[Any, ...]:
+        return (self.n,)
+
+    def load(self, saved: Sequence[Any]) -> None:
+        (self.n,) = saved
+
+
+class _Share:
+    """Takes (qualifies, matches) pairs."""
+
+    __slots__ = ("den", "num")
+
+    def __init__(self) -> None:
+        self.den = self.num = 0
+
+    def enter(self, hit: bool) -> None:
+        self.den += 1
+        self.num += hit
+
+    def leave(self, hit: bool) -> None:
+        self.den -= 1
+        self.num -= hit
+
+    def value(self) -> Any:
+        return self.num / self.den if self.den else None
+
+    def dump(self) -> tuple[Any, ...]:
+        return (self.den, self.num)
+
+    def load(self, saved: Sequence[Any]) -> None:
+        self.den, self.num = saved
+
+
+class _Moments:
+    __slots__ = ("kind", "n", "s1", "s2")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.n = self.s1 = self.s2 = 0
+
+    def enter(self, x: float) -> None:
+        v = exact(x)
+        self.n += 1
+        self.s1 += v
+        if self.kind == "stddev":
+            self.s2 += v * v
+
+    def leave(self, x: float) -> None:
+        v = exact(x)
+        self.n -= 1
+        self.s1 -= v
+        if self.kind == "stddev":
+            self.s2 -= v * v
+
+    def value(self) -> Any:
+        n, s1 = self.n, self.s1
+        if self.kind == "sum":
+            return s1 / (1 << SCALE_BITS) if n else 0.0
+        if not n:
+            return None
+        if self.kind == "mean":
+            return s1 / (n << SCALE_BITS)
+        var = max(n * self.s2 - s1 * s1, 0) / ((n * n) << (2 * SCALE_BITS))
+        return math.sqrt(var)
+
+    def dump(self) -> tuple[Any, ...]:
+        return (self.n, str(self.s1), str(self.s2))
+
+    def load(self, saved: Sequence[Any]) -> None:
+        self.n, self.s1, self.s2 = saved[0], int(saved[1]), int(saved[2])
+
+
+class _Distinct:
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: dict[Any, int] = {}
+
+    def enter(self, v: Any) -> None:
+        key = _hashable(v)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def leave(self, v: Any) -> None:
+        key = _hashable(v)
+        left = self.counts[key] - 1
+        if left:
+            self.counts[key] = left
+        else:
+            del self.counts[key]
+
+    def value(self) -> Any:
+        return len(self.counts)
+
+    def dump(self) -> tuple[Any, ...]:
+        return tuple(self.counts.items())
+
+    def load(self, saved: Sequence[Any]) -> None:
+        self.counts = {k: c for k, c in saved}
+
+
+def _hashable(v: Any) -> Any:
+    """Values are told apart by their text, as the batch core does."""
+    return v if isinstance(v, str) else str(v)
+
+
+class _Extreme:
+    __slots__ = ("counts", "heap", "sign")
+
+    def __init__(self, kind: str) -> None:
+        self.sign = -1.0 if kind == "max" else 1.0
+        self.counts: dict[float, int] = {}
+        self.heap: list[float] = []
+
+    def enter(self, x: float) -> None:
+        x = float(x)
+        found = self.counts.get(x, 0)
+        self.counts[x] = found + 1
+        if not found:
+            heapq.heappush(self.heap, self.sign * x)
+
+    def leave(self, x: float) -> None:
+        x = float(x)
+        left = self.counts[x] - 1
+        if left:
+            self.counts[x] = left
+        else:
+            del self.counts[x]
+
+    def value(self) -> Any:
+        heap, counts = self.heap, self.counts
+        while heap and (self.sign * heap[0]) not in counts:
+            heapq.heappop(heap)
+        return self.sign * heap[0] if heap else None
+
+    def dump(self) -> tuple[Any, ...]:
+        return tuple(self.counts.items())
+
+    def load(self, saved: Sequence[Any]) -> None:
+        self.counts = {float(k): c for k, c in saved}
+        self.heap = [self.sign * k for k in self.counts]
+        heapq.heapify(self.heap)
+
+
+class _Last:
+    """Takes ((time, id), value) pairs."""
+
+    __slots__ = ("best", "value_")
+
+    def __init__(self) -> None:
+        self.best: tuple[int, str] | None = None
+        self.value_: Any = None
+
+    def enter(self, item: tuple[tuple[int, str], Any]) -> None:
+        order, value = item
+        if self.best is None or order > self.best:
+            self.best, self.value_ = order, value
+
+    def leave(self, item: tuple[tuple[int, str], Any]) -> None:
+        if item[0] == self.best:
+            self.best, self.value_ = None, None
+
+    def value(self) -> Any:
+        return self.value_
+
+    def dump(self) -> tuple[Any, ...]:
+        return () if self.best is None else (self.best[0], self.best[1], self.value_)
+
+    def load(self, saved: Sequence[Any]) -> None:
+        if saved:
+            self.best, self.value_ = (int(saved[0]), str(saved[1])), saved[2]
+
+
+Accumulator = _Count | _Share | _Moments | _Distinct | _Extreme | _Last
+
+
+def _accumulator(f: FeaturePlan) -> Accumulator:
+    if f.kind == "count":
+        return _Count()
+    if f.kind == "share":
+        return _Share()
+    if f.kind in ("sum", "mean", "stddev"):
+        return _Moments(f.kind)
+    if f.kind == "count_distinct":
+        return _Distinct()
+    if f.kind in ("max", "min"):
+        return _Extreme(f.kind)
+    return _Last()
+
+
+@dataclass
+class RunningState:
+    """One (view, entity)'s running windows."""
+
+    accumulators: list[Accumulator]
+    base: list[Accumulator]  # unbounded features over the events dropped from `held`
+    # (at, seq, slot: -1 enter else a window's leave, event, what each feature reads of it)
+    queue: list[tuple[int, int, int, Event, Reads]] = field(default_factory=list)
+    held: dict[str, int] = field(default_factory=dict)  # event_id → time, not yet dropped
+    dropping: list[tuple[int, str, Event]] = field(default_factory=list)  # heap by time
+    current: Values = ()
+    emitted_until: int = NEVER
+    last_label: int = NEVER
+    dirty: bool = False  # a late event changed the value at `emitted_until`
+    touched: bool = False  # events were added since the last advance
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class _Contribution:
+    """How one feature reads an event: whether it counts and with what value."""
+
+    index: int
+    feature: FeaturePlan
+    slot: int  # -1 unbounded, else the index of its window in `plan.windows`
+
+
+class RunningWindows:
+    """`add` / `advance_to` / `next_change` for one view (one instance, every entity)."""
+
+    def __init__(self, plan: ViewPlan, allowed_lateness: int = 0, tie_step: int = 1000) -> None:
+        self.plan = plan
+        self.allowed_lateness = allowed_lateness
+        self.tie_step = tie_step
+        self.windows = plan.windows
+        self.field_index = {spec.name: i for i, spec in enumerate(plan.fields)}
+        self.features = [
+            _Contribution(
+                index=i,
+                feature=f,
+                slot=-1 if f.window is None else self.windows.index(f.window),
+            )
+            for i, f in enumerate(plan.features)
+        ]
+        self.by_slot = [[c for c in self.features if c.slot == s] for s in range(len(self.windows))]
+        self.unbounded = [c for c in self.features if c.slot == -1]
+        self.prunable = plan.prunable
+        self._empty = (
+            np.zeros(0, dtype=np.int64),
+            {c.feature.name: self._column(c.feature, []) for c in self.features},
+        )
+
+    # -- events ---------------------------------------------------------------------------
+
+    def new_state(self) -> RunningState:
+        state = RunningState(
+            accumulators=[_accumulator(f) for f in self.plan.features],
+            base=[_accumulator(c.feature) for c in self.unbounded],
+        )
+        state.current = self._values(state)
+        return state
+
+    def event_of(self, record: Mapping[str, Any]) -> Event:
+        values = []
+        for spec in self.plan.fields:
+            v = record.get(spec.name)
+            if spec.dtype.numeric or spec.dtype is DType.BOOL:
+                v = None if _null(v) else float(v)  # type: ignore[arg-type]
+            values.append(v)
+        return (int(record["event_time"]), str(record["event_id"]), tuple(values))
+
+    def add(self, state: RunningState, records: Iterable[Mapping[str, Any]]) -> list[Event]:
+        """Add events (first delivery of an id wins); returns those new to the state."""
+        fresh: list[Event] = []
+        for record in records:
+            event = self.event_of(record)
+            if event[1] in state.held:
+                continue
+            self.insert(state, event)
+            fresh.append(event)
+        return fresh
+
+    def insert(self, state: RunningState, event: Event) -> None:
+        time, event_id, _ = event
+        state.held[event_id] = time
+        state.touched = True
+        if self.prunable:
+            heapq.heappush(state.dropping, (time, event_id, event))
+        reads = tuple(self._read(c, event) for c in self.features)
+        if time > state.emitted_until:
+            state.seq += 1
+            heapq.heappush(state.queue, (time, state.seq, -1, event, reads))
+            return
+        # late, within the allowed lateness: into the windows it is still inside
+        now = state.emitted_until
+        for contribution in self.unbounded:
+            self._apply(state.accumulators, contribution, reads, enter=True)
+        for slot, w in enumerate(self.windows):
+            if time > now - w:
+                for contribution in self.by_slot[slot]:
+                    self._apply(state.accumulators, contribution, reads, enter=True)
+                state.seq += 1
+                heapq.heappush(state.queue, (time + w, state.seq, slot, event, reads))
+        state.dirty = True
+
+    def _read(self, c: _Contribution, event: Event) -> tuple[bool, Any]:
+        """Whether `event` counts for the feature, and what it adds."""
+        f = c.feature
+        fields = event[2]
+        if not (self._matches(self.plan.where, event) and self._matches(f.where, event)):
+            return False, None
+        if f.kind == "count":
+            return True, None
+        if f.kind == "share":
+            return True, self._matches(f.share_where, event)
+        value = event[0] if f.field == "event_time" else fields[self.field_index[f.field or ""]]
+        if _null(value) or (f.kind == "last" and _null_vector(value)):
+            return False, None
+        if f.field == "event_time":
+            value = float(value)
+        if f.kind == "last":
+            return True, ((event[0], event[1]), value)
+        return True, value
+
+    def _matches(self, cond: Condition | None, event: Event) -> bool:
+        if cond is None:
+            return True
+        if cond.field == "event_time":
+            value: Any = float(event[0])
+        else:
+            value = event[2][self.field_index[cond.field]]
+        return value is not None and value in cond.values
+
+    @staticmethod
+    def _apply(
+        accumulators: list[Accumulator], c: _Contribution, reads: Reads, *, enter: bool
+    ) -> None:
+        counts, value = reads[c.index]
+        if counts:
+            acc = accumulators[c.index]
+            if enter:
+                acc.enter(value)
+            else:
+                acc.leave(value)
+
+    def _values(self, state: RunningState) -> Values:
+        return tuple(acc.value() for acc in state.accumulators)
+
+    # -- time ------------------------------------------------------------------------------
+
+    def _step(self, state: RunningState, at: int) -> None:
+        """Apply every enter and leave at time `at`."""
+        queue = state.queue
+        accumulators = state.accumulators
+        while queue and queue[0][0] == at:
+            _, _, slot, event, reads = heapq.heappop(queue)
+            if slot >= 0:
+                for c in self.by_slot[slot]:
+                    counts, value = reads[c.index]
+                    if counts:
+                        accumulators[c.index].leave(value)
+                continue
+            for c in self.features:
+                counts, value = reads[c.index]
+                if counts:
+                    accumulators[c.index].enter(value)
+            for s, w in enumerate(self.windows):
+                state.seq += 1
+                heapq.heappush(queue, (at + w, state.seq, s, event, reads))
+
+    def advance_to(
+        self, state: RunningState, entity_key: str, t: int, settle: bool = False
+    ) -> RowBatch:
+        """Rows of every change point up to `t` (see `WindowAggregator.advance_to`)."""
+        rows: list[tuple[int, Values]] = []
+        if state.dirty:
+            state.current = self._values(state)
+        queue = state.queue
+        while queue and queue[0][0] <= t:
+            at = queue[0][0]
+            self._step(state, at)
+            values = self._values(state)
+            if values != state.current:
+                rows.append((at, values))
+                state.current = values
+        rewrite = state.dirty or (settle and (state.touched or bool(rows)))
+        if rewrite and not rows:
+            rows.append((max(state.emitted_until, NEVER + 1), state.current))
+        if settle and rows:
+            rows[-1] = (max(rows[-1][0], t), rows[-1][1])
+        if rows and rows[-1][0] <= state.last_label:
+            rows = [(state.last_label + self.tie_step, rows[-1][1])]
+        if rows:
+            state.last_label = max(state.last_label, rows[-1][0])
+        state.emitted_until = max(state.emitted_until, t)
+        state.dirty = state.touched = False
+        return self._batch(entity_key, rows)
+
+    def next_change(self, state: RunningState) -> int | None:
+        return state.queue[0][0] if state.queue else None
+
+    def droppable(self, state: RunningState) -> int:
+        """How many held events no window can need again (the storage may forget them)."""
+        if not self.prunable:
+            return 0
+        horizon = self._horizon(state)
+        return sum(1 for item in state.dropping if item[0] <= horizon)
+
+    def _horizon(self, state: RunningState) -> int:
+        return state.emitted_until - self.allowed_lateness - self.plan.longest - 1
+
+    def drop(self, state: RunningState) -> int:
+        """Forget events no window can need again, folding them into the unbounded
+        features' base (what a rebuilt state starts from). Returns how many."""
+        if not self.prunable or state.emitted_until == NEVER:
+            return 0
+        horizon, dropped = self._horizon(state), 0
+        while state.dropping and state.dropping[0][0] <= horizon:
+            _, event_id, event = heapq.heappop(state.dropping)
+            del state.held[event_id]
+            for i, contribution in enumerate(self.unbounded):
+                counts, value = self._read(contribution, event)
+                if counts:
+                    state.base[i].enter(value)
+            dropped += 1
+        return dropped
+
+    def oldest_held(self, state: RunningState) -> int | None:
+        return state.dropping[0][0] if state.dropping else None
+
+    def dump_base(self, state: RunningState) -> tuple[tuple[Any, ...], ...]:
+        return tuple(acc.dump() for acc in state.base)
+
+    def rebuild(
+        self,
+        events: Iterable[Event],
+        base: Sequence[Sequence[Any]],
+        emitted_until: int,
+        last_label: int,
+    ) -> RunningState:
+        """A state from what the storage keeps: held events, the base of dropped ones,
+        and how far rows were emitted (nothing is emitted while replaying)."""
+        state = self.new_state()
+        for i, saved in enumerate(base):
+            state.base[i].load(saved)
+            state.accumulators[self.unbounded[i].index].load(saved)
+        for event in events:
+            time, event_id, values = event
+            self.insert(state, (int(time), str(event_id), tuple(values)))
+        queue = state.queue
+        while queue and queue[0][0] <= emitted_until:
+            self._step(state, queue[0][0])
+        state.current = self._values(state)
+        state.emitted_until, state.last_label = emitted_until, last_label
+        state.dirty = state.touched = False
+        return state
+
+    # -- rows ------------------------------------------------------------------------------
+
+    def _batch(self, entity_key: str, rows: list[tuple[int, Values]]) -> RowBatch:
+        if not rows:
+            return RowBatch(self.plan.view, entity_key, self._empty[0], self._empty[1])
+        valid_from = np.array([r[0] for r in rows], dtype=np.int64)
+        numeric = [c for c in self.features if c.feature.dtype not in _OBJECT_DTYPES]
+        columns: dict[str, AnyArray] = {}
+        if numeric:  # one conversion for every numeric column, then views of it
+            table = np.array(
+                [[_NAN if r[1][c.index] is None else r[1][c.index] for c in numeric] for r in rows],
+                dtype=np.float64,
+            )
+            for j, c in enumerate(numeric):
+                columns[c.feature.name] = table[:, j]
+        for c in self.features:
+            if c.feature.dtype in _OBJECT_DTYPES:
+                columns[c.feature.name] = self._column(c.feature, [r[1][c.index] for r in rows])
+        return RowBatch(self.plan.view, entity_key, valid_from, columns)
+
+    def _column(self, f: FeaturePlan, values: list[Any]) -> AnyArray:
+        if f.dtype is DType.FLOAT32_VECTOR:
+            out = np.full((len(values), f.dim or 0), np.nan, dtype=np.float32)
+            for i, v in enumerate(values):
+                if v is not None:
+                    out[i] = np.asarray(v, dtype=np.float32)
+            return out
+        if f.dtype is DType.STRING:
+            return np.array(values, dtype=object)
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _null_vector(value: Any) -> bool:
+    return isinstance(value, list | tuple | np.ndarray) and bool(np.isnan(np.asarray(value)).any())
