@@ -11,9 +11,10 @@ import importlib
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -52,6 +53,33 @@ class CliContext:
 
             self._registry = load_registry(self.definitions)
         return self._registry
+
+
+def _is_local_notice(message: Warning | str, category: type[Warning], filename: str) -> bool:
+    """The Bigtable client's emulator notice, or a deprecation inside Google's clients."""
+    if issubclass(category, RuntimeWarning):
+        return str(message).startswith("Connecting to Bigtable emulator")
+    google = f"{os.sep}google{os.sep}"
+    return issubclass(category, DeprecationWarning) and google in filename
+
+
+def _hide_local_notices(show: Callable[..., None]) -> Callable[..., None]:
+    if getattr(show, "hides_local_notices", False):
+        return show
+
+    def filtered(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if not _is_local_notice(message, category, filename):
+            show(message, category, filename, lineno, file, line)
+
+    filtered.hides_local_notices = True  # type: ignore[attr-defined]
+    return filtered
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -109,6 +137,9 @@ def main(
         os.environ.setdefault("PYTHONWARNINGS", quiet)  # the job's own worker processes
         warnings.filterwarnings("ignore", message="Connecting to Bigtable emulator")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="google")
+        # Feast's modules put `simplefilter("once", ...)` in front of every filter when they
+        # are imported (later, inside the commands), which undoes the two lines above.
+        warnings.showwarning = _hide_local_notices(warnings.showwarning)
         # Beam cannot prove the stateful steps' (view, entity) string keys deterministic
         # from a type hint; their coder is deterministic for such keys.
         logging.getLogger("apache_beam.transforms.core").setLevel(logging.ERROR)
