@@ -33,7 +33,7 @@ _COMMAND_MODULES = (
     "jobs.cmd_demo",
     "jobs.cmd_training",
     "jobs.cmd_deploy",
-    "jobs.cmd_ui",
+    "ui.cmd_ui",
     "jobs.cmd_similar",
 )
 

@@ -175,7 +175,7 @@ def _prepare(config: PlatformConfig, registry: Registry) -> None:
     changes = infrastructure_changes(config, registry, apply=True)
     cleared = _clear_archive(config, registry)
     changes += feast_changes(config, registry, apply=True)
-    from ui.side_topics import SideTopics
+    from common.side_topics import SideTopics
 
     SideTopics(config, registry).ensure_subscriptions()  # the page counts this run's too
     console.print(

@@ -25,7 +25,7 @@ from feature_store.errors import FeatureStoreError
 from feature_store.registry import Registry
 from ui import data
 from ui.chart import step_chart
-from ui.side_topics import SideTopics
+from common.side_topics import SideTopics
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent

@@ -16,7 +16,7 @@ from feature_store.events import DeadLetter, validate
 from feature_store.reference import REGISTRY
 from ui.app import age, display
 from ui.chart import HEIGHT, PAD, WIDTH, step_chart
-from ui.side_topics import SideTopics, reason_of
+from common.side_topics import SideTopics, reason_of
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
