@@ -80,6 +80,8 @@ class PlatformConfig:
     feast_project: str = "reviews"
     online_stores: tuple[str, ...] = ("redis", "bigtable")
     redis_url: str | None = None
+    # Secret Manager version of the Redis AUTH string (production), read by the workers.
+    redis_password_secret: str | None = None
     topic_prefix: str = ""  # isolates several platforms on one Pub/Sub project (tests)
     state_dir: Path = field(default_factory=lambda: Path(".local"))
     endpoints: Endpoints = field(default_factory=Endpoints)

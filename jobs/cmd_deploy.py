@@ -35,6 +35,11 @@ from jobs.cli import CliContext
 @click.option("--max-workers", type=int, help="Upper bound for Horizontal Autoscaling.")
 @click.option("--redis-url", help="Memorystore host:port the jobs write (production).")
 @click.option(
+    "--redis-password-secret",
+    help="Secret Manager version of Memorystore's AUTH string "
+    "(projects/P/secrets/S/versions/latest); the workers read it when they connect.",
+)
+@click.option(
     "--update", is_flag=True, help="Replace the running streaming job in place (compatible state)."
 )
 @click.option(
@@ -71,6 +76,7 @@ def deploy(
     job_name: str | None,
     max_workers: int | None,
     redis_url: str | None,
+    redis_password_secret: str | None,
     update: bool,
     renames: tuple[str, ...],
     drain_first: bool,
@@ -96,6 +102,8 @@ def deploy(
     config = ctx.config.for_project(gcp_project)
     if redis_url:
         config = replace(config, redis_url=redis_url)
+    if redis_password_secret:
+        config = replace(config, redis_password_secret=redis_password_secret)
     try:
         target = DataflowTarget(
             project=gcp_project,

@@ -32,8 +32,11 @@ def parser(job: str) -> argparse.ArgumentParser:
         default="feature_store.reference:REGISTRY",
         help="Feature definitions as module:object (a Registry installed in the image).",
     )
+    p.add_argument("--redis_url", required=True, help="Memorystore as host:port (no AUTH).")
     p.add_argument(
-        "--redis_url", required=True, help="Memorystore as redis://[:AUTH@]host:port or host:port."
+        "--redis_password_secret",
+        default=None,
+        help="Secret Manager version of the AUTH string, read by the workers.",
     )
     p.add_argument("--bigtable_instance", default="feature-store", help="Bigtable instance id.")
     p.add_argument("--views", default="", help="Comma-separated views (default: every view).")
@@ -69,6 +72,7 @@ def run(job: str, argv: Sequence[str]) -> None:
     config = replace(
         PlatformConfig().for_project(project),
         redis_url=known.redis_url,
+        redis_password_secret=known.redis_password_secret,
         bigtable_instance=known.bigtable_instance,
     )
     pipeline = beam.Pipeline(options=options)

@@ -30,11 +30,10 @@ NAME = "feature-store"
 STREAM_JOB = f"{NAME}-stream"
 BACKFILL_JOB = f"{NAME}-backfill"
 BUCKET = "${var.project}-dataflow"
-# The AUTH string travels in the job parameters: visible to whoever may view the job.
-REDIS_URL = (
-    "redis://:${google_redis_instance.online.auth_string}@"
-    "${google_redis_instance.online.host}:${google_redis_instance.online.port}"
-)
+# No AUTH string in the job parameters (visible to whoever may view the job): the workers
+# read it from Secret Manager with their own service account.
+REDIS_URL = "${google_redis_instance.online.host}:${google_redis_instance.online.port}"
+REDIS_SECRET = "${google_secret_manager_secret.redis_auth.id}/versions/latest"
 IMAGE = "${var.region}-docker.pkg.dev/${var.project}/" + NAME + "/worker:${var.image_tag}"
 
 Doc = dict[str, Any]
@@ -244,10 +243,32 @@ def redis_tf() -> Doc:
                     "auth_enabled": True,
                     "customer_managed_key": "${var.kms_key}",
                 }
-            }
+            },
+            # The AUTH string, for the workers only (each job's account may read it).
+            "google_secret_manager_secret": {
+                "redis_auth": {
+                    "secret_id": f"{NAME}-redis-auth",
+                    "replication": {"auto": {}},
+                }
+            },
+            "google_secret_manager_secret_version": {
+                "redis_auth": {
+                    "secret": "${google_secret_manager_secret.redis_auth.id}",
+                    "secret_data": "${google_redis_instance.online.auth_string}",
+                }
+            },
+            "google_secret_manager_secret_iam_member": {
+                f"{job}_redis_auth": {
+                    "secret_id": "${google_secret_manager_secret.redis_auth.id}",
+                    "role": "roles/secretmanager.secretAccessor",
+                    "member": _member(job),
+                }
+                for job in JOBS
+            },
         },
         "output": {
-            "redis_url": {"value": REDIS_URL, "sensitive": True},
+            "redis_url": {"value": REDIS_URL},
+            "redis_password_secret": {"value": REDIS_SECRET},
         },
     }
 
@@ -377,7 +398,7 @@ def dataflow_tf() -> Doc:
         "name": STREAM_JOB,
         "region": "${var.region}",
         "container_spec_gcs_path": f"gs://{BUCKET}/templates/stream.json",
-        "parameters": {"redis_url": REDIS_URL},
+        "parameters": {"redis_url": REDIS_URL, "redis_password_secret": REDIS_SECRET},
         "service_account_email": stream_env["serviceAccountEmail"],
         "temp_location": stream_env["tempLocation"],
         "staging_location": stream_env["stagingLocation"],
@@ -402,6 +423,7 @@ def scheduler_tf() -> Doc:
             "containerSpecGcsPath": f"gs://{BUCKET}/templates/backfill.json",
             "parameters": {
                 "redis_url": REDIS_URL,
+                "redis_password_secret": REDIS_SECRET,
                 "dead_letters": f"gs://{BUCKET}/dead_letters/backfill",
             },
             "environment": _environment("backfill"),
@@ -467,7 +489,9 @@ def template_metadata(job: str) -> Doc:
         if name == "dead_letters":
             param["regexes"] = ["^gs:\\/\\/[^\\n\\r]+$"]
         if name == "redis_url":
-            param["regexes"] = ["^(rediss?://\\S+|[^:\\s]+:[0-9]+)$"]
+            param["regexes"] = ["^[^:@\\s]+:[0-9]+$"]
+        if name == "redis_password_secret":
+            param["regexes"] = ["^projects/[^/\\s]+/secrets/[^/\\s]+/versions/[^/\\s]+$"]
         params.append(param)
     description = {
         "stream": "Pub/Sub events to exact sliding-window features in Redis and Bigtable.",
@@ -497,7 +521,12 @@ def build(registry: Registry) -> dict[Path, str]:
     stream = docs[TERRAFORM / "dataflow.tf.json"]["resource"]["google_dataflow_flex_template_job"]
     stream["stream"]["depends_on"] = [
         f"google_bigtable_table.{_tf_id(t)}" for t in bigtable_tables(registry)
-    ] + ["google_redis_instance.online", "google_project_iam_member.stream_dataflow_worker"]
+    ] + [
+        "google_redis_instance.online",
+        "google_project_iam_member.stream_dataflow_worker",
+        "google_secret_manager_secret_version.redis_auth",
+        "google_secret_manager_secret_iam_member.stream_redis_auth",
+    ]
     for job in JOBS:
         docs[TEMPLATES / f"{job}-metadata.json"] = template_metadata(job)
     files = {path: json.dumps(doc, indent=2, sort_keys=True) + "\n" for path, doc in docs.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from feature_store.config import PlatformConfig
 from jobs.provision import repo_path, write_feast_repos
+from online.redis_settings import RedisSecurity
 from online.sink import OnlineStoreSpec, WriteToOnlineStores
 
 
@@ -16,6 +17,7 @@ def online_store_spec(config: PlatformConfig) -> OnlineStoreSpec:
         redis_connection=config.redis_connection,
         bigtable_project=config.project,
         bigtable_instance=config.bigtable_instance,
+        redis_security=RedisSecurity(password_secret=config.redis_password_secret),
     )
 
 

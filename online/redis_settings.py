@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from feature_store.errors import ConfigError
@@ -52,6 +53,19 @@ class RedisTimeouts:
 
 
 PASSWORD_ENV = "FEATURE_STORE_REDIS_PASSWORD"
+_SECRET_VERSION = re.compile(r"projects/[^/\s]+/secrets/[^/\s]+/versions/[^/\s]+")
+
+
+@cache
+def read_secret(version: str) -> str:
+    """A Secret Manager secret version's value, read once per worker process."""
+    from google.cloud import secretmanager
+
+    client = secretmanager.SecretManagerServiceClient()
+    payload: bytes = client.access_secret_version(name=version).payload.data
+    return payload.decode("utf-8")
+
+
 USERNAME_ENV = "FEATURE_STORE_REDIS_USERNAME"
 
 
@@ -59,23 +73,39 @@ USERNAME_ENV = "FEATURE_STORE_REDIS_USERNAME"
 class RedisSecurity:
     """AUTH and TLS of the writer's Redis connections.
 
-    The password is never a setting: only the name of the environment variable that
-    holds it on the worker (on Dataflow, set from Secret Manager in the worker image or
-    startup), read when the connection is made. So it is in no pickled pipeline, no
-    job graph, no log line. `tls` switches to TLS (Memorystore's in-transit
-    encryption); `ca_certs` is the server CA file on the worker.
+    The password is never a setting, only where the worker finds it when it connects:
+    `password_secret`, a Secret Manager version (`projects/P/secrets/S/versions/latest`,
+    read with the worker's own credentials; what a Dataflow job uses), else the
+    environment variable `password_env` (local runs). So it is in no pickled pipeline, no
+    job graph, no template parameter, no log line. `tls` switches to TLS (Memorystore's
+    in-transit encryption); `ca_certs` is the server CA file on the worker.
     """
 
     password_env: str = PASSWORD_ENV
     username_env: str = USERNAME_ENV
+    password_secret: str | None = None
     tls: bool = False
     ca_certs: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.password_secret is not None and not _SECRET_VERSION.fullmatch(self.password_secret):
+            msg = (
+                f"redis password secret {self.password_secret!r} is not a Secret Manager "
+                "version name: projects/PROJECT/secrets/SECRET/versions/VERSION"
+            )
+            raise ConfigError(msg)
+
+    def password(self, environ: Mapping[str, str] | None = None) -> str | None:
+        if self.password_secret is not None:
+            return read_secret(self.password_secret)
+        env = os.environ if environ is None else environ
+        return env.get(self.password_env) or None
 
     def apply(self, pool: Any, environ: Mapping[str, str] | None = None) -> None:
         """Configure a connection pool before it connects."""
         env = os.environ if environ is None else environ
         kwargs = pool.connection_kwargs
-        password = env.get(self.password_env)
+        password = self.password(env)
         if password:
             kwargs["password"] = password
             username = env.get(self.username_env)

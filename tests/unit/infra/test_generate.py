@@ -195,3 +195,25 @@ def test_check_mode_reports_a_stale_file(tmp_path: Path, monkeypatch: pytest.Mon
     (copy / "pubsub.tf.json").write_text("{}\n")
     monkeypatch.setattr(generate, "TERRAFORM", copy)
     assert generate.main(["--check"]) == 1
+
+
+def test_the_redis_auth_string_travels_only_through_secret_manager() -> None:
+    resources = _resources()
+    for text in _strings(resources["google_dataflow_flex_template_job"]) + _strings(
+        resources["google_cloud_scheduler_job"]
+    ):
+        assert "auth_string" not in text, text
+    version = resources["google_secret_manager_secret_version"]["redis_auth"]
+    assert version["secret_data"] == "${google_redis_instance.online.auth_string}"
+    readers = resources["google_secret_manager_secret_iam_member"]
+    assert {r["member"] for r in readers.values()} == {
+        "serviceAccount:${google_service_account.stream.email}",
+        "serviceAccount:${google_service_account.backfill.email}",
+    }
+    assert {r["role"] for r in readers.values()} == {"roles/secretmanager.secretAccessor"}
+    stream = resources["google_dataflow_flex_template_job"]["stream"]["parameters"]
+    assert stream["redis_password_secret"] == generate.REDIS_SECRET
+    known, _ = parser("stream").parse_known_args(
+        ["--redis_url", "h:6379", "--redis_password_secret", "projects/p/secrets/s/versions/1"]
+    )
+    assert known.redis_password_secret == "projects/p/secrets/s/versions/1"

@@ -64,3 +64,34 @@ def test_tls_uses_ssl_connections_with_the_ca() -> None:
 def test_strip_password_keeps_the_other_parameters() -> None:
     assert strip_password("a:1,db=2,password=x,ssl=true") == "a:1,db=2,ssl=true"
     assert strip_password("a:1") == "a:1"
+
+
+VERSION = "projects/p/secrets/feature-store-redis-auth/versions/latest"
+
+
+def test_the_password_comes_from_secret_manager_when_a_secret_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from online import redis_settings
+
+    asked: list[str] = []
+
+    def access(version: str) -> str:
+        asked.append(version)
+        return SECRET
+
+    monkeypatch.setattr(redis_settings, "read_secret", access)
+    monkeypatch.setenv(PASSWORD_ENV, "not-this-one")
+    redis = config({"type": "redis", "connection_string": "cache:6379"})
+    security = RedisSecurity(password_secret=VERSION)
+    spec = OnlineStoreSpec.create(redis=redis, feature_views=[user_view()], redis_security=security)
+    assert SECRET.encode() not in pickle.dumps(spec)  # only the secret's name travels
+    client, target, _ = connect_redis(redis, None, security=security)
+    assert client.connection_pool.connection_kwargs["password"] == SECRET
+    assert asked == [VERSION]
+    assert SECRET not in target
+
+
+def test_a_secret_that_is_no_version_name_is_refused() -> None:
+    with pytest.raises(ConfigError, match="'feature-store-redis-auth' is not a Secret Manager"):
+        RedisSecurity(password_secret="feature-store-redis-auth")
