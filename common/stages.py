@@ -39,8 +39,9 @@ DEDUP_HINTS: Final[Hints] = {"min_ram": "8GB"}
 HISTORY_HINTS: Final[Hints] = {"min_ram": "16GB"}
 # Exact sliding windows over whole entity histories: the memory-hungry stage.
 FEATURE_HINTS: Final[Hints] = {"min_ram": "32GB"}
-# Model-derived features (RunInference): several models share one T4 per worker. No
-# stage asks for it yet (views with models are skipped until the inference stage lands).
+# Model-derived features (RunInference): several models share one T4 per worker. The
+# model stage's `Inference` owns its own (`common.inference.stage.GPU_HINTS`, 16 GB);
+# this level is the smallest a T4 worker gets.
 INFERENCE_HINTS: Final[Hints] = {
     "min_ram": "8GB",
     "accelerator": "type:nvidia-tesla-t4;count:1;install-nvidia-driver",

@@ -149,7 +149,10 @@ def write_dead_letter_file(dead_letters: PCollection[DeadLetter], path: str) -> 
 
 class KeyByViewEntity(beam.DoFn):
     """One slim record per view of the event's source that the event can affect, keyed
-    by (view, entity key); built-in derived fields (e.g. text length) are added here."""
+    by (view, entity key); built-in derived fields (e.g. text length) are added here.
+
+    A view that reads model outputs takes only records that carry them (the model stage
+    wrote them; a record it refused, or outside its sample, counts for the other views)."""
 
     def __init__(
         self, registry: Registry, plans: Sequence[ViewPlan], end: int | None = None
@@ -157,6 +160,13 @@ class KeyByViewEntity(beam.DoFn):
         self.plans = list(plans)
         self.derived = {s.name: registry.derived_fields(s.name) for s in registry.sources}
         self.end = end
+        modelled = {
+            (s.name, d.name) for s in registry.sources for d in self.derived[s.name] if d.model
+        }
+        self.model_fields = {
+            p.view: tuple(f.name for f in p.fields if (p.source, f.name) in modelled)
+            for p in self.plans
+        }
 
     def process(self, record: dict[str, Any]) -> Iterator[tuple[tuple[str, str], dict[str, Any]]]:
         if self.end is not None and record["event_time"] > self.end:
@@ -167,6 +177,8 @@ class KeyByViewEntity(beam.DoFn):
             if plan.source != record["topic"]:
                 continue
             if plan.where is not None and record.get(plan.where.field) not in plan.where.values:
+                continue
+            if any(record.get(name) is None for name in self.model_fields[plan.view]):
                 continue
             key = record.get(plan.join_key)
             if key is None:

@@ -15,6 +15,7 @@ import apache_beam as beam
 
 from common.archive_read import ArchiveFile, ReadArchiveTables, ReadEventFiles, discover
 from common.counting import batch_reconciliation
+from common.inference.settings import ModelSettings, skip_reason
 from common.stages import expand_at_top_level
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
@@ -34,6 +35,7 @@ class BackfillSummary:
     invalid: int = 0
     duplicates: int = 0
     rejected: int = 0  # online rows a store refused (in the dead-letter file)
+    model_refused: int = 0  # texts the models refused (in the dead-letter file)
     change_points: int = 0
     rows_written: dict[str, int] = field(default_factory=dict)
     online_rows: dict[str, int] = field(default_factory=dict)
@@ -66,6 +68,7 @@ class BackfillSummary:
             "invalid": self.invalid,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            "model_refused": self.model_refused,
             "change_points": self.change_points,
             "rows_written": self.rows_written,
             "online_rows": self.online_rows,
@@ -78,16 +81,19 @@ class BackfillSummary:
 
 
 def plans_for(
-    registry: Registry, views: Sequence[str] | None
+    registry: Registry, views: Sequence[str] | None, models: ModelSettings | None = None
 ) -> tuple[list[ViewPlan], dict[str, str]]:
-    """Plans of the views this pipeline can compute; the others with the reason."""
+    """Plans of the views this pipeline can compute with the models it runs (`models`,
+    default: all of them); the others with the reason."""
+    models = models or ModelSettings()
     plans, skipped = [], {}
     for view in registry.views:
         if views and view.name not in views:
             continue
         plan = ViewPlan.build(registry, view.name)
-        if plan.models:
-            skipped[view.name] = f"needs the inference stage (models: {', '.join(plan.models)})"
+        reason = skip_reason(registry, plan, models)
+        if reason is not None:
+            skipped[view.name] = reason
             continue
         plans.append(plan)
     return plans, skipped
@@ -107,13 +113,16 @@ def run_backfill(
     pipeline_args: Sequence[str] = (),
     received: datetime | None = None,
     profile: str | None = None,
+    models: ModelSettings | None = None,
 ) -> BackfillSummary:
     """`received`: when archived messages without a publish time, and event files, count
-    as received (their event_time may not be later, plus the clock skew); default now."""
+    as received (their event_time may not be later, plus the clock skew); default now.
+    `models`: which models run and on which share of users (default: all, every review)."""
     begun = time.monotonic()
     started = datetime.now(UTC)
     as_of = min(end, started) if end else started
-    plans, skipped = plans_for(registry, views)
+    models = models or ModelSettings()
+    plans, skipped = plans_for(registry, views, models)
     files = discover(events, [s.topic for s in registry.sources]) if events else None
     run_id = uuid.uuid4().hex[:12]
     tables = {p.view: change_point_table(registry, p.view, config.features_dataset) for p in plans}
@@ -136,6 +145,7 @@ def run_backfill(
         dead_path,
         bigquery_sink,
         to_micros(received or started),
+        models,
     )
     result = pipeline.run()
     result.wait_until_finish()
@@ -145,7 +155,8 @@ def run_backfill(
         write_profile(profile, "batch", pipeline, result)
     summary = _summary(result, skipped)
     summary.as_of = as_of
-    summary.dead_letters = dead_path if summary.invalid or summary.rejected else None
+    refused = summary.invalid or summary.rejected or summary.model_refused
+    summary.dead_letters = dead_path if refused else None
     summary.elapsed_s = time.monotonic() - begun
     return summary
 
@@ -162,6 +173,7 @@ def wire_backfill(
     dead_path: str,
     bigquery_sink: str,
     received_us: int | None = None,
+    models: ModelSettings | None = None,
 ) -> None:
     """Wires the backfill into `pipeline`: events from `files`, or from the platform's raw
     archive (what the stream and `import` wrote) when None; `online` is the online sink."""
@@ -203,6 +215,7 @@ def wire_backfill(
         else OnlineOutput(to_rows=to_online_rows(plans), sink=online, rejected=rejected),
         received_us=received_us,
         clock_skew_s=config.clock_skew_s,
+        models=models or ModelSettings(),
     )
     expand_at_top_level(pipeline, job)
 
@@ -216,6 +229,7 @@ def _summary(result: Any, skipped: dict[str, str]) -> BackfillSummary:
     summary.duplicates = counters.get("events_duplicate", 0)
     summary.lines = counters.get("lines_read", 0)
     summary.rejected = counters.get("rows_rejected", 0)
+    summary.model_refused = counters.get("model_dead_letters", 0)
     summary.change_points = counters.get("change_points", 0)
     summary.rows_written = {
         k.removeprefix("offline_rows_"): v

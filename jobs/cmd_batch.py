@@ -11,6 +11,7 @@ import click
 from feature_store.errors import ConfigError
 from jobs import summaries
 from jobs.cli import CliContext
+from jobs.model_options import model_options, model_settings
 from jobs.output import console, count_lines, json_option, print_json, run_with_progress
 
 
@@ -68,6 +69,7 @@ def _parse_time(text: str | None, name: str) -> datetime | None:
     help="When the event files count as received (RFC 3339); an event_time after it plus "
     "the clock skew is invalid. Default: when the run starts.",
 )
+@model_options()
 @json_option
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
@@ -82,6 +84,8 @@ def backfill(
     bigquery_sink: str,
     profile: str | None,
     now: str | None,
+    models: str,
+    model_sample: float,
     as_json: bool,
     pipeline_args: tuple[str, ...],
 ) -> None:
@@ -91,6 +95,7 @@ def backfill(
     """
     from jobs.backfill import run_backfill
 
+    settings = model_settings(models, model_sample)
     since, until, received = (
         _parse_time(start, "start"),
         _parse_time(end, "end"),
@@ -112,6 +117,7 @@ def backfill(
                 pipeline_args=pipeline_args,
                 received=received,
                 profile=profile,
+                models=settings,
             ),
             total=count_lines(events) if events else None,
         )

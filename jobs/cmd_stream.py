@@ -6,6 +6,7 @@ import click
 
 from jobs import summaries
 from jobs.cli import CliContext
+from jobs.model_options import model_options, model_settings
 from jobs.output import console, json_option, print_json
 
 
@@ -32,6 +33,7 @@ from jobs.output import console, json_option, print_json
     is_flag=True,
     help="Start with empty state instead of reading history from the archive.",
 )
+@model_options()
 @json_option
 @click.argument("pipeline_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
@@ -44,6 +46,8 @@ def stream(
     views: str,
     no_archive: bool,
     no_warm_start: bool,
+    models: str,
+    model_sample: float,
     pipeline_args: tuple[str, ...],
 ) -> None:
     """Run the streaming job: Pub/Sub → exact windows → Redis and Bigtable.
@@ -62,6 +66,7 @@ def stream(
         views=tuple(v for v in views.split(",") if v),
         archive=not no_archive,
         warm_start=not no_warm_start,
+        models=model_settings(models, model_sample),
     )
     try:
         summary = run_stream(

@@ -13,7 +13,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
 
+from common.inference.settings import ModelSettings
 from feature_store.config import PlatformConfig
 from feature_store.registry import Registry
 from jobs import output, summaries
@@ -39,6 +41,10 @@ SHOWN = {
     "user_activity": ("login_count_24h", "distinct_ips_24h"),
     "business_review_stats": ("review_count_1h", "review_count_24h", "one_star_share_7d"),
 }
+# Model features, shown for the busiest users in the model sample.
+MODEL_SHOWN = {
+    "user_content_stats": ("avg_sentiment_7d", "max_text_similarity_7d", "centroid_distance_30d")
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,10 @@ class DemoSettings:
     users: int = 400
     businesses: int = 60
     seed: int | None = None  # default: a new seed each run (event ids stay unique)
+    # Both models on the reviews of 2% of the users (about 120 of the 6,000 history
+    # reviews and a dozen live ones): the model views stay exact for those users, and the
+    # demo stays quick on 2 CPU cores.
+    models: ModelSettings = field(default_factory=lambda: ModelSettings(sample=0.02))
 
 
 def _step(text: str) -> None:
@@ -91,7 +101,12 @@ def _live(settings: DemoSettings) -> list[SimulatedMessage]:
     return list(simulate(config))
 
 
-def _busiest(messages: list[SimulatedMessage], key: str, n: int) -> list[str]:
+def _busiest(
+    messages: list[SimulatedMessage],
+    key: str,
+    n: int,
+    keep: Callable[[dict[str, Any]], bool] = lambda _: True,
+) -> list[str]:
     import json
 
     counts: Counter[str] = Counter()
@@ -100,23 +115,28 @@ def _busiest(messages: list[SimulatedMessage], key: str, n: int) -> list[str]:
             body = json.loads(m.raw)
         except ValueError:
             continue
-        if isinstance(body, dict) and isinstance(body.get(key), str):
+        if isinstance(body, dict) and isinstance(body.get(key), str) and keep(body):
             counts[body[key]] += 1
     return [k for k, _ in counts.most_common(n)]
 
 
-def _table(config: PlatformConfig, users: list[str], businesses: list[str]) -> Group:
+def _table(
+    config: PlatformConfig, users: list[str], businesses: list[str], sampled: list[str]
+) -> Group:
     """One small table per view: features down, the busiest entities across, so that
-    every name shows whole at 100 columns."""
+    every name shows whole at 100 columns (model views: the busiest sampled users)."""
     from jobs.retrieval import get_online
 
     tables: list[RenderableType] = [
         f"features read through Feast at {datetime.now(UTC):%H:%M:%S} UTC"
     ]
-    for view, names in SHOWN.items():
+    shown = {**SHOWN, **(MODEL_SHOWN if sampled else {})}
+    for view, names in shown.items():
         keys, join_key = (
             (businesses, "business_id") if view.startswith("business") else (users, "user_id")
         )
+        if view in MODEL_SHOWN:
+            keys = sampled
         rows = get_online(config, [f"{view}:{n}" for n in names], [{join_key: k} for k in keys])
         out = output.table(view, *keys, numeric=keys)
         for name in names:
@@ -185,7 +205,9 @@ def _prepare(config: PlatformConfig, registry: Registry) -> None:
     )
 
 
-def _start_stream(config: PlatformConfig, registry: Registry) -> tuple[Any, list[str]]:
+def _start_stream(
+    config: PlatformConfig, registry: Registry, models: ModelSettings
+) -> tuple[Any, list[str]]:
     from common.metrics import reset_local
     from feature_store.resources import stream_subscription
     from jobs.online_sink import online_sink
@@ -196,9 +218,10 @@ def _start_stream(config: PlatformConfig, registry: Registry) -> tuple[Any, list
     reset_local()
     for source in registry.sources:  # start from what is published from now on
         drain(config.project, config.topic_id(stream_subscription(source.topic)))
-    plans, _ = plans_for(registry, None)
+    plans, _ = plans_for(registry, None, models)
     pipeline = make_pipeline([], streaming=True)
-    build_stream(pipeline, config, registry, plans, StreamSettings(), online_sink(config))
+    settings = StreamSettings(models=models)
+    build_stream(pipeline, config, registry, plans, settings, online_sink(config))
     return pipeline.run(), [p.view for p in plans]
 
 
@@ -240,11 +263,19 @@ def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings)
     console.print(f"  {len(history):,} messages simulated into {folder}")
     console.print(summaries.imported(imported.counters, imported.dead_letters))
     _step("4/7 backfilling BigQuery and the online stores from the archive")
-    first = run_with_progress("backfill", lambda: run_backfill(config, registry, []), total=None)
+    models = settings.models
+    console.print(
+        f"  models: {models.label}, on the reviews of {models.sample:.0%} of the users "
+        "(a stable hash of user_id)"
+    )
+    first = run_with_progress(
+        "backfill", lambda: run_backfill(config, registry, [], models=models), total=None
+    )
     console.print(summaries.backfill(first.as_dict()))
     _step("5/7 starting the streaming job and publishing live traffic")
-    result, views = _start_stream(config, registry)
+    result, views = _start_stream(config, registry, models)
     users = _busiest(history, "user_id", 4)
+    sampled = _busiest(history, "user_id", 2, models.sampled) if models.models else []
     businesses = _busiest(history, "business_id", 2)
     live = _live(settings)
     publisher = _publisher(config, live, settings.live_rate)
@@ -253,10 +284,12 @@ def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings)
     console.print(f"  publishing {len(live):,} messages at {settings.live_rate:g} per second")
     _step("6/7 live features (Feast online) while the stream runs")
     began = time.monotonic()
-    with Live(_table(config, users, businesses), console=console, refresh_per_second=1) as view:
+    with Live(
+        _table(config, users, businesses, sampled), console=console, refresh_per_second=1
+    ) as view:
         while publisher.is_alive() or not _caught_up():
             time.sleep(2)
-            view.update(_table(config, users, businesses))
+            view.update(_table(config, users, businesses, sampled))
     console.line()
     job = collect(result)
     result.cancel()
@@ -265,7 +298,9 @@ def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings)
     _step("7/7 the nightly backfill from the archive, and online vs offline consistency")
     at = datetime.now(UTC)
     nightly = run_with_progress(
-        "backfill", lambda: run_backfill(config, registry, [], online=False, end=at), total=None
+        "backfill",
+        lambda: run_backfill(config, registry, [], online=False, end=at, models=models),
+        total=None,
     )
     report = check_consistency(config, registry, views, at)
     save_result(config, CONSISTENCY, {"views": views, **report.as_dict()})

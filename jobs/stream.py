@@ -78,7 +78,7 @@ def run_stream(
     from common.metrics import reset_local
     from jobs.online_sink import online_sink
 
-    plans, skipped = plans_for(registry, settings.views or None)
+    plans, skipped = plans_for(registry, settings.views or None, settings.models)
     reset_local()
     pipeline = make_pipeline(pipeline_args, streaming=True)
     build_stream(pipeline, config, registry, plans, settings, online_sink(config))

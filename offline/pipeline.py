@@ -1,7 +1,8 @@
 """The batch backfill as one composite transform: its `expand()` is the README's picture.
 
 Archive → count of lines read → validation (dead letters to a file, with the online
-rows a store refused) → de-duplication → change points per
+rows a store refused and the texts the models refused) → de-duplication → the model
+stage (reviews that model views read get sentiment and embeddings) → change points per
 (view, entity) → each view's change-point table, and the latest row per entity to the
 online stores. Reshuffles separate the stages so that Dataflow Prime gives each the
 workers its resource hints ask for (`common.stages`).
@@ -17,6 +18,7 @@ import apache_beam as beam
 from apache_beam.pvalue import PBegin
 
 from common.counting import CountElements
+from common.inference.settings import ModelSettings, model_fields
 from common.stages import IO_HINTS
 from common.transforms import DEAD_LETTER, ValidateEvents, write_dead_letter_file
 from feature_store.core.plan import ViewPlan
@@ -65,10 +67,13 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
         online: OnlineOutput | None,
         received_us: int | None = None,
         clock_skew_s: float = DEFAULT_CLOCK_SKEW.total_seconds(),
+        models: ModelSettings | None = None,
     ) -> None:
         """`received_us`: when messages without a publish time (files, imported rows)
-        count as received; event times after it plus `clock_skew_s` are dead letters."""
+        count as received; event times after it plus `clock_skew_s` are dead letters.
+        `models`: the model stage's settings, when a plan reads model outputs."""
         super().__init__()
+        self.models = models
         self.received_us, self.clock_skew_s = received_us, clock_skew_s
         self.reader, self.registry, self.plans = reader, registry, list(plans)
         self.span_us, self.dead_letters = span_us, dead_letters
@@ -87,9 +92,16 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
             | "ValidateEvents" >> validate
         )
         dead_letters = [checked[DEAD_LETTER]]
+        unique = checked.valid | "Deduplicate" >> DeduplicateEvents()
+        if self.models is not None and any(model_fields(self.registry, p) for p in self.plans):
+            from common.inference.enrich import ModelFeatures
+
+            (unique,), refused = unique | "ModelFeatures" >> ModelFeatures(
+                self.registry, self.plans, self.models, batched=True
+            )
+            dead_letters.append(refused)
         rows = (
-            checked.valid
-            | "Deduplicate" >> DeduplicateEvents()
+            unique
             | "ToFeatureStage" >> beam.Reshuffle()
             | "EngineerFeatures"
             >> ComputeChangePoints(self.registry, self.plans, start_us, as_of_us)

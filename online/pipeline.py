@@ -1,23 +1,26 @@
 """The streaming job as one composite transform: its `expand()` is the README's picture.
 
 Pub/Sub → count of messages received → validation (dead letters to `<topic>-dlq`, with
-archived records now invalid and online rows a store refused) → raw archive; de-duplication →
-keying by (view, entity) → exact windows, warm-started from the archive (late events to
-`<topic>-late`) → online stores. Each stage owns its resource hints (`common.stages`), so
-a new stage (inference, a kernel) is one line here.
+archived records now invalid, texts the models refused and online rows a store refused) →
+raw archive; de-duplication → the model stage (live and warm-start reviews that model
+views read get sentiment and embeddings) → keying by (view, entity) → exact windows,
+warm-started from the archive (late events to `<topic>-late`) → online stores. Each stage
+owns its resource hints (`common.stages`), so a new stage (inference, a kernel) is one
+line here.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 from apache_beam.pvalue import PBegin, PCollection
 
 from common.archive import ARCHIVE
 from common.counting import CountElements
+from common.inference.settings import ModelSettings, model_fields
 from common.stages import DEDUP_HINTS, HISTORY_HINTS, IO_HINTS, VALIDATION_HINTS
 from common.transforms import DEAD_LETTER, KeyByViewEntity, ValidateEvents
 from feature_store.config import PlatformConfig
@@ -39,6 +42,7 @@ class StreamSettings:
     views: tuple[str, ...] = ()
     archive: bool = True  # write every valid message to the raw archive
     warm_start: bool = True  # seed the state from the archive before live events
+    models: ModelSettings = field(default_factory=ModelSettings)  # which run, on whom
 
 
 def history_horizon_us(plans: Sequence[ViewPlan], started_us: int, lateness_s: float) -> int | None:
@@ -85,9 +89,21 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         dead_letters = [checked[DEAD_LETTER]]
         if settings.archive:
             _ = checked[ARCHIVE] | "ArchiveEvents" >> self._write_archive()
+        records = [checked.valid | "Deduplicate" >> DeduplicateByEventId(settings.dedup_ttl_s)]
+        if settings.warm_start:
+            history_records, history_dead = self._read_history(begin)
+            records.append(history_records)
+            dead_letters.append(history_dead)
+        if any(model_fields(self.registry, p) for p in self.plans):
+            from common.inference.enrich import ModelFeatures
+
+            enriched, refused = tuple(records) | "ModelFeatures" >> ModelFeatures(
+                self.registry, self.plans, settings.models
+            )
+            records = list(enriched)
+            dead_letters.append(refused)
         batches = (
-            checked.valid
-            | "Deduplicate" >> DeduplicateByEventId(settings.dedup_ttl_s)
+            records[0]
             # keyed and batched on the de-duplication stage's workers
             | "KeyByViewAndEntity"
             >> beam.ParDo(KeyByViewEntity(self.registry, self.plans)).with_resource_hints(
@@ -96,9 +112,8 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
             | "AsBatches" >> beam.Map(as_batch).with_resource_hints(**DEDUP_HINTS)
         )
         if settings.warm_start:
-            history, history_dead = self._history(begin)
+            history = self._group_history(records[1])
             batches = (batches, history) | "WithHistory" >> beam.Flatten()
-            dead_letters.append(history_dead)
         windows = batches | "EngineerFeatures" >> AggregateWindows(
             self.plans, settings.allowed_lateness_s, self.started_us
         )
@@ -138,9 +153,9 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         factory = functools.partial(cached_client, config.project, config.bigquery_endpoint)
         return WriteArchive(factory, archive_table_ids(config, self.registry), schemas)
 
-    def _history(self, begin: PBegin) -> tuple[PCollection, PCollection]:
-        """The archive's events since the horizon, grouped per (view, entity), and the
-        archived records the contract now refuses (dead letters like live ones)."""
+    def _read_history(self, begin: PBegin) -> tuple[PCollection, PCollection]:
+        """The archive's valid events since the horizon, and the archived records the
+        contract now refuses (dead letters like live ones)."""
         from common.archive_read import ReadArchiveTables
 
         config, settings = self.config, self.settings
@@ -153,8 +168,12 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
             | "ValidateHistory"
             >> ValidateEvents("stream", history=True, clock_skew_s=config.clock_skew_s)
         )
+        return records.valid, records[DEAD_LETTER]
+
+    def _group_history(self, records: PCollection) -> PCollection:
+        """The warm start's events grouped per (view, entity)."""
         history: PCollection = (
-            records.valid
+            records
             | "KeyHistory"
             >> beam.ParDo(KeyByViewEntity(self.registry, self.plans)).with_resource_hints(
                 **VALIDATION_HINTS
@@ -166,4 +185,4 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
                 **HISTORY_HINTS
             )
         )
-        return history, records[DEAD_LETTER]
+        return history

@@ -22,9 +22,8 @@ from common.inference import paraphrase
 from common.inference.checksums import SEMANTIC_WEIGHTS_SHA256, verify_sha256
 from common.inference.errors import ModelSourceError
 from common.inference.sentiment import load_head
+from common.inference.settings import PARAPHRASE, SEMANTIC
 
-SEMANTIC = "semantic"
-PARAPHRASE = "paraphrase"
 MAX_POSITIONS = 512  # BERT position table of both encoders: the hard limit of a text
 
 

@@ -31,6 +31,7 @@ from apache_beam.transforms.userstate import BagStateSpec
 
 from common.inference import models as catalog
 from common.inference.handlers import PackagedModelHandler
+from common.inference.settings import OUTPUTS
 from common.stages import Stage
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,6 @@ T4 = "type:nvidia-tesla-t4;count:1;install-nvidia-driver"
 # The hints `Inference` owns (Beam's names): a T4 worker, or a CPU one for local runs.
 GPU_HINTS: Final[Mapping[str, str]] = {"min_ram": "16GB", "accelerator": T4}
 CPU_HINTS: Final[Mapping[str, str]] = {"min_ram": GPU_HINTS["min_ram"]}
-# Output fields per model (the names of the derived fields in feature_store.reference).
-OUTPUTS = {
-    catalog.SEMANTIC: {"embedding": "embedding_semantic", "sentiment": "sentiment"},
-    catalog.PARAPHRASE: {"embedding": "embedding_paraphrase"},
-}
 
 
 @dataclass(frozen=True, kw_only=True)

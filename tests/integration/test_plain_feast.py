@@ -225,7 +225,7 @@ def test_training_set_command_writes_the_point_in_time_join(
     assert len(table) == len(labels) == summary["rows"]
     assert [r["review_id"] for r in table] == [r["review_id"] for r in labels]  # labels' order
     assert [r["is_fraud"] for r in table] == [r["is_fraud"] for r in labels]
-    # review_content is declared but no job computes it yet: every value null, and said so.
+    # This backfill computes no review_content (views=VIEWS): every value null, and said so.
     for name in ("text_length", "sentiment"):
         assert summary["nulls"][f"review_content__{name}"] == len(labels)
         assert all(r[f"review_content__{name}"] is None for r in table)

@@ -18,6 +18,7 @@ from feature_store.reference import REGISTRY
 from jobs.deploy import DataflowTarget, build_job, dry_run
 
 GB = "GB"
+ACCELERATOR = "beam:resources:accelerator:v1"
 T4 = "type:nvidia-tesla-t4;count:1;install-nvidia-driver"
 
 # What each stage must ask for, written out here rather than read from common.stages.
@@ -54,6 +55,9 @@ BACKFILL = {
     "WriteOnline": "4GB",
     "RejectedRows": "4GB",
 }
+# The model stage: routing, tokenising and joining at 4 GB, its inference steps on a T4
+# worker with 16 GB (the only accelerator of either job).
+MODEL_STAGE = "ModelFeatures"
 # Steps that are pure plumbing: a shuffle, a flatten; they take the job's default.
 PLUMBING = {"GroupHistory", "WithHistory", "ToFeatureStage", "ToOutputStage", "AllDeadLetters"}
 
@@ -86,10 +90,37 @@ def deployed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 def test_every_named_stage_gets_its_hint(deployed) -> None:
     job, graph = deployed
     expected = STREAM if job == "stream" else BACKFILL
-    assert set(graph) == set(expected) | (PLUMBING & set(graph))
+    assert set(graph) == set(expected) | {MODEL_STAGE} | (PLUMBING & set(graph))
     for label, ram in expected.items():
         assert graph[label].min_ram == (ram,), label
         assert graph[label].accelerator == (), label
+    assert graph[MODEL_STAGE].min_ram == ("4GB", "16GB")
+    assert graph[MODEL_STAGE].accelerator == (T4,)
+
+
+def test_the_accelerator_is_on_the_inference_steps_only(tmp_path: Path) -> None:
+    """Read from the proto a runner receives: every leaf transform with the T4 hint is
+    under the model stage's `Inference` (one per input: the stream's live records and
+    its warm start), and every inference leaf has it."""
+    for job in ("stream", "backfill"):
+        config = PlatformConfig.local_default(tmp_path / job).for_project("my-proj")
+        pipeline = beam.Pipeline(options=PipelineOptions(["--dry_run=True"]))
+        build_job(job, pipeline, config, REGISTRY, now=datetime(2026, 1, 1, tzinfo=UTC))
+        proto = pipeline.to_runner_api()
+        envs = proto.components.environments
+        accelerated, inference = set(), set()
+        for t in proto.components.transforms.values():
+            if t.subtransforms or not t.environment_id:
+                continue
+            if ACCELERATOR in envs[t.environment_id].resource_hints:
+                accelerated.add(t.unique_name)
+            if "/Inference/" in t.unique_name:
+                inference.add(t.unique_name)
+        computes = {n.split("/")[1] for n in inference}
+        assert computes == ({"Compute", "Compute1"} if job == "stream" else {"Compute"}), job
+        assert any("BeamML_RunInference" in n for n in inference), job
+        assert accelerated == inference, job
+        assert all(n.startswith(f"{MODEL_STAGE}/") for n in accelerated), job
 
 
 def test_no_leaf_transform_runs_without_a_hint(deployed) -> None:
