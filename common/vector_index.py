@@ -31,6 +31,8 @@ import apache_beam as beam
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
+    from feature_store.config import PlatformConfig
+
 log = logging.getLogger(__name__)
 
 COLLECTION: Final = "reviews"
@@ -41,6 +43,7 @@ VECTOR_FIELDS: Final[Mapping[str, str]] = {
     "paraphrase": "embedding_paraphrase",
 }
 _NAMESPACE: Final = uuid.UUID("6f1d3c52-2a0e-4d7b-9a47-8b6c1f0e5d21")
+INDEX_DIR: Final = "vector_index"  # under the state folder (embedded mode)
 
 
 class VectorIndexError(Exception):
@@ -72,6 +75,16 @@ class IndexSettings:
     @property
     def where(self) -> str:
         return self.url or f"folder {self.path}"
+
+
+def settings_for(config: PlatformConfig, api_key: str | None = None) -> IndexSettings | None:
+    """The platform's index: its server when a URL is set, else the state folder's embedded
+    index locally; None in production without a server (workers share no folder)."""
+    if config.vector_index_url:
+        return IndexSettings(url=config.vector_index_url, api_key=api_key)
+    if config.local:
+        return IndexSettings(path=str(config.state_dir / INDEX_DIR))
+    return None
 
 
 def point_id(review_id: str) -> str:
@@ -231,17 +244,30 @@ class _Upsert(beam.DoFn):  # type: ignore[misc]
 class WriteVectorIndex(beam.PTransform):  # type: ignore[misc]
     """Records of `review_content` (review id, keys, text, embeddings) into the index.
 
-    Batched (`BatchElements`), each batch one upsert; outputs the points written per batch.
+    Only records that carry every vector the index holds are written (the others are
+    events no model ran on). Batched (`BatchElements`), each batch one upsert; outputs the
+    points written per batch. `batched=True` takes lists of records (the backfill's).
     """
 
-    def __init__(self, settings: IndexSettings, *, max_batch_size: int = 256) -> None:
+    def __init__(
+        self, settings: IndexSettings, *, max_batch_size: int = 256, batched: bool = False
+    ) -> None:
         super().__init__()
         self.settings = settings
         self.max_batch_size = max_batch_size
+        self.batched = batched
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
+        fields = [VECTOR_FIELDS[name] for name in self.settings.dims]
+
+        def embedded(record: Mapping[str, Any]) -> bool:
+            return all(record.get(f) is not None for f in fields)
+
+        if self.batched:
+            records = records | "Unbatch" >> beam.FlatMap(lambda batch: batch)
         return (
             records
+            | "WithVectors" >> beam.Filter(embedded)
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.max_batch_size)
             | "Upsert" >> beam.ParDo(_Upsert(self.settings))
         )

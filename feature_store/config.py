@@ -82,6 +82,9 @@ class PlatformConfig:
     redis_url: str | None = None
     # Secret Manager version of the Redis AUTH string (production), read by the workers.
     redis_password_secret: str | None = None
+    # A Qdrant server for the vector index; locally, without one, an embedded index in
+    # the state folder; in production, without one, no index is written.
+    vector_index_url: str | None = None
     topic_prefix: str = ""  # isolates several platforms on one Pub/Sub project (tests)
     state_dir: Path = field(default_factory=lambda: Path(".local"))
     endpoints: Endpoints = field(default_factory=Endpoints)
@@ -102,7 +105,11 @@ class PlatformConfig:
 
     @classmethod
     def local_default(cls, state_dir: Path | str = ".local") -> PlatformConfig:
-        return cls(state_dir=Path(state_dir), endpoints=Endpoints.from_env())
+        return cls(
+            state_dir=Path(state_dir),
+            endpoints=Endpoints.from_env(),
+            vector_index_url=os.environ.get("FEATURE_STORE_QDRANT_URL") or None,
+        )
 
     def for_project(self, project: str) -> PlatformConfig:
         """The production profile: real GCP, no emulator endpoints."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from common import vector_index
 from common.archive_read import ArchiveFile, ReadArchiveTables, ReadEventFiles, discover
 from common.counting import batch_reconciliation
 from common.inference.settings import ModelSettings, skip_reason
@@ -216,6 +217,7 @@ def wire_backfill(
         received_us=received_us,
         clock_skew_s=config.clock_skew_s,
         models=models or ModelSettings(),
+        vector_index=vector_index.settings_for(config),
     )
     expand_at_top_level(pipeline, job)
 

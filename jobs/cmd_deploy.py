@@ -35,6 +35,10 @@ from jobs.cli import CliContext
 @click.option("--max-workers", type=int, help="Upper bound for Horizontal Autoscaling.")
 @click.option("--redis-url", help="Memorystore host:port the jobs write (production).")
 @click.option(
+    "--qdrant-url",
+    help="Qdrant server for the reviews' embeddings (without one, no index is written).",
+)
+@click.option(
     "--redis-password-secret",
     help="Secret Manager version of Memorystore's AUTH string "
     "(projects/P/secrets/S/versions/latest); the workers read it when they connect.",
@@ -77,6 +81,7 @@ def deploy(
     max_workers: int | None,
     redis_url: str | None,
     redis_password_secret: str | None,
+    qdrant_url: str | None,
     update: bool,
     renames: tuple[str, ...],
     drain_first: bool,
@@ -104,6 +109,8 @@ def deploy(
         config = replace(config, redis_url=redis_url)
     if redis_password_secret:
         config = replace(config, redis_password_secret=redis_password_secret)
+    if qdrant_url:
+        config = replace(config, vector_index_url=qdrant_url)
     try:
         target = DataflowTarget(
             project=gcp_project,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -14,19 +13,23 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from common.vector_index import IndexSettings
+    from feature_store.config import PlatformConfig
     from jobs.cli import CliContext
 
 WIDTH = 100
-INDEX_DIR = "vector_index"
 
 
-def index_settings(state_dir: Path, url: str | None, api_key: str | None) -> IndexSettings:
-    """The index of this platform: a server when a URL is given, else the state folder's."""
-    from common.vector_index import IndexSettings
+def index_settings(config: PlatformConfig, url: str | None, api_key: str | None) -> IndexSettings:
+    """The index to read: the server named here, else the platform's (`settings_for`)."""
+    from common.vector_index import IndexSettings, settings_for
 
     if url:
         return IndexSettings(url=url, api_key=api_key)
-    return IndexSettings(path=str(state_dir / INDEX_DIR))
+    found = settings_for(config, api_key)
+    if found is None:
+        msg = "in production the index is a Qdrant server: give --qdrant-url"
+        raise click.UsageError(msg)
+    return found
 
 
 @click.command(name="similar")
@@ -60,7 +63,7 @@ def similar(
     """The K reviews nearest to REVIEW_ID by one model's embedding (cosine), best first."""
     from common import vector_index
 
-    settings = index_settings(ctx.config.state_dir, qdrant_url, qdrant_api_key)
+    settings = index_settings(ctx.config, qdrant_url, qdrant_api_key)
     try:
         found = vector_index.similar(settings, review_id, vector, k)
     except vector_index.VectorIndexError as exc:

@@ -39,6 +39,11 @@ def parser(job: str) -> argparse.ArgumentParser:
         help="Secret Manager version of the AUTH string, read by the workers.",
     )
     p.add_argument("--bigtable_instance", default="feature-store", help="Bigtable instance id.")
+    p.add_argument(
+        "--vector_index_url",
+        default=None,
+        help="Qdrant server for the reviews' embeddings (none: no index is written).",
+    )
     p.add_argument("--views", default="", help="Comma-separated views (default: every view).")
     if job == "stream":
         p.add_argument(
@@ -73,6 +78,7 @@ def run(job: str, argv: Sequence[str]) -> None:
         PlatformConfig().for_project(project),
         redis_url=known.redis_url,
         redis_password_secret=known.redis_password_secret,
+        vector_index_url=known.vector_index_url,
         bigtable_instance=known.bigtable_instance,
     )
     pipeline = beam.Pipeline(options=options)

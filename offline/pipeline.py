@@ -21,6 +21,7 @@ from common.counting import CountElements
 from common.inference.settings import ModelSettings, model_fields
 from common.stages import IO_HINTS
 from common.transforms import DEAD_LETTER, ValidateEvents, write_dead_letter_file
+from common.vector_index import IndexSettings, WriteVectorIndex
 from feature_store.core.plan import ViewPlan
 from feature_store.events import DEFAULT_CLOCK_SKEW
 from feature_store.registry import Registry
@@ -68,12 +69,14 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
         received_us: int | None = None,
         clock_skew_s: float = DEFAULT_CLOCK_SKEW.total_seconds(),
         models: ModelSettings | None = None,
+        vector_index: IndexSettings | None = None,
     ) -> None:
         """`received_us`: when messages without a publish time (files, imported rows)
         count as received; event times after it plus `clock_skew_s` are dead letters.
-        `models`: the model stage's settings, when a plan reads model outputs."""
+        `models`: the model stage's settings, when a plan reads model outputs;
+        `vector_index`: where the reviews' embeddings go (None: nowhere)."""
         super().__init__()
-        self.models = models
+        self.models, self.vector_index = models, vector_index
         self.received_us, self.clock_skew_s = received_us, clock_skew_s
         self.reader, self.registry, self.plans = reader, registry, list(plans)
         self.span_us, self.dead_letters = span_us, dead_letters
@@ -100,6 +103,10 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
                 self.registry, self.plans, self.models, batched=True
             )
             dead_letters.append(refused)
+            if self.vector_index is not None:
+                _ = unique | "IndexVectors" >> WriteVectorIndex(
+                    self.vector_index, batched=True
+                ).with_resource_hints(**IO_HINTS)
         rows = (
             unique
             | "ToFeatureStage" >> beam.Reshuffle()

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 from apache_beam.pvalue import PBegin, PCollection
 
+from common import vector_index
 from common.archive import ARCHIVE
 from common.counting import CountElements
 from common.inference.settings import ModelSettings, model_fields
 from common.stages import DEDUP_HINTS, HISTORY_HINTS, IO_HINTS, VALIDATION_HINTS
 from common.transforms import DEAD_LETTER, KeyByViewEntity, ValidateEvents
+from common.vector_index import WriteVectorIndex
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
 from feature_store.registry import Registry
@@ -43,6 +45,7 @@ class StreamSettings:
     archive: bool = True  # write every valid message to the raw archive
     warm_start: bool = True  # seed the state from the archive before live events
     models: ModelSettings = field(default_factory=ModelSettings)  # which run, on whom
+    vector_index: bool = True  # write the reviews' embeddings to the platform's index
 
 
 def history_horizon_us(plans: Sequence[ViewPlan], started_us: int, lateness_s: float) -> int | None:
@@ -102,6 +105,11 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
             )
             records = list(enriched)
             dead_letters.append(refused)
+            index = vector_index.settings_for(config) if settings.vector_index else None
+            if index is not None:  # live reviews only: the history's are in the index already
+                _ = records[0] | "IndexVectors" >> WriteVectorIndex(index).with_resource_hints(
+                    **IO_HINTS
+                )
         batches = (
             records[0]
             # keyed and batched on the de-duplication stage's workers

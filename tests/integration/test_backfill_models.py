@@ -177,3 +177,34 @@ def test_online_and_offline_agree_on_the_model_views(
     report = check_consistency(platform, REGISTRY, list(VIEWS), backfilled.as_of)
     assert report.entities > 0
     assert not report.mismatches, report.as_dict(examples=3)
+
+
+def test_the_backfill_fills_the_vector_index(
+    platform: PlatformConfig, backfilled: BackfillSummary, direct
+) -> None:
+    """One point per review, each named vector equal to the model's, and `similar`
+    ranks by the semantic vector exactly as a brute-force cosine over the direct vectors."""
+    from common import vector_index
+
+    settings = vector_index.settings_for(platform)
+    assert settings is not None
+    client = vector_index.client(settings)
+    assert client.count(settings.collection).count == len(direct)
+    ids = sorted(direct)
+    points = client.retrieve(
+        settings.collection, ids=[vector_index.point_id(r) for r in ids], with_vectors=True
+    )
+    stored = {p.payload["review_id"]: p.vector for p in points}
+    for review_id in ids:
+        np.testing.assert_allclose(
+            stored[review_id]["semantic"], direct[review_id]["semantic"], atol=ATOL
+        )
+        np.testing.assert_allclose(
+            stored[review_id]["paraphrase"], direct[review_id]["paraphrase"], atol=ATOL
+        )
+    first = ids[0]
+    got = vector_index.similar(settings, first, "semantic", 3)
+    matrix = np.stack([direct[r]["semantic"] for r in ids])
+    scores = matrix @ direct[first]["semantic"]
+    ranked = [ids[i] for i in np.argsort(-scores) if ids[i] != first][:3]
+    assert [n.review_id for n in got] == ranked

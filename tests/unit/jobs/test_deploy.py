@@ -4,6 +4,7 @@ from `to_runner_api()`), and the Dataflow options."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,6 +41,7 @@ STREAM = {
     "ToOnlineRows": "4GB",
     "WriteOnline": "4GB",
     "RejectedRows": "4GB",
+    "IndexVectors": "4GB",
 }
 BACKFILL = {
     "ReadArchive": "4GB",
@@ -54,6 +56,7 @@ BACKFILL = {
     "ToOnlineRows": "4GB",
     "WriteOnline": "4GB",
     "RejectedRows": "4GB",
+    "IndexVectors": "4GB",
 }
 # The model stage: routing, tokenising and joining at 4 GB, its inference steps on a T4
 # worker with 16 GB (the only accelerator of either job).
@@ -74,7 +77,10 @@ def _target(job: str) -> DataflowTarget:
 
 
 def _graph(job: str, args: list[str], state: Path) -> dict[str, Stage]:
-    config = PlatformConfig.local_default(state).for_project("my-proj")
+    config = replace(
+        PlatformConfig.local_default(state).for_project("my-proj"),
+        vector_index_url="http://qdrant.internal:6333",
+    )
     pipeline = beam.Pipeline(options=PipelineOptions([*args, "--dry_run=True"]))
     build_job(job, pipeline, config, REGISTRY, now=datetime(2026, 1, 1, tzinfo=UTC))
     return {s.label: s for s in stages(pipeline.to_runner_api())}
