@@ -19,6 +19,7 @@ from apache_beam.pvalue import PBegin
 from common.counting import CountElements
 from common.stages import IO_HINTS
 from common.transforms import DEAD_LETTER, ValidateEvents, write_dead_letter_file
+from common.vectors import EvaluateVectorFeatures
 from feature_store.core.plan import ViewPlan
 from feature_store.events import DEFAULT_CLOCK_SKEW
 from feature_store.registry import Registry
@@ -65,10 +66,13 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
         online: OnlineOutput | None,
         received_us: int | None = None,
         clock_skew_s: float = DEFAULT_CLOCK_SKEW.total_seconds(),
+        vector_accelerator: bool = False,
     ) -> None:
         """`received_us`: when messages without a publish time (files, imported rows)
-        count as received; event times after it plus `clock_skew_s` are dead letters."""
+        count as received; event times after it plus `clock_skew_s` are dead letters.
+        `vector_accelerator`: the vector features' kernels ask for a GPU."""
         super().__init__()
+        self.vector_accelerator = vector_accelerator
         self.received_us, self.clock_skew_s = received_us, clock_skew_s
         self.reader, self.registry, self.plans = reader, registry, list(plans)
         self.span_us, self.dead_letters = span_us, dead_letters
@@ -93,6 +97,9 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
             | "ToFeatureStage" >> beam.Reshuffle()
             | "EngineerFeatures"
             >> ComputeChangePoints(self.registry, self.plans, start_us, as_of_us)
+            | "ToVectorStage" >> beam.Reshuffle()
+            | "VectorFeatures"
+            >> EvaluateVectorFeatures("backfill", accelerator=self.vector_accelerator)
             | "ToOutputStage" >> beam.Reshuffle()
         )
         out = self.offline

@@ -20,6 +20,7 @@ from common.archive import ARCHIVE
 from common.counting import CountElements
 from common.stages import DEDUP_HINTS, HISTORY_HINTS, IO_HINTS, VALIDATION_HINTS
 from common.transforms import DEAD_LETTER, KeyByViewEntity, ValidateEvents
+from common.vectors import EvaluateVectorFeatures
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
 from feature_store.registry import Registry
@@ -39,6 +40,7 @@ class StreamSettings:
     views: tuple[str, ...] = ()
     archive: bool = True  # write every valid message to the raw archive
     warm_start: bool = True  # seed the state from the archive before live events
+    vector_accelerator: bool = False  # the vector features' kernels ask for a GPU
 
 
 def history_horizon_us(plans: Sequence[ViewPlan], started_us: int, lateness_s: float) -> int | None:
@@ -109,8 +111,18 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         # stateful step emitted them. A row that corrects an earlier one (a late-but-allowed
         # event, history arriving after live events) can carry the same valid_from, and
         # newer-wins cannot tell those apart; fused, they are written in order.
+        # The vector features' kernels run in their own stage (`VectorFeatures`), on rows
+        # of many keys at once: the stateful step finds their change points exactly and
+        # hands over the window's vectors (`feature_store.core.pending`). Its hints differ
+        # from its neighbours', so it is not fused with them; what the writers take from
+        # each batch, its newest row, is labelled after every row the key handed out
+        # before (corrections included), so newer-wins keeps the newest in any order.
         rejected = (
-            windows.rows | "ToOnlineRows" >> to_online_rows(self.plans) | "WriteOnline" >> self.sink
+            windows.rows
+            | "VectorFeatures"
+            >> EvaluateVectorFeatures("stream", accelerator=settings.vector_accelerator)
+            | "ToOnlineRows" >> to_online_rows(self.plans)
+            | "WriteOnline" >> self.sink
         )
         dead_letters.append(
             rejected

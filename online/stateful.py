@@ -104,7 +104,8 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         self.compute_lag = JobDistribution("stream", "publish_to_row_ms")
 
     def _aggregator(self, view: str) -> WindowAggregator:
-        return WindowAggregator(self.plans[view], self.allowed_lateness_us)
+        # vector kinds pending: the kernel stage (`common.vectors`) evaluates them
+        return WindowAggregator(self.plans[view], self.allowed_lateness_us, defer_vectors=True)
 
     def process(
         self,

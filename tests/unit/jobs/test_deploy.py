@@ -35,6 +35,7 @@ STREAM = {
     "KeyHistory": "4GB",
     "HistoryBatches": "16GB",
     "EngineerFeatures": "32GB",
+    "VectorFeatures": "16GB",
     "LateEvents": "4GB",
     "ToOnlineRows": "4GB",
     "WriteOnline": "4GB",
@@ -48,6 +49,7 @@ BACKFILL = {
     "WriteDeadLetters": "4GB",
     "Deduplicate": "8GB",
     "EngineerFeatures": "32GB",
+    "VectorFeatures": "16GB",
     "WriteOffline": "4GB",
     "LatestRows": "4GB",
     "ToOnlineRows": "4GB",
@@ -55,7 +57,14 @@ BACKFILL = {
     "RejectedRows": "4GB",
 }
 # Steps that are pure plumbing: a shuffle, a flatten; they take the job's default.
-PLUMBING = {"GroupHistory", "WithHistory", "ToFeatureStage", "ToOutputStage", "AllDeadLetters"}
+PLUMBING = {
+    "GroupHistory",
+    "WithHistory",
+    "ToFeatureStage",
+    "ToVectorStage",
+    "ToOutputStage",
+    "AllDeadLetters",
+}
 
 
 def _target(job: str) -> DataflowTarget:
@@ -103,7 +112,13 @@ def test_fusion_breaks_separate_the_feature_stage(deployed) -> None:
     job, graph = deployed
     breaks = {label for label, s in graph.items() if s.fusion_break}
     if job == "backfill":
-        assert {"Deduplicate", "ToFeatureStage", "ToOutputStage", "EngineerFeatures"} <= breaks
+        assert {
+            "Deduplicate",
+            "ToFeatureStage",
+            "ToVectorStage",
+            "ToOutputStage",
+            "EngineerFeatures",
+        } <= breaks
         assert "ValidateEvents" not in breaks
     else:  # keyed state shuffles before de-duplication and the windows
         assert {"Deduplicate", "EngineerFeatures", "GroupHistory"} <= breaks
