@@ -203,6 +203,7 @@ def wire_backfill(
         else OnlineOutput(to_rows=to_online_rows(plans), sink=online, rejected=rejected),
         received_us=received_us,
         clock_skew_s=config.clock_skew_s,
+        artifacts=config.artifacts_root,
     )
     expand_at_top_level(pipeline, job)
 

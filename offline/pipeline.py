@@ -17,6 +17,7 @@ import apache_beam as beam
 from apache_beam.pvalue import PBegin
 
 from common.counting import CountElements
+from common.projections import ApplyProjections, FitProjections, used_projections
 from common.stages import IO_HINTS
 from common.transforms import DEAD_LETTER, ValidateEvents, write_dead_letter_file
 from common.vectors import EvaluateVectorFeatures
@@ -67,12 +68,14 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
         received_us: int | None = None,
         clock_skew_s: float = DEFAULT_CLOCK_SKEW.total_seconds(),
         vector_accelerator: bool = False,
+        artifacts: str = ".local/artifacts",
     ) -> None:
         """`received_us`: when messages without a publish time (files, imported rows)
         count as received; event times after it plus `clock_skew_s` are dead letters.
-        `vector_accelerator`: the vector features' kernels ask for a GPU."""
+        `vector_accelerator`: the vector features' kernels ask for a GPU. `artifacts`:
+        where declared projections are saved (`common.projections.ProjectionStore`)."""
         super().__init__()
-        self.vector_accelerator = vector_accelerator
+        self.vector_accelerator, self.artifacts = vector_accelerator, artifacts
         self.received_us, self.clock_skew_s = received_us, clock_skew_s
         self.reader, self.registry, self.plans = reader, registry, list(plans)
         self.span_us, self.dead_letters = span_us, dead_letters
@@ -91,9 +94,13 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
             | "ValidateEvents" >> validate
         )
         dead_letters = [checked[DEAD_LETTER]]
+        unique = checked.valid | "Deduplicate" >> DeduplicateEvents()
+        fields = used_projections(self.registry, self.plans)
+        if fields:  # declared projections: fitted on this run's sample, then applied
+            fitted = unique | "FitProjections" >> FitProjections(fields, self.artifacts)
+            unique = unique | "ApplyProjections" >> ApplyProjections(fields, self.artifacts, fitted)
         rows = (
-            checked.valid
-            | "Deduplicate" >> DeduplicateEvents()
+            unique
             | "ToFeatureStage" >> beam.Reshuffle()
             | "EngineerFeatures"
             >> ComputeChangePoints(self.registry, self.plans, start_us, as_of_us)

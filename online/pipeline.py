@@ -18,6 +18,7 @@ from apache_beam.pvalue import PBegin, PCollection
 
 from common.archive import ARCHIVE
 from common.counting import CountElements
+from common.projections import ApplyProjections, used_projections
 from common.stages import DEDUP_HINTS, HISTORY_HINTS, IO_HINTS, VALIDATION_HINTS
 from common.transforms import DEAD_LETTER, KeyByViewEntity, ValidateEvents
 from common.vectors import EvaluateVectorFeatures
@@ -87,9 +88,12 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         dead_letters = [checked[DEAD_LETTER]]
         if settings.archive:
             _ = checked[ARCHIVE] | "ArchiveEvents" >> self._write_archive()
+        unique = checked.valid | "Deduplicate" >> DeduplicateByEventId(settings.dedup_ttl_s)
+        fields = used_projections(self.registry, self.plans)
+        if fields:  # declared projections: the latest the backfill saved
+            unique = unique | "ApplyProjections" >> ApplyProjections(fields, config.artifacts_root)
         batches = (
-            checked.valid
-            | "Deduplicate" >> DeduplicateByEventId(settings.dedup_ttl_s)
+            unique
             # keyed and batched on the de-duplication stage's workers
             | "KeyByViewAndEntity"
             >> beam.ParDo(KeyByViewEntity(self.registry, self.plans)).with_resource_hints(
@@ -165,8 +169,12 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
             | "ValidateHistory"
             >> ValidateEvents("stream", history=True, clock_skew_s=config.clock_skew_s)
         )
+        valid = records.valid
+        fields = used_projections(self.registry, self.plans)
+        if fields:
+            valid = valid | "ProjectHistory" >> ApplyProjections(fields, config.artifacts_root)
         history: PCollection = (
-            records.valid
+            valid
             | "KeyHistory"
             >> beam.ParDo(KeyByViewEntity(self.registry, self.plans)).with_resource_hints(
                 **VALIDATION_HINTS
