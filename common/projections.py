@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import apache_beam as beam
 import numpy as np
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 SAMPLE_ROWS = 4096
 SAMPLE_SEED = 0
 Record = dict[str, Any]
+
+if TYPE_CHECKING:  # the module imports jax: loaded where a projection is fitted or read
+    from feature_store.core.projection import Projection
 
 
 def declared_projections(registry: Registry, sources: Iterable[str]) -> dict[str, DerivedField]:
@@ -62,7 +65,7 @@ class ProjectionStore:
     def _path(self, name: str) -> str:
         return FileSystems.join(self.folder, name)
 
-    def save(self, projection: Any) -> str:
+    def save(self, projection: Projection) -> str:
         """Writes the projection and makes it the latest of its field; returns its path."""
         path = self._path(projection.file_name)
         if not FileSystems.exists(self.folder):
@@ -73,7 +76,7 @@ class ProjectionStore:
             out.write(projection.version.encode())
         return path
 
-    def latest(self, name: str) -> Any | None:
+    def latest(self, name: str) -> Projection | None:
         """The latest projection of field `name`, or None if none was saved."""
         from feature_store.core.projection import from_bytes
 
@@ -106,7 +109,9 @@ class _Fit(beam.DoFn):  # type: ignore[misc]
     def __init__(self, fields: Mapping[str, DerivedField], root: str, seed: int) -> None:
         self.fields, self.root, self.seed = fields, root, seed
 
-    def process(self, item: tuple[str, list[tuple[str, str, list[float]]]]) -> Iterator[Any]:
+    def process(
+        self, item: tuple[str, list[tuple[str, str, list[float]]]]
+    ) -> Iterator[tuple[str, Projection]]:
         from feature_store.core.projection import Sample, fit_projection
 
         name, drawn = item
@@ -165,7 +170,9 @@ class FitProjections(Stage):
 
 
 def project(
-    records: Sequence[Record], fields: Mapping[str, DerivedField], fitted: Mapping[str, Any]
+    records: Sequence[Record],
+    fields: Mapping[str, DerivedField],
+    fitted: Mapping[str, Projection | None],
 ) -> list[Record]:
     """The records with each projected field set (None where its input is null or no
     projection is fitted), in one kernel call per field."""
