@@ -8,8 +8,9 @@ drops the rows whose values did not change. Rows of views without vector feature
 through unchanged.
 
 The kernels are jitted once per worker process: `feature_store.core.linalg` wraps them
-at import, and `setup` imports it (the local runner calls `setup` per bundle; the
-module, and its compiled code, stays). JAX must not take the whole GPU from the models
+at import, which happens at the first pending row (the local runner calls `setup` per
+bundle; the module, and its compiled code, stays), so jobs without vector features never
+load jax. JAX must not take the whole GPU from the models
 sharing it: `setup` sets `XLA_PYTHON_CLIENT_PREALLOCATE=false` before jax is imported.
 """
 
@@ -40,13 +41,15 @@ class _Resolve(beam.DoFn):  # type: ignore[misc]
 
     def setup(self) -> None:
         no_jax_preallocation()
-        from feature_store.core import vector_rows  # jitted at import, once per process
-
-        self.resolve = vector_rows.resolve
         self.dropped = Metrics.counter(self.namespace, "vector_rows_unchanged")
 
     def process(self, batches: list[RowBatch]) -> Iterator[RowBatch]:
-        resolved = self.resolve(batches)
+        if all(b.pending is None for b in batches):
+            yield from batches  # views without vector features: jax is never loaded
+            return
+        from feature_store.core import vector_rows  # jitted at import, once per process
+
+        resolved = vector_rows.resolve(batches)
         dropped = sum(len(b) for b in batches) - sum(len(b) for b in resolved)
         if dropped:
             self.dropped.inc(dropped)
