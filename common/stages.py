@@ -46,6 +46,14 @@ INFERENCE_HINTS: Final[Hints] = {
     "min_ram": "8GB",
     "accelerator": "type:nvidia-tesla-t4;count:1;install-nvidia-driver",
 }
+# The JAX kernels of the vector features (a user's window of embeddings at each change
+# point, many users per call): CPU and RAM by default; `LINALG_GPU_HINTS` when the job is
+# configured with an accelerator for them (the same code runs on the GPU).
+LINALG_HINTS: Final[Hints] = {"min_ram": "16GB"}
+LINALG_GPU_HINTS: Final[Hints] = {
+    "min_ram": "16GB",
+    "accelerator": "type:nvidia-tesla-t4;count:1;install-nvidia-driver",
+}
 # The job's default (`--resource_hints`), for glue without a hint of its own (a
 # Reshuffle, a GroupByKey, a Flatten).
 DEFAULT_HINTS: Final[Hints] = {"min_ram": "4GB"}

@@ -90,6 +90,9 @@ class PlatformConfig:
     endpoints: Endpoints = field(default_factory=Endpoints)
     # How far an event_time may lie after its message's publish time (EVENTS.md).
     clock_skew_s: float = 300.0
+    # Where fitted artefacts (projections) live for both jobs; default: the state
+    # directory locally, the Dataflow bucket (gs://<project>-dataflow) in production.
+    artifacts: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.clock_skew_s < 366 * 86_400:
@@ -129,6 +132,14 @@ class PlatformConfig:
     def topic_id(self, name: str) -> str:
         """The Pub/Sub id of a topic or subscription named by the registry."""
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def artifacts_root(self) -> str:
+        if self.artifacts:
+            return self.artifacts
+        if self.local:
+            return str(self.state_dir / "artifacts")
+        return f"gs://{self.project}-dataflow/artifacts"
 
     @property
     def feast_repo(self) -> Path:

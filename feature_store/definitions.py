@@ -308,8 +308,11 @@ def share(share_where: Condition, where: Condition | None = None) -> Aggregation
 class DerivedField:
     """A per-event value computed by a pipeline stage from another field.
 
-    `producer` is `length` (characters of a string, computed in the feature stage) or
-    `model:<name>` (written by the inference stage; a vector when `dim` is set).
+    `producer` is `length` (characters of a string, computed in the feature stage),
+    `model:<name>` (written by the inference stage; a vector when `dim` is set), or
+    `pca:<input>:<dim>` (a PCA reduction of the vector field `input` to `dim` dimensions,
+    fitted by the batch job on a stated sample and applied by both jobs with the same
+    saved matrix; see `feature_store.core.projection`).
     """
 
     name: str
@@ -320,10 +323,24 @@ class DerivedField:
 
     def __post_init__(self) -> None:
         _check_name("derived field", self.name)
-        if self.producer != "length" and not re.match(r"^model:[a-z][a-z0-9_-]*$", self.producer):
+        if (
+            self.producer != "length"
+            and not re.match(r"^model:[a-z][a-z0-9_-]*$", self.producer)
+            and not re.match(r"^pca:[a-z][a-z0-9_]*:[1-9][0-9]*$", self.producer)
+        ):
             msg = (
-                f"derived field `{self.name}` producer must be `length` or `model:<name>`, "
-                f"got {self.producer!r}"
+                f"derived field `{self.name}` producer must be `length`, `model:<name>` or "
+                f"`pca:<input>:<dim>`, got {self.producer!r}"
+            )
+            _fail(msg)
+        reduction = self.projection
+        if reduction is not None and (
+            reduction != (self.input, self.dim) or self.dtype is not DType.FLOAT32_VECTOR
+        ):
+            msg = (
+                f"derived field `{self.name}`: producer {self.producer!r} needs input "
+                f"{reduction[0]!r}, dtype float32 vector and dim {reduction[1]}, got input "
+                f"{self.input!r}, {self.dtype.value} and dim {self.dim}"
             )
             _fail(msg)
         if (self.dtype is DType.FLOAT32_VECTOR) != (self.dim is not None):
@@ -339,6 +356,14 @@ class DerivedField:
     @property
     def model(self) -> str | None:
         return self.producer.split(":", 1)[1] if self.producer.startswith("model:") else None
+
+    @property
+    def projection(self) -> tuple[str, int] | None:
+        """(input field, dim) of a `pca:<input>:<dim>` producer; None for the others."""
+        if not self.producer.startswith("pca:"):
+            return None
+        _, source_field, dim = self.producer.split(":")
+        return source_field, int(dim)
 
 
 @dataclass(frozen=True, kw_only=True)

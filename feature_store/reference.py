@@ -92,6 +92,15 @@ REVIEW_DERIVED = (
         producer="model:paraphrase",
         dim=384,
     ),
+    # A PCA reduction of the semantic embedding, fitted by the backfill on a stated
+    # sample and applied by both jobs with the same saved matrix (common.projections).
+    DerivedField(
+        name="embedding_semantic_pca32",
+        dtype=DType.FLOAT32_VECTOR,
+        input="embedding_semantic",
+        producer="pca:embedding_semantic:32",
+        dim=32,
+    ),
 )
 
 USER_REVIEW_STATS = FeatureView(
@@ -164,6 +173,7 @@ REVIEW_CONTENT = FeatureView(
         Feature(name="sentiment", aggregation=last("sentiment")),
         Feature(name="embedding_semantic", aggregation=last("embedding_semantic")),
         Feature(name="embedding_paraphrase", aggregation=last("embedding_paraphrase")),
+        Feature(name="embedding_semantic_pca32", aggregation=last("embedding_semantic_pca32")),
     ),
 )
 

@@ -101,6 +101,8 @@ class Registry:
         models: set[str] = set()
         for used in self._fields_used(view):
             found = self.field_of(view.source, used)
+            while isinstance(found, DerivedField) and found.projection is not None:
+                found = self.field_of(view.source, found.input)  # a projection's input
             if isinstance(found, DerivedField) and found.model:
                 models.add(found.model)
         return tuple(sorted(models))
@@ -139,6 +141,19 @@ class Registry:
                 msg = (
                     f"derived field `{derived.name}` reads unknown field {derived.input!r} "
                     f"of source `{source_name}`"
+                )
+                raise FeatureDefinitionError(msg)
+            reduction = derived.projection
+            found = self.field_of(source_name, derived.input)
+            if reduction is not None and (
+                found is None
+                or found.dtype is not DType.FLOAT32_VECTOR
+                or not isinstance(found, DerivedField)
+                or (found.dim or 0) < reduction[1]
+            ):
+                msg = (
+                    f"derived field `{derived.name}` reduces {derived.input!r} to "
+                    f"{reduction[1]} dims: the input must be a vector field of at least as many"
                 )
                 raise FeatureDefinitionError(msg)
         for view in self.views:

@@ -218,6 +218,7 @@ def wire_backfill(
         clock_skew_s=config.clock_skew_s,
         models=models or ModelSettings(),
         vector_index=vector_index.settings_for(config),
+        artifacts=config.artifacts_root,
     )
     expand_at_top_level(pipeline, job)
 

@@ -19,9 +19,11 @@ from apache_beam.pvalue import PBegin
 
 from common.counting import CountElements
 from common.inference.settings import ModelSettings, model_fields
+from common.projections import ApplyProjections, FitProjections, used_projections
 from common.stages import IO_HINTS
 from common.transforms import DEAD_LETTER, ValidateEvents, write_dead_letter_file
 from common.vector_index import IndexSettings, WriteVectorIndex
+from common.vectors import EvaluateVectorFeatures
 from feature_store.core.plan import ViewPlan
 from feature_store.events import DEFAULT_CLOCK_SKEW
 from feature_store.registry import Registry
@@ -70,13 +72,18 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
         clock_skew_s: float = DEFAULT_CLOCK_SKEW.total_seconds(),
         models: ModelSettings | None = None,
         vector_index: IndexSettings | None = None,
+        vector_accelerator: bool = False,
+        artifacts: str = ".local/artifacts",
     ) -> None:
         """`received_us`: when messages without a publish time (files, imported rows)
         count as received; event times after it plus `clock_skew_s` are dead letters.
         `models`: the model stage's settings, when a plan reads model outputs;
-        `vector_index`: where the reviews' embeddings go (None: nowhere)."""
+        `vector_index`: where the reviews' embeddings go (None: nowhere);
+        `vector_accelerator`: the vector features' kernels ask for a GPU. `artifacts`:
+        where declared projections are saved (`common.projections.ProjectionStore`)."""
         super().__init__()
         self.models, self.vector_index = models, vector_index
+        self.vector_accelerator, self.artifacts = vector_accelerator, artifacts
         self.received_us, self.clock_skew_s = received_us, clock_skew_s
         self.reader, self.registry, self.plans = reader, registry, list(plans)
         self.span_us, self.dead_letters = span_us, dead_letters
@@ -107,11 +114,18 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
                 _ = unique | "IndexVectors" >> WriteVectorIndex(
                     self.vector_index, batched=True
                 ).with_resource_hints(**IO_HINTS)
+        fields = used_projections(self.registry, self.plans)
+        if fields:  # declared projections of model outputs: fitted on this run's sample
+            fitted = unique | "FitProjections" >> FitProjections(fields, self.artifacts)
+            unique = unique | "ApplyProjections" >> ApplyProjections(fields, self.artifacts, fitted)
         rows = (
             unique
             | "ToFeatureStage" >> beam.Reshuffle()
             | "EngineerFeatures"
             >> ComputeChangePoints(self.registry, self.plans, start_us, as_of_us)
+            | "ToVectorStage" >> beam.Reshuffle()
+            | "VectorFeatures"
+            >> EvaluateVectorFeatures("backfill", accelerator=self.vector_accelerator)
             | "ToOutputStage" >> beam.Reshuffle()
         )
         out = self.offline

@@ -22,9 +22,11 @@ from common import vector_index
 from common.archive import ARCHIVE
 from common.counting import CountElements
 from common.inference.settings import ModelSettings, model_fields
+from common.projections import ApplyProjections, used_projections
 from common.stages import DEDUP_HINTS, HISTORY_HINTS, IO_HINTS, VALIDATION_HINTS
 from common.transforms import DEAD_LETTER, KeyByViewEntity, ValidateEvents
 from common.vector_index import WriteVectorIndex
+from common.vectors import EvaluateVectorFeatures
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
 from feature_store.registry import Registry
@@ -46,6 +48,7 @@ class StreamSettings:
     warm_start: bool = True  # seed the state from the archive before live events
     models: ModelSettings = field(default_factory=ModelSettings)  # which run, on whom
     vector_index: bool = True  # write the reviews' embeddings to the platform's index
+    vector_accelerator: bool = False  # the vector features' kernels ask for a GPU
 
 
 def history_horizon_us(plans: Sequence[ViewPlan], started_us: int, lateness_s: float) -> int | None:
@@ -110,6 +113,11 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
                 _ = records[0] | "IndexVectors" >> WriteVectorIndex(index).with_resource_hints(
                     **IO_HINTS
                 )
+        fields = used_projections(self.registry, self.plans)
+        if fields:  # declared projections (of model outputs): the latest the backfill saved
+            records[0] = records[0] | "ApplyProjections" >> ApplyProjections(
+                fields, config.artifacts_root
+            )
         batches = (
             records[0]
             # keyed and batched on the de-duplication stage's workers
@@ -132,8 +140,18 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         # stateful step emitted them. A row that corrects an earlier one (a late-but-allowed
         # event, history arriving after live events) can carry the same valid_from, and
         # newer-wins cannot tell those apart; fused, they are written in order.
+        # The vector features' kernels run in their own stage (`VectorFeatures`), on rows
+        # of many keys at once: the stateful step finds their change points exactly and
+        # hands over the window's vectors (`feature_store.core.pending`). Its hints differ
+        # from its neighbours', so it is not fused with them; what the writers take from
+        # each batch, its newest row, is labelled after every row the key handed out
+        # before (corrections included), so newer-wins keeps the newest in any order.
         rejected = (
-            windows.rows | "ToOnlineRows" >> to_online_rows(self.plans) | "WriteOnline" >> self.sink
+            windows.rows
+            | "VectorFeatures"
+            >> EvaluateVectorFeatures("stream", accelerator=settings.vector_accelerator)
+            | "ToOnlineRows" >> to_online_rows(self.plans)
+            | "WriteOnline" >> self.sink
         )
         dead_letters.append(
             rejected
@@ -180,6 +198,11 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
 
     def _group_history(self, records: PCollection) -> PCollection:
         """The warm start's events grouped per (view, entity)."""
+        fields = used_projections(self.registry, self.plans)
+        if fields:
+            records = records | "ProjectHistory" >> ApplyProjections(
+                fields, self.config.artifacts_root
+            )
         history: PCollection = (
             records
             | "KeyHistory"

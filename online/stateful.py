@@ -151,7 +151,8 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         self._runnings: dict[str, RunningWindows | None] = {}
 
     def _aggregator(self, view: str) -> WindowAggregator:
-        return WindowAggregator(self.plans[view], self.allowed_lateness_us)
+        # vector kinds pending: the kernel stage (`common.vectors`) evaluates them
+        return WindowAggregator(self.plans[view], self.allowed_lateness_us, defer_vectors=True)
 
     def _running(self, view: str) -> RunningWindows | None:
         if view not in self._runnings:

@@ -301,6 +301,29 @@ def _newest_vector_stats(ev: Evaluation, f: FeaturePlan) -> NewestStats:
     return linalg.newest_vector_stats(ev.column(f.field or ""), ev.mask(f, non_null=True), lo, hi)
 
 
+def newest_and_first(valid: BoolArray, lo: IntArray, hi: IntArray) -> tuple[IntArray, IntArray]:
+    """Per range [lo, hi) of rows: the last valid row and the first valid row at or after
+    lo, both -1 when the range holds none. Two ranges holding the same valid rows get
+    the same pair, so a value of the window's valid rows is a function of the pair."""
+    n = valid.shape[0]
+    rows = np.arange(n, dtype=np.int64)
+    last = np.concatenate([[-1], np.maximum.accumulate(np.where(valid, rows, -1))])
+    first = np.concatenate([np.minimum.accumulate(np.where(valid, rows, n)[::-1])[::-1], [n]])
+    newest = last[hi]
+    has = newest >= lo
+    return np.where(has, newest, -1), np.where(has, first[lo], -1)
+
+
+def newest_window_signature(ev: Evaluation, f: FeaturePlan) -> FloatArray:
+    """What a vector kind's value depends on, per point: (newest row, first row) of its
+    window's valid vectors, as an (n, 2) float64 column (exact for row indices). Equal
+    signatures give equal values, so change points can be found without the kernel and
+    the values evaluated later, in the kernel stage (`feature_store.core.vector_rows`)."""
+    lo, hi = ev.bounds(f.window)
+    newest, first = newest_and_first(ev.mask(f, non_null=True), lo, hi)
+    return np.stack([newest, first], axis=1).astype(np.float64)
+
+
 def max_similarity_to_newest(ev: Evaluation, f: FeaturePlan) -> FloatArray:
     """Highest cosine similarity of the newest vector to the others (null if < 2)."""
     similarity: FloatArray = _newest_vector_stats(ev, f).similarity

@@ -23,7 +23,8 @@ import numpy.typing as npt
 
 from feature_store.core.aggregation import Segments
 from feature_store.core.columns import AnyArray, EventColumns, FieldSpec, IntArray, column_of
-from feature_store.core.kinds import evaluate
+from feature_store.core.kinds import deferred_features, evaluate
+from feature_store.core.pending import VectorMasks, pending_of, split_required
 from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import RowBatch, differs
 
@@ -154,10 +155,16 @@ def _batches(starts: IntArray, span: int) -> Iterable[tuple[int, int]]:
 
 
 def compute_rows_many(
-    plan: ViewPlan, keyed: KeyedEvents, start: int | None = None, end: int | None = None
+    plan: ViewPlan,
+    keyed: KeyedEvents,
+    start: int | None = None,
+    end: int | None = None,
+    *,
+    defer_vectors: bool = False,
 ) -> list[RowBatch]:
     """For each entity with any, its change-point rows in [start, end]: what
-    `compute_rows(plan, key, its records, start, end)` gives, for all entities at once."""
+    `compute_rows(plan, key, its records, start, end)` gives, for all entities at once.
+    `defer_vectors` leaves the vector kinds to the kernel stage (`RowBatch.pending`)."""
     if len(keyed) == 0:
         return []
     grouped = _group(keyed)
@@ -169,7 +176,15 @@ def compute_rows_many(
         lo, hi = int(grouped.starts[a]), int(grouped.starts[b])
         events = grouped.events.select(slice(lo, hi))
         bounds = grouped.starts[a : b + 1] - lo
-        out += _packed_rows(plan, grouped.keys[a:b], bounds, events, span=span, cut=(after, end))
+        out += _packed_rows(
+            plan,
+            grouped.keys[a:b],
+            bounds,
+            events,
+            span=span,
+            cut=(after, end),
+            defer=defer_vectors and bool(deferred_features(plan)),
+        )
     return out
 
 
@@ -220,6 +235,7 @@ def _packed_rows(
     *,
     span: int,
     cut: tuple[int | None, int | None],
+    defer: bool = False,
 ) -> list[RowBatch]:
     n_keys = len(keys)
     of_event = np.repeat(np.arange(n_keys, dtype=np.int64), np.diff(starts))
@@ -236,29 +252,53 @@ def _packed_rows(
         band_end=(np.arange(n_keys, dtype=np.int64) + 1) * span,
     )
     shifted = EventColumns(times=packed, event_ids=events.event_ids, columns=columns)
-    values = evaluate(plan, shifted, points.times, segments=segments)
-    at = np.flatnonzero(_changed(values, points.times.shape[0]) & ~points.lead)
+    values = evaluate(plan, shifted, points.times, segments=segments, deferred=defer)
+    each = _changed(values, points.times.shape[0])
+    changed = np.zeros(points.times.shape[0], dtype=bool)
+    for moved in each.values():
+        changed |= moved
+    at = np.flatnonzero(changed & ~points.lead)
     segment = points.segment[at]
     valid_from = points.times[at] - origin[segment]
     picked = {name: col[at] for name, col in values.items()}
     edges = np.searchsorted(segment, np.arange(n_keys + 1))
-    return [
-        RowBatch(
-            plan.view,
-            keys[k],
-            valid_from[edges[k] : edges[k + 1]],
-            {name: col[edges[k] : edges[k + 1]] for name, col in picked.items()},
+    masks, required, before = None, np.zeros(0, dtype=bool), {}
+    if defer:  # each row's signature 1 µs before it: the point before (at > 0: leads)
+        masks = VectorMasks.of(plan, shifted)
+        required = split_required(plan, values, each)[at]
+        before = {f.name: values[f.name][at - 1] for f in masks.features}
+    out = []
+    for k in np.flatnonzero(np.diff(edges)).tolist():
+        part = slice(edges[k], edges[k + 1])
+        pending = None
+        if masks is not None:
+            pending = pending_of(
+                masks,
+                {f.name: picked[f.name][part] for f in masks.features},
+                {f.name: before[f.name][part] for f in masks.features},
+                required[part],
+            )
+        out.append(
+            RowBatch(
+                plan.view,
+                keys[k],
+                valid_from[part],
+                {name: col[part] for name, col in picked.items()},
+                pending,
+            )
         )
-        for k in np.flatnonzero(np.diff(edges)).tolist()
-    ]
+    return out
 
 
-def _changed(values: Mapping[str, AnyArray], n: int) -> npt.NDArray[np.bool_]:
-    """Whether any value at point i differs from point i - 1 (NaN equals NaN)."""
-    changed = np.zeros(n, dtype=bool)
-    for col in values.values():
-        changed[1:] |= differs(col[1:], col[:-1])
-    return changed
+def _changed(values: Mapping[str, AnyArray], n: int) -> dict[str, npt.NDArray[np.bool_]]:
+    """Per feature, whether its value at point i differs from point i - 1 (NaN equals
+    NaN)."""
+    out = {}
+    for name, col in values.items():
+        changed = np.zeros(n, dtype=bool)
+        changed[1:] = differs(col[1:], col[:-1])
+        out[name] = changed
+    return out
 
 
 def _merged_unique(runs: Sequence[IntArray]) -> IntArray:

@@ -16,9 +16,10 @@ _BUILTIN = {"length": _length}
 
 
 def add_derived(record: dict[str, object], derived: Sequence[DerivedField]) -> dict[str, object]:
-    """Adds the built-in derived fields (model outputs come from the inference stage)."""
+    """Adds the built-in derived fields (model outputs come from the inference stage,
+    projections from the projection stage)."""
     for field in derived:
-        if field.model is not None:
+        if field.model is not None or field.projection is not None:
             continue
         function = _BUILTIN.get(field.producer)
         if function is None:

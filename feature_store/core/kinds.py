@@ -39,10 +39,14 @@ class Kind(AggregationKind):
     `evaluate(ev, f)`: the feature's value at every point of `ev` (NaN for null).
     `summarize(ev, f)`: the summary of all of `ev`'s events (evaluated at one point, the
     newest dropped event), merged with `ev.base_of(f)`; None keeps the previous summary.
+    `signature(ev, f)`: for a kind evaluated by a later stage (a kernel), a column that
+    changes wherever the value may change (equal signatures, equal values), so that the
+    change points are found without evaluating it (`evaluate(..., deferred=True)`).
     """
 
     evaluate: Evaluate
     summarize: Summarize | None = None
+    signature: Evaluate | None = None
 
     @property
     def foldable(self) -> bool:
@@ -67,7 +71,8 @@ def register_implementation(name: str, evaluate: Evaluate) -> Kind:
     declared = aggregation_kind(name)
     metadata = {f.name: getattr(declared, f.name) for f in fields(AggregationKind)}
     summarize = declared.summarize if isinstance(declared, Kind) else None
-    return register(Kind(**metadata, evaluate=evaluate, summarize=summarize))
+    signature = declared.signature if isinstance(declared, Kind) else None
+    return register(Kind(**metadata, evaluate=evaluate, summarize=summarize, signature=signature))
 
 
 def evaluate(
@@ -76,10 +81,23 @@ def evaluate(
     points: IntArray,
     base: Base | None = None,
     segments: Segments | None = None,
+    *,
+    deferred: bool = False,
 ) -> dict[str, AnyArray]:
-    """Every feature of the view at every point (points need not be sorted)."""
+    """Every feature of the view at every point (points need not be sorted); with
+    `deferred`, the features of `deferred_features(plan)` give their signature instead."""
     ev = Evaluation(plan, events, np.asarray(points, dtype=np.int64), base or {}, segments)
-    return {f.name: kind_of(f.kind).evaluate(ev, f) for f in plan.features}
+    out = {}
+    for f in plan.features:
+        kind = kind_of(f.kind)
+        compute = kind.signature if deferred and kind.signature is not None else kind.evaluate
+        out[f.name] = compute(ev, f)
+    return out
+
+
+def deferred_features(plan: ViewPlan) -> tuple[FeaturePlan, ...]:
+    """The view's features whose kinds a later stage evaluates (they have a signature)."""
+    return tuple(f for f in plan.features if kind_of(f.kind).signature is not None)
 
 
 def _count_summary(ev: Evaluation, f: FeaturePlan) -> tuple[Any, ...]:
@@ -182,13 +200,15 @@ BUILT_IN: tuple[Kind, ...] = (
         summarize=_share_summary,
     ),
     # The vector kinds keep every event of an unbounded window (no summary); their
-    # evaluation runs the JAX kernels of `linalg` (`linalg.newest_vector_stats`).
+    # evaluation runs the JAX kernels of `linalg` (`linalg.newest_vector_stats`), in the
+    # jobs in a stage of its own (their signature finds the change points without it).
     Kind(
         name="max_similarity_to_newest",
         needs_field=True,
         field_shape="vector",
         output=DType.FLOAT64,
         evaluate=agg.max_similarity_to_newest,
+        signature=agg.newest_window_signature,
     ),
     Kind(
         name="centroid_distance_of_newest",
@@ -196,6 +216,7 @@ BUILT_IN: tuple[Kind, ...] = (
         field_shape="vector",
         output=DType.FLOAT64,
         evaluate=agg.centroid_distance_of_newest,
+        signature=agg.newest_window_signature,
     ),
 )
 

@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 from jax import lax
 
+from feature_store.core.aggregation import newest_and_first
 from feature_store.errors import FeatureDefinitionError
 
 FloatArray = npt.NDArray[np.float64]
@@ -300,17 +301,6 @@ class _Bands:
     distance: FloatArray
 
 
-def _newest_and_first(valid: BoolArray, lo: IntArray, hi: IntArray) -> tuple[IntArray, IntArray]:
-    """Per range [lo, hi): the last valid row (-1 if none) and the first valid row at or
-    after lo (two ranges holding the same valid rows get the same pair)."""
-    n = valid.shape[0]
-    rows = np.arange(n, dtype=np.int64)
-    last = np.concatenate([[-1], np.maximum.accumulate(np.where(valid, rows, -1))])
-    first = np.concatenate([np.minimum.accumulate(np.where(valid, rows, n)[::-1])[::-1], [n]])
-    newest = last[hi]
-    return np.where(newest >= lo, newest, -1), first[lo]
-
-
 def _bands(vectors: Float32Array, valid: BoolArray, ks: IntArray, need: IntArray) -> _Bands:
     """The band tables of the distinct newest rows `ks`, in few compiled calls: rows
     grouped by the offsets they need (longest first), each group padded to buckets."""
@@ -385,7 +375,7 @@ def _newest_stats_many(
         msg = f"vectors must be a 2-D matrix, got shape {vecs.shape}"
         raise ValueError(msg)
     valid = np.asarray(valid, dtype=bool) & ~np.isnan(vecs).any(axis=1)
-    found = [_newest_and_first(valid, np.asarray(lo, np.int64), hi) for lo in los]
+    found = [newest_and_first(valid, np.asarray(lo, np.int64), hi) for lo in los]
     newest = np.concatenate([k for k, _ in found])
     span = np.concatenate([k - f + 1 for k, f in found])
     has = newest >= 0
@@ -401,6 +391,33 @@ def _newest_stats_many(
         out.append(_read(bands, slots[part], k, f))
         at += k.shape[0]
     return out
+
+
+def stats_at(
+    vectors: npt.ArrayLike, valid: npt.ArrayLike, newest: npt.ArrayLike, first: npt.ArrayLike
+) -> NewestStats:
+    """Both features for windows given by their (newest, first) valid rows (-1: empty), as
+    `aggregation.newest_window_signature` gives them: the kernel stage's entry point.
+    Rows of many entities may be stacked in `vectors`: a window never reaches before
+    its `first` row."""
+    vecs = np.asarray(vectors, dtype=np.float32)
+    if vecs.ndim != 2:
+        msg = f"vectors must be a 2-D matrix, got shape {vecs.shape}"
+        raise ValueError(msg)
+    ok = np.asarray(valid, dtype=bool) & ~np.isnan(vecs).any(axis=1)
+    k = np.asarray(newest, dtype=np.int64)
+    f = np.asarray(first, dtype=np.int64)
+    has = k >= 0
+    if k.shape != f.shape or (has & ((f < 0) | (f > k) | (k >= vecs.shape[0]))).any():
+        msg = f"(newest, first) pairs must satisfy 0 <= first <= newest < {vecs.shape[0]}"
+        raise ValueError(msg)
+    ks, slot = np.unique(k[has], return_inverse=True)
+    need = np.zeros(ks.shape[0], dtype=np.int64)
+    np.maximum.at(need, slot, (k - f + 1)[has])
+    bands = _bands(vecs, ok, ks.astype(np.int64), need)
+    slots = np.zeros(k.shape[0], dtype=np.int64)
+    slots[has] = slot
+    return _read(bands, slots, k, f)
 
 
 def newest_vector_stats(

@@ -11,6 +11,7 @@ same matrix with `transform` (the JAX kernel of `feature_store.core.linalg`).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -53,17 +54,26 @@ class Projection:
     def transform(self, vectors: npt.ArrayLike) -> npt.NDArray[np.float32]:
         return linalg.pca_transform(self.fit, vectors)
 
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}-{self.version}.npz"
+
+    def to_bytes(self) -> bytes:
+        """The saved file's contents (`from_bytes` reads them back)."""
+        out = io.BytesIO()
+        np.savez(
+            out,
+            mean=self.fit.mean,
+            components=self.fit.components,
+            explained_variance=self.fit.explained_variance,
+            metadata=np.array(json.dumps(self._metadata(), sort_keys=True)),
+        )
+        return out.getvalue()
+
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{self.name}-{self.version}.npz"
-        with path.open("wb") as out:
-            np.savez(
-                out,
-                mean=self.fit.mean,
-                components=self.fit.components,
-                explained_variance=self.fit.explained_variance,
-                metadata=np.array(json.dumps(self._metadata(), sort_keys=True)),
-            )
+        path = directory / self.file_name
+        path.write_bytes(self.to_bytes())
         return path
 
     def _metadata(self) -> dict[str, object]:
@@ -110,7 +120,13 @@ def fit_projection(
 
 def load(path: Path) -> Projection:
     """A saved projection; its version is recomputed and must match the file's."""
-    with np.load(path, allow_pickle=False) as data:
+    return from_bytes(path.read_bytes(), path.name)
+
+
+def from_bytes(contents: bytes, label: str) -> Projection:
+    """A projection from a saved file's contents (`label` names it in errors)."""
+    path = Path(label)
+    with np.load(io.BytesIO(contents), allow_pickle=False) as data:
         meta = json.loads(str(data["metadata"]))
         fit = linalg.PCAFit(
             mean=data["mean"],

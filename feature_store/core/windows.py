@@ -22,7 +22,8 @@ import numpy.typing as npt
 
 from feature_store.core.aggregation import Evaluation
 from feature_store.core.columns import AnyArray, EventColumns, IntArray
-from feature_store.core.kinds import evaluate, kind_of
+from feature_store.core.kinds import deferred_features, evaluate, kind_of
+from feature_store.core.pending import PendingVectors, VectorMasks, pending_of, split_required
 from feature_store.core.plan import ViewPlan
 from feature_store.errors import FeatureDefinitionError
 
@@ -31,15 +32,28 @@ NEVER = int(np.iinfo(np.int64).min)
 
 @dataclass(frozen=True)
 class RowBatch:
-    """Change-point rows of one entity of one view: `valid_from` (µs) and value columns."""
+    """Change-point rows of one entity of one view: `valid_from` (µs) and value columns.
+
+    `pending`: vector features still to be evaluated by the kernel stage (their columns
+    hold signatures until then, and some rows may still be dropped; see `pending`)."""
 
     view: str
     entity_key: str
     valid_from: IntArray
     values: Mapping[str, AnyArray]
+    pending: PendingVectors | None = None
 
     def __len__(self) -> int:
         return int(self.valid_from.shape[0])
+
+    def select(self, keep: npt.NDArray[np.bool_]) -> RowBatch:
+        return RowBatch(
+            self.view,
+            self.entity_key,
+            self.valid_from[keep],
+            {name: col[keep] for name, col in self.values.items()},
+            None if self.pending is None else self.pending.select(keep),
+        )
 
     def row(self, i: int) -> dict[str, Any]:
         return {name: col[i] for name, col in self.values.items()}
@@ -98,36 +112,61 @@ def change_rows(
     until: int,
     base: Mapping[str, tuple[Any, ...]] | None = None,
     force_last: bool = False,
+    defer: bool = False,
 ) -> RowBatch:
     """Rows at the change points in (after, until]; `force_last` also emits the value at
-    the last candidate even if unchanged (to overwrite rows a late event made stale)."""
+    the last candidate even if unchanged (to overwrite rows a late event made stale).
+    `defer` leaves the vector kinds to the kernel stage (`RowBatch.pending`)."""
     cands = candidates(plan, events, after, until)
     if cands.shape[0] == 0:
         return RowBatch(plan.view, entity_key, cands, {f.name: cands[:0] for f in plan.features})
     points = np.concatenate([[cands[0] - 1], cands])
-    values = evaluate(plan, events, points, base)
+    defer = defer and bool(deferred_features(plan))
+    values = evaluate(plan, events, points, base, deferred=defer)
+    each = {name: differs(col[1:], col[:-1]) for name, col in values.items()}
     changed = np.zeros(cands.shape[0], dtype=bool)
-    for col in values.values():
-        changed |= differs(col[1:], col[:-1])
+    for moved in each.values():
+        changed |= moved
     if force_last:
         changed[-1] = True
+    pending = None
+    if defer:
+        required = split_required(plan, values, each)
+        if force_last:
+            required[-1] = True
+        pending = pending_of(
+            VectorMasks.of(plan, events),
+            {f.name: values[f.name][1:][changed] for f in deferred_features(plan)},
+            {f.name: values[f.name][:-1][changed] for f in deferred_features(plan)},
+            required[changed],
+        )
     return RowBatch(
         plan.view,
         entity_key,
         cands[changed],
         {name: col[1:][changed] for name, col in values.items()},
+        pending,
     )
 
 
 class WindowAggregator:
     """State + `add` + `advance_to` for one view; one instance serves every entity."""
 
-    def __init__(self, plan: ViewPlan, allowed_lateness: int = 0, tie_step: int = 1000) -> None:
+    def __init__(
+        self,
+        plan: ViewPlan,
+        allowed_lateness: int = 0,
+        tie_step: int = 1000,
+        *,
+        defer_vectors: bool = False,
+    ) -> None:
         """`tie_step` (µs) separates a corrected row from the row it corrects; 1 ms, the
-        finest cell timestamp Bigtable keeps."""
+        finest cell timestamp Bigtable keeps. `defer_vectors`: rows carry the vector
+        kinds pending, for the kernel stage (`RowBatch.pending`)."""
         self.plan = plan
         self.allowed_lateness = allowed_lateness
         self.tie_step = tie_step
+        self.defer_vectors = defer_vectors
 
     def new_state(self) -> EntityState:
         return EntityState(events=EventColumns.empty(self.plan.fields))
@@ -159,10 +198,23 @@ class WindowAggregator:
         if state.dirty_from is not None:
             after = min(after, state.dirty_from - 1)
         rows = change_rows(
-            self.plan, entity_key, state.events, after, t, state.base, force_last=rewrite
+            self.plan,
+            entity_key,
+            state.events,
+            after,
+            t,
+            state.base,
+            force_last=rewrite,
+            defer=self.defer_vectors,
         )
         if settle and len(rows):
             rows.valid_from[-1] = max(int(rows.valid_from[-1]), t)
+        if rows.pending is not None and len(rows) and int(rows.valid_from[0]) <= state.last_label:
+            # rows among those already labelled: the newest must reach the writers even
+            # if the kernel stage finds its vector values unchanged
+            rows = RowBatch(
+                rows.view, rows.entity_key, rows.valid_from, rows.values, rows.pending.force_last()
+            )
         if len(rows) and int(rows.valid_from[-1]) <= state.last_label:
             rows = self._after_last_label(state, rows)
         if len(rows):
@@ -180,14 +232,12 @@ class WindowAggregator:
         its change point on; a label moves by `tie_step` per correction at most."""
         keep = rows.valid_from > state.last_label
         keep[-1] = True
-        labels = rows.valid_from[keep].copy()
+        kept = rows.select(keep)
+        labels = kept.valid_from.copy()
         labels[-1] = max(int(labels[-1]), state.last_label + self.tie_step)
-        return RowBatch(
-            rows.view,
-            rows.entity_key,
-            labels,
-            {name: col[keep] for name, col in rows.values.items()},
-        )
+        # the relabelled row stands for the rows dropped here: the kernel stage keeps it
+        pending = None if kept.pending is None else kept.pending.force_last()
+        return RowBatch(kept.view, kept.entity_key, labels, kept.values, pending)
 
     def next_change(self, state: EntityState) -> int | None:
         """The first change point after what was emitted (for an event-time timer)."""
@@ -247,9 +297,11 @@ def compute_rows(
     records: Iterable[Mapping[str, object]],
     start: int | None = None,
     end: int | None = None,
+    *,
+    defer_vectors: bool = False,
 ) -> RowBatch:
     """The batch path: all of one entity's events through the same state machine."""
-    aggregator = WindowAggregator(plan)
+    aggregator = WindowAggregator(plan, defer_vectors=defer_vectors)
     state = aggregator.new_state()
     aggregator.add(state, records)
     if start is not None:

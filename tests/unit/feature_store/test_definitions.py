@@ -172,6 +172,8 @@ FEATURES_MD = {  # FEATURES.md, read independently of the code
         "sentiment": "FLOAT64",
         "embedding_semantic": "FLOAT32_VECTOR",
         "embedding_paraphrase": "FLOAT32_VECTOR",
+        # beyond FEATURES.md: the declared PCA projection of the semantic embedding
+        "embedding_semantic_pca32": "FLOAT32_VECTOR",
     },
     "user_content_stats": {
         "avg_sentiment_7d": "FLOAT64",

@@ -37,11 +37,14 @@ STREAM = {
     "KeyHistory": "4GB",
     "HistoryBatches": "16GB",
     "EngineerFeatures": "32GB",
+    "VectorFeatures": "16GB",
     "LateEvents": "4GB",
     "ToOnlineRows": "4GB",
     "WriteOnline": "4GB",
     "RejectedRows": "4GB",
     "IndexVectors": "4GB",
+    "ApplyProjections": "16GB",
+    "ProjectHistory": "16GB",
 }
 BACKFILL = {
     "ReadArchive": "4GB",
@@ -51,18 +54,28 @@ BACKFILL = {
     "WriteDeadLetters": "4GB",
     "Deduplicate": "8GB",
     "EngineerFeatures": "32GB",
+    "VectorFeatures": "16GB",
     "WriteOffline": "4GB",
     "LatestRows": "4GB",
     "ToOnlineRows": "4GB",
     "WriteOnline": "4GB",
     "RejectedRows": "4GB",
     "IndexVectors": "4GB",
+    "FitProjections": "16GB",
+    "ApplyProjections": "16GB",
 }
 # The model stage: routing, tokenising and joining at 4 GB, its inference steps on a T4
 # worker with 16 GB (the only accelerator of either job).
 MODEL_STAGE = "ModelFeatures"
 # Steps that are pure plumbing: a shuffle, a flatten; they take the job's default.
-PLUMBING = {"GroupHistory", "WithHistory", "ToFeatureStage", "ToOutputStage", "AllDeadLetters"}
+PLUMBING = {
+    "GroupHistory",
+    "WithHistory",
+    "ToFeatureStage",
+    "ToVectorStage",
+    "ToOutputStage",
+    "AllDeadLetters",
+}
 
 
 def _target(job: str) -> DataflowTarget:
@@ -140,7 +153,13 @@ def test_fusion_breaks_separate_the_feature_stage(deployed) -> None:
     job, graph = deployed
     breaks = {label for label, s in graph.items() if s.fusion_break}
     if job == "backfill":
-        assert {"Deduplicate", "ToFeatureStage", "ToOutputStage", "EngineerFeatures"} <= breaks
+        assert {
+            "Deduplicate",
+            "ToFeatureStage",
+            "ToVectorStage",
+            "ToOutputStage",
+            "EngineerFeatures",
+        } <= breaks
         assert "ValidateEvents" not in breaks
     else:  # keyed state shuffles before de-duplication and the windows
         assert {"Deduplicate", "EngineerFeatures", "GroupHistory"} <= breaks

@@ -1,0 +1,89 @@
+"""The kernel stage of the vector features (`EvaluateVectorFeatures`), for both jobs.
+
+The exact-window steps (the stream's stateful step, the backfill's change points) emit
+rows whose vector features are pending (`feature_store.core.pending`): the change
+points are exact, the values are left to this stage, which batches rows of many users
+and evaluates them in a few JAX kernel calls (`feature_store.core.vector_rows`), then
+drops the rows whose values did not change. Rows of views without vector features pass
+through unchanged.
+
+The kernels are jitted once per worker process: `feature_store.core.linalg` wraps them
+at import, which happens at the first pending row (the local runner calls `setup` per
+bundle; the module, and its compiled code, stays), so jobs without vector features never
+load jax. JAX must not take the whole GPU from the models
+sharing it: `setup` sets `XLA_PYTHON_CLIENT_PREALLOCATE=false` before jax is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from common.stages import LINALG_GPU_HINTS, LINALG_HINTS, Stage
+from feature_store.core.windows import RowBatch
+
+MAX_BATCH = 256  # RowBatches (users) per kernel evaluation
+
+
+def no_jax_preallocation() -> None:
+    """JAX takes 75% of a GPU at first use unless told otherwise; a worker that also runs
+    torch models must not let it (effective only before jax is first imported)."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+class _Resolve(beam.DoFn):  # type: ignore[misc]
+    def __init__(self, counter_namespace: str) -> None:
+        self.namespace = counter_namespace
+
+    def setup(self) -> None:
+        no_jax_preallocation()
+        self.dropped = Metrics.counter(self.namespace, "vector_rows_unchanged")
+
+    def process(self, batches: list[RowBatch]) -> Iterator[RowBatch]:
+        if all(b.pending is None for b in batches):
+            yield from batches  # views without vector features: jax is never loaded
+            return
+        from feature_store.core import vector_rows  # jitted at import, once per process
+
+        resolved = vector_rows.resolve(batches)
+        dropped = sum(len(b) for b in batches) - sum(len(b) for b in resolved)
+        if dropped:
+            self.dropped.inc(dropped)
+        yield from resolved
+
+
+class EvaluateVectorFeatures(Stage):
+    """RowBatches with pending vector features → the same rows evaluated (JAX kernels).
+
+    `hints` replaces the stage's own (`LINALG_HINTS`; `accelerator=True` asks for
+    `LINALG_GPU_HINTS`)."""
+
+    RESOURCE_HINTS = LINALG_HINTS
+
+    def __init__(
+        self,
+        namespace: str,
+        *,
+        accelerator: bool = False,
+        hints: Mapping[str, str] | None = None,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        super().__init__()
+        if max_batch < 1:
+            msg = f"max_batch must be positive, got {max_batch}"
+            raise ValueError(msg)
+        self.namespace, self.max_batch = namespace, max_batch
+        chosen = hints or (LINALG_GPU_HINTS if accelerator else None)
+        if chosen is not None:
+            self.with_resource_hints(**chosen)
+
+    def expand(self, rows: beam.PCollection) -> Any:
+        return (
+            rows
+            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.max_batch)
+            | "Kernels" >> beam.ParDo(_Resolve(self.namespace))
+        )
