@@ -27,7 +27,7 @@ from apache_beam.transforms.userstate import (
 )
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from common.metrics import JobCounter, JobDistribution
+from common.metrics import JobCounter, JobDistribution, JobEventTime
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import NEVER, EntityState, RowBatch, WindowAggregator
@@ -35,6 +35,10 @@ from online.state_coder import EntityStateCoder
 
 log = logging.getLogger(__name__)
 LATE = "late"
+WATERMARK_REACHED = "watermark_reached_us"
+"""The latest event time at which a change timer fired: the step's watermark had passed
+it, so every key's change points up to it were emitted (the online rows are complete
+up to it; after it, a value may have changed with no row emitted yet)."""
 
 
 class _FirstDelivery(beam.DoFn):  # type: ignore[misc]
@@ -102,6 +106,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         self.rows = JobCounter("stream", "change_points")
         self.expiry_rows = JobCounter("stream", "change_points_from_timers")
         self.compute_lag = JobDistribution("stream", "publish_to_row_ms")
+        self.watermark = JobEventTime("stream", WATERMARK_REACHED)
 
     def _aggregator(self, view: str) -> WindowAggregator:
         return WindowAggregator(self.plans[view], self.allowed_lateness_us)
@@ -166,6 +171,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         change: Any = beam.DoFn.TimerParam(CHANGE),
     ) -> Iterator[RowBatch]:
         view, entity = key
+        self.watermark.reached(int(fired.micros))
         current: EntityState | None = state.read()
         if current is None:
             return
