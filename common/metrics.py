@@ -1,4 +1,4 @@
-"""Job metrics: Beam counters and distributions, mirrored in-process.
+"""Job metrics: Beam counters, distributions and event-time gauges, mirrored in-process.
 
 Beam's metrics are what Dataflow shows. The local DirectRunner runs streaming bundles on
 worker threads whose metric updates it does not collect (only the first bundle's reach
@@ -16,6 +16,7 @@ from apache_beam.metrics.metric import Metrics
 _LOCK = threading.Lock()
 _COUNTS: Counter[str] = Counter()
 _DISTRIBUTIONS: dict[str, list[int]] = {}  # name -> [count, sum, min, max]
+_REACHED: dict[str, int] = {}  # name -> the latest event time (µs) reached
 
 
 class JobCounter:
@@ -44,6 +45,20 @@ class JobDistribution:
             held[3] = max(held[3], value)
 
 
+class JobEventTime:
+    """An event time (µs) the job has reached, kept as the latest one reported: what a
+    fired event-time timer proves of the watermark. Beam's side is a gauge."""
+
+    def __init__(self, namespace: str, name: str) -> None:
+        self.name = name
+        self._beam = Metrics.gauge(namespace, name)
+
+    def reached(self, micros: int) -> None:
+        self._beam.set(micros)  # type: ignore[no-untyped-call]
+        with _LOCK:
+            _REACHED[self.name] = max(micros, _REACHED.get(self.name, micros))
+
+
 def local_counts() -> dict[str, int]:
     with _LOCK:
         return dict(_COUNTS)
@@ -58,7 +73,14 @@ def local_distributions() -> dict[str, dict[str, float]]:
         }
 
 
+def local_event_time(name: str) -> int | None:
+    """The latest event time (µs) reported under `name`, None when none was."""
+    with _LOCK:
+        return _REACHED.get(name)
+
+
 def reset_local() -> None:
     with _LOCK:
         _COUNTS.clear()
         _DISTRIBUTIONS.clear()
+        _REACHED.clear()

@@ -197,7 +197,8 @@ COMMANDS = [backfill, get]
     "--at",
     "at",
     help="Compare offline values at this time with the online rows already valid then "
-    "(default: now); rows written later are counted as newer_than_at, not compared.",
+    "(default: now); rows written later are counted as newer_than_at, not compared. "
+    "The online writers must have reached it (a streaming job's watermark).",
 )
 @click.option("--store", type=click.Choice(["redis", "bigtable"]), help="Online store to check.")
 @click.option("--page-size", default=1000, show_default=True, help="Entities read per page.")

@@ -1,12 +1,18 @@
 """Online/offline consistency: for every entity of a view, the online row read through
 Feast must equal Feast's point-in-time (offline) value, feature by feature.
 
-An online store holds one row per entity, the latest, valid from its event time on. So
-the check is made at an instant `at` (default: when the check starts) and compares the
-offline value at `at` with each online row that was already valid then (event time
-<= `at`): a row written after `at` says nothing about `at`, and is counted apart
-(`newer_than_at`), not compared. Every entity is checked: the offline entities page by
-page, then those that have an online row but no offline row at all (each a mismatch).
+An online store holds one row per entity, the latest, valid from its event time until
+the next change point its writer emits. So the check is made at an instant `at`
+(default: when the check starts) and compares the offline value at `at` with each
+online row that was already valid then (event time <= `at`): a row written after `at`
+says nothing about `at`, and is counted apart (`newer_than_at`), not compared. `at`
+must be an instant the online writers have reached: a backfill's as-of time, or an
+event time the streaming job's watermark has passed. After a stream's watermark (a
+stopped job, or a running one's lag) a value may already have changed, an event leaving
+its window, with no row written yet, while the offline rows have the change (the demo
+checks at `jobs.stream.StreamProgress.complete_until`). Every entity is checked: the
+offline entities page by page, then those that have an online row but no offline row at
+all (each a mismatch).
 
 Online timestamps come back from Feast's `UnixTimestamp` in whole seconds, so timestamp
 features are compared at second precision; floats with a relative tolerance.

@@ -28,6 +28,7 @@ from feature_store.config import PlatformConfig
 from feature_store.registry import Registry
 from jobs import output, summaries
 from jobs.output import fmt, run_with_progress
+from jobs.stream import StreamProgress
 from simulator.traffic import SimulatedMessage, SimulationConfig, simulate, write_jsonl
 
 console = Console(highlight=False)
@@ -171,18 +172,6 @@ def _clear_archive(config: PlatformConfig, registry: Registry) -> int:
     return cleared
 
 
-_LAST: list[dict[str, int]] = []
-
-
-def _caught_up(quiet_polls: int = 2) -> bool:
-    """The job has been idle for a few polls: nothing left to read or aggregate."""
-    from common.metrics import local_counts
-
-    _LAST.append(local_counts())
-    del _LAST[: -(quiet_polls + 1)]
-    return len(_LAST) > quiet_polls and all(c == _LAST[-1] for c in _LAST)
-
-
 def _prepare(config: PlatformConfig, registry: Registry) -> None:
     from infra import stack
     from jobs.provision import feast_changes, infrastructure_changes
@@ -243,6 +232,33 @@ def _publisher(
     )
 
 
+COMPLETE_WAIT_S = 120.0
+"""How long the demo waits, once the live traffic is published, for the stream's rows to
+be complete past it."""
+
+
+def _wait_for_traffic(
+    publisher: threading.Thread, progress: StreamProgress, refresh: Callable[[], None]
+) -> None:
+    """Until the traffic is published, the job caught up and its rows complete past the
+    traffic's end, or caught up `COMPLETE_WAIT_S` after it (the check then compares the
+    rows complete earlier, fewer of them)."""
+    published: datetime | None = None
+    while True:
+        time.sleep(2)
+        refresh()
+        progress.poll_job()
+        if publisher.is_alive():
+            continue
+        published = published or datetime.now(UTC)
+        complete = progress.complete_until()
+        if complete is not None and complete > published:
+            return
+        waited = (datetime.now(UTC) - published).total_seconds()
+        if progress.caught_up() and waited > COMPLETE_WAIT_S:
+            return
+
+
 def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings) -> int:
     from common.last_results import CONSISTENCY, save_result
     from jobs.backfill import run_backfill
@@ -273,6 +289,7 @@ def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings)
     )
     console.print(summaries.backfill(first.as_dict()))
     _step("5/7 starting the streaming job and publishing live traffic")
+    started = datetime.now(UTC)
     result, views = _start_stream(config, registry, models)
     users = _busiest(history, "user_id", 4)
     sampled = _busiest(history, "user_id", 2, models.sampled) if models.models else []
@@ -284,19 +301,22 @@ def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings)
     console.print(f"  publishing {len(live):,} messages at {settings.live_rate:g} per second")
     _step("6/7 live features (Feast online) while the stream runs")
     began = time.monotonic()
+    progress = StreamProgress()
     with Live(
         _table(config, users, businesses, sampled), console=console, refresh_per_second=1
     ) as view:
-        while publisher.is_alive() or not _caught_up():
-            time.sleep(2)
-            view.update(_table(config, users, businesses, sampled))
+        _wait_for_traffic(
+            publisher, progress, lambda: view.update(_table(config, users, businesses, sampled))
+        )
     console.line()
     job = collect(result)
     result.cancel()
     ran_s = time.monotonic() - began
     console.print(summaries.stream(ran_s, job.counters, job.distributions, job.skipped_views))
     _step("7/7 the nightly backfill from the archive, and online vs offline consistency")
-    at = datetime.now(UTC)
+    # The stream's rows are compared where they are complete; without a fired change
+    # timer, at its start (its rows all come later, and are not compared).
+    at = progress.complete_until() or started
     nightly = run_with_progress(
         "backfill",
         lambda: run_backfill(config, registry, [], online=False, end=at, models=models),

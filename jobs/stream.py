@@ -19,13 +19,22 @@ from common.counting import stream_reconciliation
 from common.stages import expand_at_top_level
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
+from feature_store.events import from_micros
 from feature_store.registry import Registry
 from jobs.backfill import plans_for
 from jobs.runner import make_pipeline
 from jobs.watch import wait_for
 from online.pipeline import StreamFeatures, StreamSettings, history_horizon_us
+from online.stateful import WATERMARK_REACHED
 
-__all__ = ["StreamSettings", "StreamSummary", "build_stream", "history_horizon_us", "plans_for"]
+__all__ = [
+    "StreamProgress",
+    "StreamSettings",
+    "StreamSummary",
+    "build_stream",
+    "history_horizon_us",
+    "plans_for",
+]
 
 log = logging.getLogger(__name__)
 US = 1_000_000
@@ -101,6 +110,43 @@ def _stop(result: Any) -> None:
 
     if not PipelineState.is_terminal(result.state):
         result.cancel()
+
+
+@dataclass
+class StreamProgress:
+    """The local streaming job's counters and watermark, polled, to tell when it has caught
+    up and up to which event time its online rows are complete.
+
+    That time is the watermark a fired change timer proved (`WATERMARK_REACHED`) at the
+    first of the quiet polls: every change point up to it was emitted then, and nothing
+    was written since. It is not the wall clock: after the stream's last timer, a value
+    can change (an event leaves its window) with no online row written, while the
+    offline rows, computed from the events alone, have the change."""
+
+    quiet_polls: int = 2
+    polls: list[tuple[dict[str, int], int | None]] = field(default_factory=list)
+
+    def poll(self, counts: dict[str, int], reached_us: int | None) -> None:
+        self.polls.append((counts, reached_us))
+        del self.polls[: -(self.quiet_polls + 1)]
+
+    def caught_up(self) -> bool:
+        """Idle for `quiet_polls` polls: nothing read, aggregated or written."""
+        last = self.polls[-1][0] if self.polls else None
+        return len(self.polls) > self.quiet_polls and all(c == last for c, _ in self.polls)
+
+    def complete_until(self) -> datetime | None:
+        """The event time up to which the online rows are complete, once caught up."""
+        if not self.caught_up():
+            return None
+        reached = self.polls[0][1]
+        return None if reached is None else from_micros(reached)
+
+    def poll_job(self) -> None:
+        """One poll of this process's job (the local runner's in-process tally)."""
+        from common.metrics import local_counts, local_event_time
+
+        self.poll(local_counts(), local_event_time(WATERMARK_REACHED))
 
 
 def collect(result: Any, skipped: dict[str, str] | None = None) -> StreamSummary:

@@ -32,7 +32,7 @@ from apache_beam.transforms.userstate import (
 )
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from common.metrics import JobCounter, JobDistribution
+from common.metrics import JobCounter, JobDistribution, JobEventTime
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from feature_store.core.plan import ViewPlan
 from feature_store.core.running import Event, RunningState, RunningWindows, supported
@@ -41,6 +41,10 @@ from online.state_coder import EntityStateCoder
 
 log = logging.getLogger(__name__)
 LATE = "late"
+WATERMARK_REACHED = "watermark_reached_us"
+"""The latest event time at which a change timer fired: the step's watermark had passed
+it, so every key's change points up to it were emitted (the online rows are complete
+up to it; after it, a value may have changed with no row emitted yet)."""
 
 
 class _FirstDelivery(beam.DoFn):  # type: ignore[misc]
@@ -149,6 +153,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         self.compute_lag = JobDistribution("stream", "publish_to_row_ms")
         self.rebuilds = JobCounter("stream", "state_rebuilds")
         self._runnings: dict[str, RunningWindows | None] = {}
+        self.watermark = JobEventTime("stream", WATERMARK_REACHED)
 
     def _aggregator(self, view: str) -> WindowAggregator:
         # vector kinds pending: the kernel stage (`common.vectors`) evaluates them
@@ -286,6 +291,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         change: Any = beam.DoFn.TimerParam(CHANGE),
     ) -> Iterator[RowBatch]:
         view, entity = key
+        self.watermark.reached(int(fired.micros))
         running = self._running(view)
         if running is not None:
             stored = _Stored(events, head, base)

@@ -14,10 +14,11 @@ from apache_beam.testing.test_stream import TestStream as EventStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
+from common.metrics import local_event_time, reset_local
 from feature_store.core.plan import ViewPlan
 from feature_store.definitions import DType, Entity, EventField, Feature, FeatureView, Source, count
 from feature_store.registry import Registry
-from online.stateful import LATE, AggregateWindows, DeduplicateByEventId
+from online.stateful import LATE, WATERMARK_REACHED, AggregateWindows, DeduplicateByEventId
 
 US = 1_000_000
 SOURCE = Source(
@@ -79,6 +80,25 @@ def test_the_watermark_fires_expiry_timers() -> None:
     assert_that(rows, equal_to([(1, 1), (3, 2), (11, 1), (13, 0)]), label="rows")
     assert_that(late, equal_to([]), label="late")
     p.run()
+
+
+def test_fired_timers_report_the_watermark_they_prove() -> None:
+    """The change timers fire at e1's expiry (11 s) and e2's (13 s): the step's watermark
+    had passed 13 s, so its rows are complete up to 13 s; nothing fires later (no event
+    is left in a window), whatever the watermark does after."""
+    stream = (
+        EventStream()
+        .add_elements([_batch(1, _record("e1", 1))])
+        .add_elements([_batch(3, _record("e2", 3))])
+        .advance_watermark_to(12)
+        .advance_watermark_to(100)
+        .advance_watermark_to_infinity()
+    )
+    reset_local()
+    rows, _, p = _run(stream)
+    assert_that(rows, equal_to([(1, 1), (3, 2), (11, 1), (13, 0)]), label="rows")
+    p.run()
+    assert local_event_time(WATERMARK_REACHED) == 13 * US
 
 
 def test_a_late_event_goes_to_the_late_output() -> None:
