@@ -10,6 +10,7 @@ and a consistency check of the online values against it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -31,6 +32,7 @@ from jobs.output import fmt, run_with_progress
 from jobs.stream import StreamProgress
 from simulator.traffic import SimulatedMessage, SimulationConfig, simulate, write_jsonl
 
+log = logging.getLogger(__name__)
 console = Console(highlight=False)
 SHOWN = {
     "user_review_stats": (
@@ -214,6 +216,28 @@ def _start_stream(
     return pipeline.run(), [p.view for p in plans]
 
 
+MAX_UNREAD = 100
+"""Messages the demo lets wait in the subscriptions. Beam's local runner moves its
+watermark with the wall clock however many messages wait, so a message read minutes
+after it was published is late for its key; the demo publishes no faster than the job
+reads (at most `MAX_UNREAD` ahead), so its live events arrive on time on a busy machine
+too."""
+PACE_PATIENCE_S = 60.0
+
+
+def _keep_pace(sent: int) -> None:
+    """Blocks while the job has read `MAX_UNREAD` fewer messages than were sent (at most
+    `PACE_PATIENCE_S`: a job that reads nothing does not stop the demo)."""
+    from common.metrics import local_counts
+
+    deadline = time.monotonic() + PACE_PATIENCE_S
+    while sent - local_counts().get("events_received", 0) >= MAX_UNREAD:
+        if time.monotonic() > deadline:
+            log.warning("the job read nothing for %.0f s; publishing on", PACE_PATIENCE_S)
+            return
+        time.sleep(0.1)
+
+
 def _publisher(
     config: PlatformConfig, live: list[SimulatedMessage], rate: float
 ) -> threading.Thread:
@@ -228,6 +252,7 @@ def _publisher(
             "rate": rate,
             "realtime": True,
             "topic_ids": {t: config.topic_id(t) for t in ("review-events", "user-events")},
+            "pace": _keep_pace,
         },
     )
 

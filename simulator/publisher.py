@@ -143,13 +143,16 @@ def publish_messages(
     realtime: bool = False,
     topic_ids: Mapping[str, str] | None = None,
     client: pubsub_v1.PublisherClient | None = None,
+    pace: Callable[[int], None] | None = None,
 ) -> PublishStats:
     """Publish every message (raw body and attributes) to its topic in `project`.
 
     `rate` caps messages per second; `realtime` rewrites event times to the wall clock
     as messages go out; `topic_ids` maps a message's topic to another topic id (tests);
-    `progress` is called with 1 per message sent. Raises `TopicNotFoundError` before
-    publishing to a missing topic, and `PublishError` if any publish failed.
+    `progress` is called with 1 per message sent; `pace`, with the number sent so far,
+    before each message (it may block: a consumer's back-pressure). Raises
+    `TopicNotFoundError` before publishing to a missing topic, and `PublishError` if any
+    publish failed.
     """
     own_client = client is None
     publisher = client or pubsub_v1.PublisherClient(
@@ -162,7 +165,9 @@ def publish_messages(
     outcomes = _Outcomes()
     started = time.monotonic()
     try:
-        for message in messages:
+        for sent, message in enumerate(messages):
+            if pace is not None:
+                pace(sent)
             if message.topic not in paths:
                 topic_id = (topic_ids or {}).get(message.topic, message.topic)
                 paths[message.topic] = _topic_path(publisher, project, topic_id)

@@ -169,3 +169,17 @@ def test_rate_must_be_positive() -> None:
 
 def test_stats_rate() -> None:
     assert PublishStats(published=500, failed=0, elapsed_s=2.0).rate == 250.0
+
+
+def test_pace_is_asked_before_each_message_with_the_count_sent(
+    messages: list[SimulatedMessage],
+) -> None:
+    client = FakeClient()
+    asked: list[tuple[int, int]] = []
+    publish_messages(
+        "p",
+        messages[:20],
+        client=client,  # type: ignore[arg-type]
+        pace=lambda sent: asked.append((sent, len(client.published))),
+    )
+    assert asked == [(i, i) for i in range(20)]  # before the i-th, i are out

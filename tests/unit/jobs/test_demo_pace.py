@@ -1,0 +1,41 @@
+"""The demo publishes no faster than its job reads: `_keep_pace` blocks while the job has
+read `MAX_UNREAD` fewer messages than were sent, and lets go once it reads on."""
+
+import threading
+import time
+
+import pytest
+
+from common.metrics import JobCounter, local_counts, reset_local
+from jobs import demo
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counts():
+    reset_local()
+    yield
+    reset_local()
+
+
+def test_it_waits_for_the_job_to_read() -> None:
+    received = JobCounter("stream", "events_received")
+    received.inc(10)
+    demo._keep_pace(10 + demo.MAX_UNREAD - 1)  # within the allowance: returns at once
+    released = threading.Event()
+
+    def publish() -> None:
+        demo._keep_pace(10 + demo.MAX_UNREAD)
+        released.set()
+
+    threading.Thread(target=publish, daemon=True).start()
+    assert not released.wait(0.5)  # one too many unread: held back
+    received.inc(1)
+    assert released.wait(5)
+    assert local_counts()["events_received"] == 11
+
+
+def test_a_job_that_reads_nothing_does_not_stop_the_demo(monkeypatch) -> None:
+    monkeypatch.setattr(demo, "PACE_PATIENCE_S", 0.3)
+    began = time.monotonic()
+    demo._keep_pace(demo.MAX_UNREAD)
+    assert 0.3 <= time.monotonic() - began < 5
