@@ -614,7 +614,11 @@ def _scenario(run: Run) -> None:
             lambda: _published_twice(run, holder[0]),
             replay=True,
         )
-        summary = holder[0].stop()
+        try:
+            summary = holder[0].stop()
+        except Failed as err:  # a finding, reported; the run goes on with the batch faults
+            run.notes.append(f"stopping the stream: {err}")
+            summary = {}
         recon = summary.get("reconciliation")
         if recon:
             run.notes.append(f"restarted stream's counters at the end: {json.dumps(recon)}")
