@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FS := $(BIN)/feature-store
 
-.PHONY: setup demo test unit integration lint bench up down status clean infra-check lint-image iac-scan
+.PHONY: setup demo test unit integration lint bench chaos up down status clean infra-check lint-image iac-scan
 
 setup:
 	@./infra/setup.sh
@@ -28,6 +28,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+# Faults injected into the running loop (README "Reliability"); writes RELIABILITY.md.
+# Not part of `make test`: it stops and restarts the emulators it starts (about 15 min).
+chaos: setup
+	$(BIN)/python -m tests.chaos
 
 up: setup
 	$(FS) up

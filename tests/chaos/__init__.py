@@ -1,0 +1,1 @@
+"""Fault injection on the local emulators (`make chaos`): not part of `make test`."""
