@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STATE=${FEATURE_STORE_HOME:-.local}
+mkdir -p "$STATE" && STATE=$(cd "$STATE" && pwd)  # absolute: steps below change folder
 PYTHON=${PYTHON:-python3}
 mkdir -p "$STATE/bin" "$STATE/stamps"
 
@@ -53,8 +54,8 @@ fi
 want=$(cat infra/emulators/*.go | sha256sum | cut -c1-16)
 if [ ! -x "$STATE/bin/gcp-emulators" ] || ! stamp_ok launcher "$want"; then
   log "building the Pub/Sub + Bigtable emulator launcher"
-  (cd infra/emulators && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$PWD/../../$STATE/go-cache" \
-     go build -o "../../$STATE/bin/gcp-emulators" .)
+  (cd infra/emulators && GO111MODULE=off GOPATH=/usr/share/gocode GOCACHE="$STATE/go-cache" \
+     go build -o "$STATE/bin/gcp-emulators" .)
   stamp_set launcher "$want"
 fi
 
@@ -78,7 +79,7 @@ PY
 )
   [ -n "$ext" ] || { echo "setup: spatial.duckdb_extension not found in duckdb-extension-spatial" >&2; exit 1; }
   mkdir -p "$STATE/bqhome"
-  HOME="$PWD/$STATE/bqhome" "$STATE/bqvenv/bin/python" -c "import duckdb; duckdb.connect().execute(\"INSTALL '$ext'\")"
+  HOME="$STATE/bqhome" "$STATE/bqvenv/bin/python" -c "import duckdb; duckdb.connect().execute(\"INSTALL '$ext'\")"
   stamp_set bqvenv "$want"
 fi
 log "ready"
