@@ -135,6 +135,7 @@ def main(
     if not verbose:  # notices about the local set-up itself, not about the user's data
         quiet = "ignore:Connecting to Bigtable emulator:RuntimeWarning,ignore::DeprecationWarning"
         os.environ.setdefault("PYTHONWARNINGS", quiet)  # the job's own worker processes
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # "Loading weights" bars
         warnings.filterwarnings("ignore", message="Connecting to Bigtable emulator")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="google")
         # Feast's modules put `simplefilter("once", ...)` in front of every filter when they
