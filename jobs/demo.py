@@ -222,20 +222,36 @@ watermark with the wall clock however many messages wait, so a message read minu
 after it was published is late for its key; the demo publishes no faster than the job
 reads (at most `MAX_UNREAD` ahead), so its live events arrive on time on a busy machine
 too."""
-PACE_PATIENCE_S = 60.0
+PACE_PATIENCE_S = 300.0
+"""How long the publisher waits for a job that reads nothing more (starting up: loading
+its models, reading its warm start) before it publishes on regardless."""
 
 
-def _keep_pace(sent: int) -> None:
-    """Blocks while the job has read `MAX_UNREAD` fewer messages than were sent (at most
-    `PACE_PATIENCE_S`: a job that reads nothing does not stop the demo)."""
-    from common.metrics import local_counts
+@dataclass
+class _Pace:
+    """`wait(sent)` blocks while the job has read `MAX_UNREAD` fewer messages than were
+    sent, as long as it made progress within `PACE_PATIENCE_S`; a job stalled longer does
+    not stop the demo (it publishes on, and says so once)."""
 
-    deadline = time.monotonic() + PACE_PATIENCE_S
-    while sent - local_counts().get("events_received", 0) >= MAX_UNREAD:
-        if time.monotonic() > deadline:
-            log.warning("the job read nothing for %.0f s; publishing on", PACE_PATIENCE_S)
-            return
-        time.sleep(0.1)
+    read: int = -1
+    progressed: float = field(default_factory=time.monotonic)
+    gave_up: bool = False
+
+    def wait(self, sent: int) -> None:
+        from common.metrics import local_counts
+
+        while True:
+            read = local_counts().get("events_received", 0)
+            now = time.monotonic()
+            if read != self.read:
+                self.read, self.progressed, self.gave_up = read, now, False
+            if sent - read < MAX_UNREAD or self.gave_up:
+                return
+            if now - self.progressed > PACE_PATIENCE_S:
+                log.warning("the job read nothing for %.0f s; publishing on", PACE_PATIENCE_S)
+                self.gave_up = True
+                return
+            time.sleep(0.1)
 
 
 def _publisher(
@@ -252,7 +268,7 @@ def _publisher(
             "rate": rate,
             "realtime": True,
             "topic_ids": {t: config.topic_id(t) for t in ("review-events", "user-events")},
-            "pace": _keep_pace,
+            "pace": _Pace().wait,
         },
     )
 

@@ -1,5 +1,6 @@
-"""The demo publishes no faster than its job reads: `_keep_pace` blocks while the job has
-read `MAX_UNREAD` fewer messages than were sent, and lets go once it reads on."""
+"""The demo publishes no faster than its job reads: `_Pace.wait` blocks while the job has
+read `MAX_UNREAD` fewer messages than were sent, and lets go once it reads on; a job that
+reads nothing for `PACE_PATIENCE_S` no longer holds the publisher back."""
 
 import threading
 import time
@@ -20,11 +21,12 @@ def _fresh_counts():
 def test_it_waits_for_the_job_to_read() -> None:
     received = JobCounter("stream", "events_received")
     received.inc(10)
-    demo._keep_pace(10 + demo.MAX_UNREAD - 1)  # within the allowance: returns at once
+    pace = demo._Pace()
+    pace.wait(10 + demo.MAX_UNREAD - 1)  # within the allowance: returns at once
     released = threading.Event()
 
     def publish() -> None:
-        demo._keep_pace(10 + demo.MAX_UNREAD)
+        pace.wait(10 + demo.MAX_UNREAD)
         released.set()
 
     threading.Thread(target=publish, daemon=True).start()
@@ -36,6 +38,17 @@ def test_it_waits_for_the_job_to_read() -> None:
 
 def test_a_job_that_reads_nothing_does_not_stop_the_demo(monkeypatch) -> None:
     monkeypatch.setattr(demo, "PACE_PATIENCE_S", 0.3)
+    pace = demo._Pace()
     began = time.monotonic()
-    demo._keep_pace(demo.MAX_UNREAD)
+    pace.wait(demo.MAX_UNREAD)
     assert 0.3 <= time.monotonic() - began < 5
+    began = time.monotonic()
+    for sent in range(demo.MAX_UNREAD, demo.MAX_UNREAD + 50):  # no more waiting per message
+        pace.wait(sent)
+    assert time.monotonic() - began < 0.3
+    JobCounter("stream", "events_received").inc()  # it reads again: paced again
+    released = threading.Event()
+    threading.Thread(
+        target=lambda: (pace.wait(demo.MAX_UNREAD + 50), released.set()), daemon=True
+    ).start()
+    assert not released.wait(0.1)
