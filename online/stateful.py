@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import zlib
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.coders import FastPrimitivesCoder, PickleCoder
+from apache_beam.coders import FastPrimitivesCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
     BagStateSpec,
@@ -30,7 +31,7 @@ from apache_beam.transforms.userstate import (
     TimerSpec,
     on_timer,
 )
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import Timestamp
 
 from common.metrics import JobCounter, JobDistribution
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
@@ -41,86 +42,197 @@ from online.state_coder import EntityStateCoder
 
 log = logging.getLogger(__name__)
 LATE = "late"
-
-
-class _FirstDelivery(beam.DoFn):  # type: ignore[misc]
-    """Passes the first delivery of each event_id; remembers it for `ttl_s` of event time."""
-
-    SEEN = ReadModifyWriteStateSpec("seen", PickleCoder())
-    FORGET = TimerSpec("forget", TimeDomain.WATERMARK)
-
-    def __init__(self, ttl_s: int) -> None:
-        self.ttl_s = ttl_s
-        self.duplicates = JobCounter("stream", "events_duplicate")
-
-    def process(
-        self,
-        item: tuple[str, dict[str, Any]],
-        timestamp: Any = beam.DoFn.TimestampParam,
-        seen: Any = beam.DoFn.StateParam(SEEN),
-        forget: Any = beam.DoFn.TimerParam(FORGET),
-    ) -> Iterator[dict[str, Any]]:
-        if seen.read():
-            self.duplicates.inc()
-            return
-        seen.write(True)
-        forget.set(timestamp + Duration(seconds=self.ttl_s))
-        yield item[1]
-
-    @on_timer(FORGET)
-    def forget_it(self, seen: Any = beam.DoFn.StateParam(SEEN)) -> None:
-        seen.clear()
-
-
-class DeduplicateByEventId(Stage):
-    """Records → the first delivery of each (topic, event_id), remembered for `ttl_s`."""
-
-    RESOURCE_HINTS = DEDUP_HINTS
-
-    def __init__(self, ttl_s: int = 24 * 3600) -> None:
-        super().__init__()
-        self.ttl_s = ttl_s
-
-    def expand(self, records: beam.PCollection) -> beam.PCollection:
-        return (
-            records
-            | "KeyByEventId" >> beam.Map(lambda r: (f"{r['topic']}/{r['event_id']}", r))
-            | "FirstDelivery" >> beam.ParDo(_FirstDelivery(self.ttl_s))
-        )
-
-
-def _timestamp(micros: int) -> Timestamp:
-    return Timestamp(micros=micros)
+T = TypeVar("T")
 
 
 MIN_COMPACTION = 64  # stored events before the first rewrite of a key's event bag
 _CACHE_KEYS = 100_000
 
 
-class _Cache:
-    """Running states of the keys this worker processed, each with the token of the
-    commit it reflects. A state is taken out while a bundle changes it and put back with
-    the token that bundle writes: if the bundle fails or the key was processed elsewhere
-    since, the tokens differ and the state is rebuilt from what Beam's state holds."""
+class _Cache(Generic[T]):
+    """States (running summaries, remembered ids) of the keys this worker processed,
+    each with the token of the commit it reflects. A state is taken out while a bundle
+    changes it and put back with the token that bundle writes: if the bundle fails or the
+    key was processed elsewhere since, the tokens differ and the state is rebuilt from
+    what Beam's state holds."""
 
     def __init__(self, capacity: int = _CACHE_KEYS) -> None:
         self.capacity = capacity
-        self.entries: OrderedDict[tuple[str, str], tuple[int, RunningState]] = OrderedDict()
+        self.entries: OrderedDict[Hashable, tuple[int, T]] = OrderedDict()
         self.lock = threading.Lock()
 
-    def take(self, key: tuple[str, str], token: int) -> RunningState | None:
+    def take(self, key: Hashable, token: int) -> T | None:
         with self.lock:
             found = self.entries.pop(key, None)
         return found[1] if found is not None and found[0] == token else None
 
-    def put(self, key: tuple[str, str], token: int, state: RunningState) -> None:
+    def put(self, key: Hashable, token: int, state: T) -> None:
         with self.lock:
             self.entries[key] = (token, state)
             while len(self.entries) > self.capacity:
                 self.entries.popitem(last=False)
 
 
-_RUNNING_CACHE = _Cache()
+_RUNNING_CACHE: _Cache[RunningState] = _Cache()
+
+
+DEDUP_SHARDS = 1024  # keys of the de-duplication step per topic: its timers at most
+DEDUP_BUCKET_S = 3600  # ids are forgotten a bucket at a time: one timer per shard per bucket
+MIN_ID_COMPACTION = 256  # stored ids before the first rewrite of a shard's id bag
+
+
+def id_shard(event_id: str, shards: int = DEDUP_SHARDS) -> int:
+    """The de-duplication shard of an event id (stable across processes and runs)."""
+    return zlib.crc32(event_id.encode("utf-8")) % shards
+
+
+class _SeenIds:
+    """One shard's remembered ids, each with the end of the bucket it expires in (µs)."""
+
+    __slots__ = ("by_expiry", "by_id")
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, int] = {}
+        self.by_expiry: dict[int, list[str]] = {}
+
+    def add(self, event_id: str, expiry: int) -> None:
+        self.by_id[event_id] = expiry
+        self.by_expiry.setdefault(expiry, []).append(event_id)
+
+    def forget_until(self, t: int) -> None:
+        for expiry in [e for e in self.by_expiry if e <= t]:
+            for event_id in self.by_expiry.pop(expiry):
+                if self.by_id.get(event_id) == expiry:
+                    del self.by_id[event_id]
+
+    def next_expiry(self) -> int | None:
+        return min(self.by_expiry) if self.by_expiry else None
+
+
+_SEEN_CACHE: _Cache[_SeenIds] = _Cache()
+
+
+class _FirstDelivery(beam.DoFn):  # type: ignore[misc]
+    """Passes the first delivery of each event_id and remembers it for `ttl_s` of event
+    time, rounded up to a whole bucket.
+
+    Keyed by (topic, shard of the id), not by id: a shard keeps its ids in a bag,
+    appended per id, and a small head (a token, the stored count, what was forgotten,
+    the timer's time); its one timer fires at the end of the oldest bucket still held
+    and forgets that bucket. So the timers pending are at most one per shard, whatever
+    the traffic. The ids live in the worker's memory under the head's token, as the
+    windows do (`_Cache`); the bag is rewritten when its stored ids reach twice those
+    still remembered, so each id is rewritten about once."""
+
+    IDS = BagStateSpec("ids", FastPrimitivesCoder())
+    HEAD = ReadModifyWriteStateSpec("ids_head", FastPrimitivesCoder())
+    FORGET = TimerSpec("forget", TimeDomain.WATERMARK)
+
+    def __init__(self, ttl_s: int, bucket_s: int = DEDUP_BUCKET_S) -> None:
+        self.ttl_us = ttl_s * 1_000_000
+        self.bucket_us = bucket_s * 1_000_000
+        self.duplicates = JobCounter("stream", "events_duplicate")
+        self.rebuilds = JobCounter("stream", "id_shard_rebuilds")
+
+    def _load(self, key: str, ids: Any, head: tuple[Any, ...] | None) -> _SeenIds:
+        if head is None:
+            return _SeenIds()
+        found = _SEEN_CACHE.take(key, head[0])
+        if found is not None:
+            return found
+        self.rebuilds.inc()
+        seen, forgotten = _SeenIds(), head[2]
+        for expiry, event_id in ids.read():
+            if expiry > forgotten:
+                seen.add(event_id, expiry)
+        return seen
+
+    def process(
+        self,
+        item: tuple[str, dict[str, Any]],
+        timestamp: Any = beam.DoFn.TimestampParam,
+        ids: Any = beam.DoFn.StateParam(IDS),
+        head: Any = beam.DoFn.StateParam(HEAD),
+        forget: Any = beam.DoFn.TimerParam(FORGET),
+    ) -> Iterator[dict[str, Any]]:
+        key, record = item
+        stored = head.read()
+        seen = self._load(key, ids, stored)
+        event_id = str(record["event_id"])
+        if event_id in seen.by_id:
+            self.duplicates.inc()
+            if stored is not None:
+                _SEEN_CACHE.put(key, stored[0], seen)
+            return
+        count, forgotten, timer_at = (
+            (stored[1], stored[2], stored[3]) if stored else (0, NEVER, None)
+        )
+        bucket = self.bucket_us
+        expiry = -(-(int(timestamp.micros) + self.ttl_us) // bucket) * bucket
+        seen.add(event_id, expiry)
+        ids.add((expiry, event_id))
+        if timer_at is None or expiry < timer_at:
+            timer_at = expiry
+            forget.set(_timestamp(expiry))
+        token = random.getrandbits(62)
+        head.write((token, count + 1, forgotten, timer_at))
+        _SEEN_CACHE.put(key, token, seen)
+        yield record
+
+    @on_timer(FORGET)
+    def forget_bucket(
+        self,
+        key: Any = beam.DoFn.KeyParam,
+        fired: Any = beam.DoFn.TimestampParam,
+        ids: Any = beam.DoFn.StateParam(IDS),
+        head: Any = beam.DoFn.StateParam(HEAD),
+        forget: Any = beam.DoFn.TimerParam(FORGET),
+    ) -> None:
+        stored = head.read()
+        if stored is None:
+            return
+        seen = self._load(key, ids, stored)
+        now = int(fired.micros)
+        seen.forget_until(now)
+        count, forgotten = stored[1], max(stored[2], now)
+        remembered = len(seen.by_id)
+        if count >= max(MIN_ID_COMPACTION, 2 * remembered):
+            ids.clear()
+            for event_id, expiry in seen.by_id.items():
+                ids.add((expiry, event_id))
+            count = remembered
+        timer_at = seen.next_expiry()
+        if timer_at is not None:
+            forget.set(_timestamp(timer_at))
+        token = random.getrandbits(62)
+        head.write((token, count, forgotten, timer_at))
+        _SEEN_CACHE.put(key, token, seen)
+
+
+class DeduplicateByEventId(Stage):
+    """Records → the first delivery of each (topic, event_id), remembered for `ttl_s`
+    (rounded up to the hour) with at most `shards` timers per topic."""
+
+    RESOURCE_HINTS = DEDUP_HINTS
+
+    def __init__(
+        self, ttl_s: int = 24 * 3600, shards: int = DEDUP_SHARDS, bucket_s: int = DEDUP_BUCKET_S
+    ) -> None:
+        super().__init__()
+        self.ttl_s, self.shards, self.bucket_s = ttl_s, shards, bucket_s
+
+    def expand(self, records: beam.PCollection) -> beam.PCollection:
+        shards = self.shards
+        return (
+            records
+            | "KeyByIdShard"
+            >> beam.Map(lambda r: (f"{r['topic']}/{id_shard(str(r['event_id']), shards)}", r))
+            | "FirstDelivery" >> beam.ParDo(_FirstDelivery(self.ttl_s, self.bucket_s))
+        )
+
+
+def _timestamp(micros: int) -> Timestamp:
+    return Timestamp(micros=micros)
 
 
 class _WindowState(beam.DoFn):  # type: ignore[misc]
