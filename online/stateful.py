@@ -18,8 +18,8 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from time import time_ns
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -45,6 +45,7 @@ LATE = "late"
 T = TypeVar("T")
 
 
+COALESCE_US = 1_000_000  # change points due within this share one timer firing
 MIN_COMPACTION = 64  # stored events before the first rewrite of a key's event bag
 _CACHE_KEYS = 100_000
 
@@ -231,6 +232,22 @@ class DeduplicateByEventId(Stage):
         )
 
 
+class _Tally:
+    """Counter increments held until the bundle ends: one Beam counter update costs about
+    as much as a change point, so a bundle adds its counts once."""
+
+    def __init__(self) -> None:
+        self.pending: dict[JobCounter, int] = {}
+
+    def add(self, counter: JobCounter, n: int = 1) -> None:
+        self.pending[counter] = self.pending.get(counter, 0) + n
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for counter, n in pending.items():
+            counter.inc(n)
+
+
 def _timestamp(micros: int) -> Timestamp:
     return Timestamp(micros=micros)
 
@@ -249,11 +266,17 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
     CHANGE = TimerSpec("change", TimeDomain.WATERMARK)
 
     def __init__(
-        self, plans: Sequence[ViewPlan], allowed_lateness_us: int, started_us: int
+        self,
+        plans: Sequence[ViewPlan],
+        allowed_lateness_us: int,
+        started_us: int,
+        coalesce_us: int = COALESCE_US,
     ) -> None:
         self.plans = {p.view: p for p in plans}
         self.allowed_lateness_us = allowed_lateness_us
         self.started_us = started_us
+        self.coalesce_us = max(1, coalesce_us)
+        self.tally = _Tally()
         self.late = JobCounter("stream", "events_late")
         self.events = JobCounter("stream", "events_aggregated")
         self.rows = JobCounter("stream", "change_points")
@@ -291,8 +314,10 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         (view, key), records = item
         running = self._running(view)
         stored = _Stored(events, head, base)
+        loaded = None
         if running is not None:
-            current: Any = self._load(running, (view, key), stored)
+            loaded = stored.head.read()
+            current: Any = self._load(running, (view, key), stored, loaded)
             emitted_until = current.emitted_until
         else:
             aggregator = self._aggregator(view)
@@ -304,7 +329,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             if record.get("history"):
                 history = True
             elif emitted_until != NEVER and record["event_time"] < horizon:
-                self.late.inc()
+                self.tally.add(self.late)
                 yield pvalue.TaggedOutput(
                     LATE, (view, key, {**record, "topic": self.plans[view].source})
                 )
@@ -312,9 +337,9 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             accepted.append(record)
         if not accepted:
             if running is not None:
-                self._commit(running, (view, key), current, stored, change, [])
+                self._commit(running, (view, key), current, stored, change, [], loaded)
             return
-        self.events.inc(len(accepted))
+        self.tally.add(self.events, len(accepted))
         until = max(
             [emitted_until]
             + [int(r["event_time"]) for r in accepted]
@@ -323,25 +348,33 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         if running is not None:
             fresh = running.add(current, accepted)
             rows = running.advance_to(current, key, until, settle=history)
-            self._commit(running, (view, key), current, stored, change, fresh)
+            self._commit(running, (view, key), current, stored, change, fresh, loaded)
         else:
             aggregator.add(current, accepted)
             rows = aggregator.advance_to(current, key, until, settle=history)
             self._save(aggregator, current, state, change)
         self._measure(accepted)
         if len(rows):
-            self.rows.inc(len(rows))
+            self.tally.add(self.rows, len(rows))
             yield rows
 
-    def _load(self, running: RunningWindows, key: tuple[str, str], stored: _Stored) -> RunningState:
-        head = stored.head.read()
+    def finish_bundle(self) -> None:
+        self.tally.flush()
+
+    def _load(
+        self,
+        running: RunningWindows,
+        key: tuple[str, str],
+        stored: _Stored,
+        head: tuple[Any, ...] | None,
+    ) -> RunningState:
         if head is None:
             return running.new_state()
         token, emitted_until, last_label = head[0], head[1], head[2]
         found = _RUNNING_CACHE.take(key, token)
         if found is not None:
             return found
-        self.rebuilds.inc()
+        self.tally.add(self.rebuilds)
         return running.rebuild(
             stored.events.read(), stored.base.read() or (), emitted_until, last_label
         )
@@ -354,11 +387,15 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         stored: _Stored,
         change: Any,
         fresh: list[Event],
+        head: tuple[Any, ...] | None,
+        fired: bool = False,
     ) -> None:
         """Append the new events; rewrite the bag once the stored events reach twice what
-        the last rewrite kept (each event is rewritten about once: constant cost)."""
-        head = stored.head.read()
+        the last rewrite kept (each event is rewritten about once: constant cost). The
+        timer is set at the next change point rounded up to `coalesce_us`, and only when
+        that moves it: every change point due by then is handled in one firing."""
         count, compact_at = (head[3], head[4]) if head is not None else (0, MIN_COMPACTION)
+        timer_at = None if fired or head is None or len(head) < 6 else head[5]
         for event in fresh:
             stored.events.add(event)
         count += len(fresh)
@@ -372,14 +409,18 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             compact_at = max(MIN_COMPACTION, 2 * count)
         nxt = running.next_change(current)
         if nxt is not None:
-            change.set(_timestamp(nxt))
+            step = self.coalesce_us
+            at = -(-nxt // step) * step
+            if at != timer_at:
+                change.set(_timestamp(at))
+                timer_at = at
         token = random.getrandbits(62)
-        stored.head.write((token, current.emitted_until, current.last_label, count, compact_at))
+        stored.head.write(
+            (token, current.emitted_until, current.last_label, count, compact_at, timer_at)
+        )
         _RUNNING_CACHE.put(key, token, current)
 
     def _measure(self, records: list[dict[str, Any]]) -> None:
-        from time import time_ns
-
         now_us = time_ns() // 1000
         for record in records:
             if record.get("publish_us") and not record.get("history"):
@@ -400,11 +441,12 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         running = self._running(view)
         if running is not None:
             stored = _Stored(events, head, base)
-            if stored.head.read() is None:
+            loaded = stored.head.read()
+            if loaded is None:
                 return
-            current = self._load(running, (view, entity), stored)
+            current = self._load(running, (view, entity), stored, loaded)
             rows = running.advance_to(current, entity, int(fired.micros))
-            self._commit(running, (view, entity), current, stored, change, [])
+            self._commit(running, (view, entity), current, stored, change, [], loaded, fired=True)
         else:
             legacy: EntityState | None = state.read()
             if legacy is None:
@@ -413,7 +455,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             rows = aggregator.advance_to(legacy, entity, int(fired.micros))
             self._save(aggregator, legacy, state, change)
         if len(rows):
-            self.expiry_rows.inc(len(rows))
+            self.tally.add(self.expiry_rows, len(rows))
             yield rows
 
     @staticmethod
@@ -425,8 +467,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         state.write(current)
 
 
-@dataclass(frozen=True)
-class _Stored:
+class _Stored(NamedTuple):
     """A running view's Beam state cells."""
 
     events: Any
@@ -446,14 +487,19 @@ class AggregateWindows(Stage):
     RESOURCE_HINTS = FEATURE_HINTS
 
     def __init__(
-        self, plans: Sequence[ViewPlan], allowed_lateness_s: float, started_us: int
+        self,
+        plans: Sequence[ViewPlan],
+        allowed_lateness_s: float,
+        started_us: int,
+        coalesce_s: float = COALESCE_US / 1_000_000,
     ) -> None:
         super().__init__()
         self.plans = list(plans)
         self.allowed_lateness_us = int(allowed_lateness_s * 1_000_000)
         self.started_us = started_us
+        self.coalesce_us = int(coalesce_s * 1_000_000)
 
     def expand(self, batches: beam.PCollection) -> pvalue.DoOutputsTuple:
         return batches | "ExactWindows" >> beam.ParDo(
-            _WindowState(self.plans, self.allowed_lateness_us, self.started_us)
+            _WindowState(self.plans, self.allowed_lateness_us, self.started_us, self.coalesce_us)
         ).with_outputs(LATE, main="rows")
