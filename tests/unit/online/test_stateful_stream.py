@@ -236,3 +236,30 @@ def test_de_duplication_sets_a_bounded_number_of_timers() -> None:
     assert len(sets) < 20_000 // 10
     stored = sum(len(ids.items) for ids, _, _ in cells.values())
     assert stored < 2 * 24 * 20_000 // 72 + shards * 256  # about two days of ids at most
+
+
+def test_change_points_within_a_second_share_one_firing() -> None:
+    """Events at 1.2 s and 1.5 s leave the 10 s window at 11.2 s and 11.5 s: one timer,
+    at 12 s, emits both rows, each at its exact time."""
+    from apache_beam.utils.timestamp import Timestamp
+
+    from online.stateful import _WindowState
+
+    dofn = _WindowState([PLAN], allowed_lateness_us=0, started_us=0)
+    sets: list[tuple[str, int]] = []
+    timer = _Timer(sets, "v/k")
+    cells = {"state": _Value(), "events": _Bag(), "head": _Value(), "base": _Value()}
+    rows: list[tuple[float, int]] = []
+    for event_id, t in (("e1", 1.2), ("e2", 1.5)):
+        for batch in dofn.process((("v", "k"), [_record(event_id, t)]), change=timer, **cells):
+            rows.extend(_rows(batch))
+    firings = 0
+    while timer.at is not None:
+        at, timer.at = timer.at, None
+        firings += 1
+        out = dofn.on_change(key=("v", "k"), fired=Timestamp(micros=at), change=timer, **cells)
+        for batch in out:
+            rows.extend(_rows(batch))
+    assert rows == [(1.2, 1), (1.5, 2), (11.2, 1), (11.5, 0)]
+    assert firings == 1
+    assert sets == [("v/k", 12 * US)]
