@@ -29,8 +29,9 @@ six INT64 counts, two FLOAT64, one timestamp), with values shaped like the core'
 
 The publisher, the reader and the job share one Python process (and the GIL), so the
 freshness figures are those of the local runner, not of Dataflow. That runner scans
-every key's timers at each watermark step, and the job keeps a timer per event id (the
-24 h de-duplication) and per entity: its throughput falls as keys accumulate.
+every key's timers at each watermark step, and the job keeps a timer per entity (the
+de-duplication keeps one per id shard, at most 1,024 per topic): its throughput falls as
+entity keys accumulate.
 """
 
 from __future__ import annotations

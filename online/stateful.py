@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import zlib
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Hashable, Iterator, Sequence
+from time import time_ns
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.coders import FastPrimitivesCoder, PickleCoder
+from apache_beam.coders import FastPrimitivesCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
     BagStateSpec,
@@ -30,7 +31,7 @@ from apache_beam.transforms.userstate import (
     TimerSpec,
     on_timer,
 )
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import Timestamp
 
 from common.metrics import JobCounter, JobDistribution, JobEventTime
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
@@ -45,86 +46,214 @@ WATERMARK_REACHED = "watermark_reached_us"
 """The latest event time at which a change timer fired: the step's watermark had passed
 it, so every key's change points up to it were emitted (the online rows are complete
 up to it; after it, a value may have changed with no row emitted yet)."""
+T = TypeVar("T")
 
 
-class _FirstDelivery(beam.DoFn):  # type: ignore[misc]
-    """Passes the first delivery of each event_id; remembers it for `ttl_s` of event time."""
-
-    SEEN = ReadModifyWriteStateSpec("seen", PickleCoder())
-    FORGET = TimerSpec("forget", TimeDomain.WATERMARK)
-
-    def __init__(self, ttl_s: int) -> None:
-        self.ttl_s = ttl_s
-        self.duplicates = JobCounter("stream", "events_duplicate")
-
-    def process(
-        self,
-        item: tuple[str, dict[str, Any]],
-        timestamp: Any = beam.DoFn.TimestampParam,
-        seen: Any = beam.DoFn.StateParam(SEEN),
-        forget: Any = beam.DoFn.TimerParam(FORGET),
-    ) -> Iterator[dict[str, Any]]:
-        if seen.read():
-            self.duplicates.inc()
-            return
-        seen.write(True)
-        forget.set(timestamp + Duration(seconds=self.ttl_s))
-        yield item[1]
-
-    @on_timer(FORGET)
-    def forget_it(self, seen: Any = beam.DoFn.StateParam(SEEN)) -> None:
-        seen.clear()
-
-
-class DeduplicateByEventId(Stage):
-    """Records → the first delivery of each (topic, event_id), remembered for `ttl_s`."""
-
-    RESOURCE_HINTS = DEDUP_HINTS
-
-    def __init__(self, ttl_s: int = 24 * 3600) -> None:
-        super().__init__()
-        self.ttl_s = ttl_s
-
-    def expand(self, records: beam.PCollection) -> beam.PCollection:
-        return (
-            records
-            | "KeyByEventId" >> beam.Map(lambda r: (f"{r['topic']}/{r['event_id']}", r))
-            | "FirstDelivery" >> beam.ParDo(_FirstDelivery(self.ttl_s))
-        )
-
-
-def _timestamp(micros: int) -> Timestamp:
-    return Timestamp(micros=micros)
-
-
+COALESCE_US = 1_000_000  # change points due within this share one timer firing
 MIN_COMPACTION = 64  # stored events before the first rewrite of a key's event bag
 _CACHE_KEYS = 100_000
 
 
-class _Cache:
-    """Running states of the keys this worker processed, each with the token of the
-    commit it reflects. A state is taken out while a bundle changes it and put back with
-    the token that bundle writes: if the bundle fails or the key was processed elsewhere
-    since, the tokens differ and the state is rebuilt from what Beam's state holds."""
+class _Cache(Generic[T]):
+    """States (running summaries, remembered ids) of the keys this worker processed,
+    each with the token of the commit it reflects. A state is taken out while a bundle
+    changes it and put back with the token that bundle writes: if the bundle fails or the
+    key was processed elsewhere since, the tokens differ and the state is rebuilt from
+    what Beam's state holds."""
 
     def __init__(self, capacity: int = _CACHE_KEYS) -> None:
         self.capacity = capacity
-        self.entries: OrderedDict[tuple[str, str], tuple[int, RunningState]] = OrderedDict()
+        self.entries: OrderedDict[Hashable, tuple[int, T]] = OrderedDict()
         self.lock = threading.Lock()
 
-    def take(self, key: tuple[str, str], token: int) -> RunningState | None:
+    def take(self, key: Hashable, token: int) -> T | None:
         with self.lock:
             found = self.entries.pop(key, None)
         return found[1] if found is not None and found[0] == token else None
 
-    def put(self, key: tuple[str, str], token: int, state: RunningState) -> None:
+    def put(self, key: Hashable, token: int, state: T) -> None:
         with self.lock:
             self.entries[key] = (token, state)
             while len(self.entries) > self.capacity:
                 self.entries.popitem(last=False)
 
 
-_RUNNING_CACHE = _Cache()
+_RUNNING_CACHE: _Cache[RunningState] = _Cache()
+
+
+DEDUP_SHARDS = 1024  # keys of the de-duplication step per topic: its timers at most
+DEDUP_BUCKET_S = 3600  # ids are forgotten a bucket at a time: one timer per shard per bucket
+MIN_ID_COMPACTION = 256  # stored ids before the first rewrite of a shard's id bag
+
+
+def id_shard(event_id: str, shards: int = DEDUP_SHARDS) -> int:
+    """The de-duplication shard of an event id (stable across processes and runs)."""
+    return zlib.crc32(event_id.encode("utf-8")) % shards
+
+
+class _SeenIds:
+    """One shard's remembered ids, each with the end of the bucket it expires in (µs)."""
+
+    __slots__ = ("by_expiry", "by_id")
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, int] = {}
+        self.by_expiry: dict[int, list[str]] = {}
+
+    def add(self, event_id: str, expiry: int) -> None:
+        self.by_id[event_id] = expiry
+        self.by_expiry.setdefault(expiry, []).append(event_id)
+
+    def forget_until(self, t: int) -> None:
+        for expiry in [e for e in self.by_expiry if e <= t]:
+            for event_id in self.by_expiry.pop(expiry):
+                if self.by_id.get(event_id) == expiry:
+                    del self.by_id[event_id]
+
+    def next_expiry(self) -> int | None:
+        return min(self.by_expiry) if self.by_expiry else None
+
+
+_SEEN_CACHE: _Cache[_SeenIds] = _Cache()
+
+
+class _FirstDelivery(beam.DoFn):  # type: ignore[misc]
+    """Passes the first delivery of each event_id and remembers it for `ttl_s` of event
+    time, rounded up to a whole bucket.
+
+    Keyed by (topic, shard of the id), not by id: a shard keeps its ids in a bag,
+    appended per id, and a small head (a token, the stored count, what was forgotten,
+    the timer's time); its one timer fires at the end of the oldest bucket still held
+    and forgets that bucket. So the timers pending are at most one per shard, whatever
+    the traffic. The ids live in the worker's memory under the head's token, as the
+    windows do (`_Cache`); the bag is rewritten when its stored ids reach twice those
+    still remembered, so each id is rewritten about once."""
+
+    IDS = BagStateSpec("ids", FastPrimitivesCoder())
+    HEAD = ReadModifyWriteStateSpec("ids_head", FastPrimitivesCoder())
+    FORGET = TimerSpec("forget", TimeDomain.WATERMARK)
+
+    def __init__(self, ttl_s: int, bucket_s: int = DEDUP_BUCKET_S) -> None:
+        self.ttl_us = ttl_s * 1_000_000
+        self.bucket_us = bucket_s * 1_000_000
+        self.duplicates = JobCounter("stream", "events_duplicate")
+        self.rebuilds = JobCounter("stream", "id_shard_rebuilds")
+
+    def _load(self, key: str, ids: Any, head: tuple[Any, ...] | None) -> _SeenIds:
+        if head is None:
+            return _SeenIds()
+        found = _SEEN_CACHE.take(key, head[0])
+        if found is not None:
+            return found
+        self.rebuilds.inc()
+        seen, forgotten = _SeenIds(), head[2]
+        for expiry, event_id in ids.read():
+            if expiry > forgotten:
+                seen.add(event_id, expiry)
+        return seen
+
+    def process(
+        self,
+        item: tuple[str, dict[str, Any]],
+        timestamp: Any = beam.DoFn.TimestampParam,
+        ids: Any = beam.DoFn.StateParam(IDS),
+        head: Any = beam.DoFn.StateParam(HEAD),
+        forget: Any = beam.DoFn.TimerParam(FORGET),
+    ) -> Iterator[dict[str, Any]]:
+        key, record = item
+        stored = head.read()
+        seen = self._load(key, ids, stored)
+        event_id = str(record["event_id"])
+        if event_id in seen.by_id:
+            self.duplicates.inc()
+            if stored is not None:
+                _SEEN_CACHE.put(key, stored[0], seen)
+            return
+        count, forgotten, timer_at = (
+            (stored[1], stored[2], stored[3]) if stored else (0, NEVER, None)
+        )
+        bucket = self.bucket_us
+        expiry = -(-(int(timestamp.micros) + self.ttl_us) // bucket) * bucket
+        seen.add(event_id, expiry)
+        ids.add((expiry, event_id))
+        if timer_at is None or expiry < timer_at:
+            timer_at = expiry
+            forget.set(_timestamp(expiry))
+        token = random.getrandbits(62)
+        head.write((token, count + 1, forgotten, timer_at))
+        _SEEN_CACHE.put(key, token, seen)
+        yield record
+
+    @on_timer(FORGET)
+    def forget_bucket(
+        self,
+        key: Any = beam.DoFn.KeyParam,
+        fired: Any = beam.DoFn.TimestampParam,
+        ids: Any = beam.DoFn.StateParam(IDS),
+        head: Any = beam.DoFn.StateParam(HEAD),
+        forget: Any = beam.DoFn.TimerParam(FORGET),
+    ) -> None:
+        stored = head.read()
+        if stored is None:
+            return
+        seen = self._load(key, ids, stored)
+        now = int(fired.micros)
+        seen.forget_until(now)
+        count, forgotten = stored[1], max(stored[2], now)
+        remembered = len(seen.by_id)
+        if count >= max(MIN_ID_COMPACTION, 2 * remembered):
+            ids.clear()
+            for event_id, expiry in seen.by_id.items():
+                ids.add((expiry, event_id))
+            count = remembered
+        timer_at = seen.next_expiry()
+        if timer_at is not None:
+            forget.set(_timestamp(timer_at))
+        token = random.getrandbits(62)
+        head.write((token, count, forgotten, timer_at))
+        _SEEN_CACHE.put(key, token, seen)
+
+
+class DeduplicateByEventId(Stage):
+    """Records → the first delivery of each (topic, event_id), remembered for `ttl_s`
+    (rounded up to the hour) with at most `shards` timers per topic."""
+
+    RESOURCE_HINTS = DEDUP_HINTS
+
+    def __init__(
+        self, ttl_s: int = 24 * 3600, shards: int = DEDUP_SHARDS, bucket_s: int = DEDUP_BUCKET_S
+    ) -> None:
+        super().__init__()
+        self.ttl_s, self.shards, self.bucket_s = ttl_s, shards, bucket_s
+
+    def expand(self, records: beam.PCollection) -> beam.PCollection:
+        shards = self.shards
+        return (
+            records
+            | "KeyByIdShard"
+            >> beam.Map(lambda r: (f"{r['topic']}/{id_shard(str(r['event_id']), shards)}", r))
+            | "FirstDelivery" >> beam.ParDo(_FirstDelivery(self.ttl_s, self.bucket_s))
+        )
+
+
+class _Tally:
+    """Counter increments held until the bundle ends: one Beam counter update costs about
+    as much as a change point, so a bundle adds its counts once."""
+
+    def __init__(self) -> None:
+        self.pending: dict[JobCounter, int] = {}
+
+    def add(self, counter: JobCounter, n: int = 1) -> None:
+        self.pending[counter] = self.pending.get(counter, 0) + n
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, {}
+        for counter, n in pending.items():
+            counter.inc(n)
+
+
+def _timestamp(micros: int) -> Timestamp:
+    return Timestamp(micros=micros)
 
 
 class _WindowState(beam.DoFn):  # type: ignore[misc]
@@ -141,11 +270,17 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
     CHANGE = TimerSpec("change", TimeDomain.WATERMARK)
 
     def __init__(
-        self, plans: Sequence[ViewPlan], allowed_lateness_us: int, started_us: int
+        self,
+        plans: Sequence[ViewPlan],
+        allowed_lateness_us: int,
+        started_us: int,
+        coalesce_us: int = COALESCE_US,
     ) -> None:
         self.plans = {p.view: p for p in plans}
         self.allowed_lateness_us = allowed_lateness_us
         self.started_us = started_us
+        self.coalesce_us = max(1, coalesce_us)
+        self.tally = _Tally()
         self.late = JobCounter("stream", "events_late")
         self.events = JobCounter("stream", "events_aggregated")
         self.rows = JobCounter("stream", "change_points")
@@ -185,8 +320,10 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         (view, key), records = item
         running = self._running(view)
         stored = _Stored(events, head, base)
+        loaded = None
         if running is not None:
-            current: Any = self._load(running, (view, key), stored)
+            loaded = stored.head.read()
+            current: Any = self._load(running, (view, key), stored, loaded)
             emitted_until = current.emitted_until
         else:
             aggregator = self._aggregator(view)
@@ -198,7 +335,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             if record.get("history"):
                 history = True
             elif emitted_until != NEVER and record["event_time"] < horizon:
-                self.late.inc()
+                self.tally.add(self.late)
                 yield pvalue.TaggedOutput(
                     LATE, (view, key, {**record, "topic": self.plans[view].source})
                 )
@@ -206,9 +343,9 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             accepted.append(record)
         if not accepted:
             if running is not None:
-                self._commit(running, (view, key), current, stored, change, [])
+                self._commit(running, (view, key), current, stored, change, [], loaded)
             return
-        self.events.inc(len(accepted))
+        self.tally.add(self.events, len(accepted))
         until = max(
             [emitted_until]
             + [int(r["event_time"]) for r in accepted]
@@ -217,25 +354,33 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         if running is not None:
             fresh = running.add(current, accepted)
             rows = running.advance_to(current, key, until, settle=history)
-            self._commit(running, (view, key), current, stored, change, fresh)
+            self._commit(running, (view, key), current, stored, change, fresh, loaded)
         else:
             aggregator.add(current, accepted)
             rows = aggregator.advance_to(current, key, until, settle=history)
             self._save(aggregator, current, state, change)
         self._measure(accepted)
         if len(rows):
-            self.rows.inc(len(rows))
+            self.tally.add(self.rows, len(rows))
             yield rows
 
-    def _load(self, running: RunningWindows, key: tuple[str, str], stored: _Stored) -> RunningState:
-        head = stored.head.read()
+    def finish_bundle(self) -> None:
+        self.tally.flush()
+
+    def _load(
+        self,
+        running: RunningWindows,
+        key: tuple[str, str],
+        stored: _Stored,
+        head: tuple[Any, ...] | None,
+    ) -> RunningState:
         if head is None:
             return running.new_state()
         token, emitted_until, last_label = head[0], head[1], head[2]
         found = _RUNNING_CACHE.take(key, token)
         if found is not None:
             return found
-        self.rebuilds.inc()
+        self.tally.add(self.rebuilds)
         return running.rebuild(
             stored.events.read(), stored.base.read() or (), emitted_until, last_label
         )
@@ -248,11 +393,15 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         stored: _Stored,
         change: Any,
         fresh: list[Event],
+        head: tuple[Any, ...] | None,
+        fired: bool = False,
     ) -> None:
         """Append the new events; rewrite the bag once the stored events reach twice what
-        the last rewrite kept (each event is rewritten about once: constant cost)."""
-        head = stored.head.read()
+        the last rewrite kept (each event is rewritten about once: constant cost). The
+        timer is set at the next change point rounded up to `coalesce_us`, and only when
+        that moves it: every change point due by then is handled in one firing."""
         count, compact_at = (head[3], head[4]) if head is not None else (0, MIN_COMPACTION)
+        timer_at = None if fired or head is None or len(head) < 6 else head[5]
         for event in fresh:
             stored.events.add(event)
         count += len(fresh)
@@ -266,14 +415,18 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             compact_at = max(MIN_COMPACTION, 2 * count)
         nxt = running.next_change(current)
         if nxt is not None:
-            change.set(_timestamp(nxt))
+            step = self.coalesce_us
+            at = -(-nxt // step) * step
+            if at != timer_at:
+                change.set(_timestamp(at))
+                timer_at = at
         token = random.getrandbits(62)
-        stored.head.write((token, current.emitted_until, current.last_label, count, compact_at))
+        stored.head.write(
+            (token, current.emitted_until, current.last_label, count, compact_at, timer_at)
+        )
         _RUNNING_CACHE.put(key, token, current)
 
     def _measure(self, records: list[dict[str, Any]]) -> None:
-        from time import time_ns
-
         now_us = time_ns() // 1000
         for record in records:
             if record.get("publish_us") and not record.get("history"):
@@ -295,11 +448,12 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         running = self._running(view)
         if running is not None:
             stored = _Stored(events, head, base)
-            if stored.head.read() is None:
+            loaded = stored.head.read()
+            if loaded is None:
                 return
-            current = self._load(running, (view, entity), stored)
+            current = self._load(running, (view, entity), stored, loaded)
             rows = running.advance_to(current, entity, int(fired.micros))
-            self._commit(running, (view, entity), current, stored, change, [])
+            self._commit(running, (view, entity), current, stored, change, [], loaded, fired=True)
         else:
             legacy: EntityState | None = state.read()
             if legacy is None:
@@ -308,7 +462,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             rows = aggregator.advance_to(legacy, entity, int(fired.micros))
             self._save(aggregator, legacy, state, change)
         if len(rows):
-            self.expiry_rows.inc(len(rows))
+            self.tally.add(self.expiry_rows, len(rows))
             yield rows
 
     @staticmethod
@@ -320,8 +474,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         state.write(current)
 
 
-@dataclass(frozen=True)
-class _Stored:
+class _Stored(NamedTuple):
     """A running view's Beam state cells."""
 
     events: Any
@@ -341,14 +494,19 @@ class AggregateWindows(Stage):
     RESOURCE_HINTS = FEATURE_HINTS
 
     def __init__(
-        self, plans: Sequence[ViewPlan], allowed_lateness_s: float, started_us: int
+        self,
+        plans: Sequence[ViewPlan],
+        allowed_lateness_s: float,
+        started_us: int,
+        coalesce_s: float = COALESCE_US / 1_000_000,
     ) -> None:
         super().__init__()
         self.plans = list(plans)
         self.allowed_lateness_us = int(allowed_lateness_s * 1_000_000)
         self.started_us = started_us
+        self.coalesce_us = int(coalesce_s * 1_000_000)
 
     def expand(self, batches: beam.PCollection) -> pvalue.DoOutputsTuple:
         return batches | "ExactWindows" >> beam.ParDo(
-            _WindowState(self.plans, self.allowed_lateness_us, self.started_us)
+            _WindowState(self.plans, self.allowed_lateness_us, self.started_us, self.coalesce_us)
         ).with_outputs(LATE, main="rows")

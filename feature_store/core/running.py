@@ -40,7 +40,6 @@ from feature_store.core.plan import FeaturePlan, ViewPlan
 from feature_store.core.windows import NEVER, RowBatch
 from feature_store.definitions import Condition, DType
 
-_NAN = float("nan")
 _OBJECT_DTYPES = frozenset({DType.STRING, DType.FLOAT32_VECTOR})
 SCALE_BITS = 1074  # every finite float64 is an integer multiple of 2^-1074
 RUNNING_KINDS = frozenset(
@@ -49,6 +48,8 @@ RUNNING_KINDS = frozenset(
 Event = tuple[int, str, tuple[Any, ...]]  # (event_time µs, event_id, field values)
 Values = tuple[Any, ...]  # one value per feature, None for null
 Reads = tuple[tuple[bool, Any], ...]  # per feature: whether the event counts, what it adds
+Compiled = tuple[int, tuple[Any, ...]] | None  # a condition: field index (-1: time), values
+_Spec = tuple[str, int, Compiled, Compiled]  # kind, field index (-1: time), where, share where
 
 
 def supported(plan: ViewPlan) -> bool:
@@ -317,6 +318,21 @@ class RunningWindows:
         self.by_slot = [[c for c in self.features if c.slot == s] for s in range(len(self.windows))]
         self.unbounded = [c for c in self.features if c.slot == -1]
         self.prunable = plan.prunable
+        self._floats = tuple(spec.dtype.numeric or spec.dtype is DType.BOOL for spec in plan.fields)
+        self._where = self._compile(plan.where)
+        self._specs: list[_Spec] = [
+            (
+                c.feature.kind,
+                self._field_of(c.feature),
+                self._compile(c.feature.where),
+                self._compile(c.feature.share_where),
+            )
+            for c in self.features
+        ]
+        self._nothing: Reads = tuple((False, None) for _ in self.features)
+        self._numeric = [c for c in self.features if c.feature.dtype not in _OBJECT_DTYPES]
+        self._objects = [c for c in self.features if c.feature.dtype in _OBJECT_DTYPES]
+        self._numeric_names = [c.feature.name for c in self._numeric]
         self._empty = (
             np.zeros(0, dtype=np.int64),
             {c.feature.name: self._column(c.feature, []) for c in self.features},
@@ -334,9 +350,9 @@ class RunningWindows:
 
     def event_of(self, record: Mapping[str, Any]) -> Event:
         values = []
-        for spec in self.plan.fields:
+        for spec, to_float in zip(self.plan.fields, self._floats, strict=True):
             v = record.get(spec.name)
-            if spec.dtype.numeric or spec.dtype is DType.BOOL:
+            if to_float:
                 v = None if _null(v) else float(v)  # type: ignore[arg-type]
             values.append(v)
         return (int(record["event_time"]), str(record["event_id"]), tuple(values))
@@ -358,7 +374,7 @@ class RunningWindows:
         state.touched = True
         if self.prunable:
             heapq.heappush(state.dropping, (time, event_id, event))
-        reads = tuple(self._read(c, event) for c in self.features)
+        reads = self._reads(event)
         if time > state.emitted_until:
             state.seq += 1
             heapq.heappush(state.queue, (time, state.seq, -1, event, reads))
@@ -375,33 +391,50 @@ class RunningWindows:
                 heapq.heappush(state.queue, (time + w, state.seq, slot, event, reads))
         state.dirty = True
 
-    def _read(self, c: _Contribution, event: Event) -> tuple[bool, Any]:
+    def _reads(self, event: Event) -> Reads:
+        """What each feature reads of `event` (the view's filter checked once)."""
+        if not self._matches(self._where, event):
+            return self._nothing
+        read = self._read
+        return tuple([read(spec, event) for spec in self._specs])
+
+    def _read(self, spec: _Spec, event: Event) -> tuple[bool, Any]:
         """Whether `event` counts for the feature, and what it adds."""
-        f = c.feature
-        fields = event[2]
-        if not (self._matches(self.plan.where, event) and self._matches(f.where, event)):
+        kind, index, where, share_where = spec
+        if where is not None and not self._matches(where, event):
             return False, None
-        if f.kind == "count":
+        if kind == "count":
             return True, None
-        if f.kind == "share":
-            return True, self._matches(f.share_where, event)
-        value = event[0] if f.field == "event_time" else fields[self.field_index[f.field or ""]]
-        if _null(value) or (f.kind == "last" and _null_vector(value)):
+        if kind == "share":
+            return True, self._matches(share_where, event)
+        value = event[0] if index < 0 else event[2][index]
+        if _null(value) or (kind == "last" and _null_vector(value)):
             return False, None
-        if f.field == "event_time":
+        if index < 0:
             value = float(value)
-        if f.kind == "last":
+        if kind == "last":
             return True, ((event[0], event[1]), value)
         return True, value
 
-    def _matches(self, cond: Condition | None, event: Event) -> bool:
+    def _field_of(self, f: FeaturePlan) -> int:
+        """Where a feature's value is in an event's fields (-1: its time; -2: none read)."""
+        if f.field == "event_time":
+            return -1
+        return self.field_index[f.field] if f.field else -2
+
+    def _compile(self, cond: Condition | None) -> Compiled:
+        if cond is None:
+            return None
+        index = -1 if cond.field == "event_time" else self.field_index[cond.field]
+        return index, tuple(cond.values)
+
+    @staticmethod
+    def _matches(cond: Compiled, event: Event) -> bool:
         if cond is None:
             return True
-        if cond.field == "event_time":
-            value: Any = float(event[0])
-        else:
-            value = event[2][self.field_index[cond.field]]
-        return value is not None and value in cond.values
+        index, values = cond
+        value: Any = float(event[0]) if index < 0 else event[2][index]
+        return value is not None and value in values
 
     @staticmethod
     def _apply(
@@ -415,8 +448,9 @@ class RunningWindows:
             else:
                 acc.leave(value)
 
-    def _values(self, state: RunningState) -> Values:
-        return tuple(acc.value() for acc in state.accumulators)
+    @staticmethod
+    def _values(state: RunningState) -> Values:
+        return tuple([acc.value() for acc in state.accumulators])
 
     # -- time ------------------------------------------------------------------------------
 
@@ -490,8 +524,9 @@ class RunningWindows:
         while state.dropping and state.dropping[0][0] <= horizon:
             _, event_id, event = heapq.heappop(state.dropping)
             del state.held[event_id]
+            reads = self._reads(event)
             for i, contribution in enumerate(self.unbounded):
-                counts, value = self._read(contribution, event)
+                counts, value = reads[contribution.index]
                 if counts:
                     state.base[i].enter(value)
             dropped += 1
@@ -533,18 +568,16 @@ class RunningWindows:
         if not rows:
             return RowBatch(self.plan.view, entity_key, self._empty[0], self._empty[1])
         valid_from = np.array([r[0] for r in rows], dtype=np.int64)
-        numeric = [c for c in self.features if c.feature.dtype not in _OBJECT_DTYPES]
+        numeric, objects = self._numeric, self._objects
         columns: dict[str, AnyArray] = {}
-        if numeric:  # one conversion for every numeric column, then views of it
-            table = np.array(
-                [[_NAN if r[1][c.index] is None else r[1][c.index] for c in numeric] for r in rows],
-                dtype=np.float64,
-            )
-            for j, c in enumerate(numeric):
-                columns[c.feature.name] = table[:, j]
-        for c in self.features:
-            if c.feature.dtype in _OBJECT_DTYPES:
-                columns[c.feature.name] = self._column(c.feature, [r[1][c.index] for r in rows])
+        if numeric:  # one conversion for every numeric column (None is NaN), then views
+            if objects:
+                table = np.array([[r[1][c.index] for c in numeric] for r in rows], dtype=np.float64)
+            else:
+                table = np.array([r[1] for r in rows], dtype=np.float64)
+            columns.update(zip(self._numeric_names, table.T, strict=True))
+        for c in objects:
+            columns[c.feature.name] = self._column(c.feature, [r[1][c.index] for r in rows])
         return RowBatch(self.plan.view, entity_key, valid_from, columns)
 
     def _column(self, f: FeaturePlan, values: list[Any]) -> AnyArray:

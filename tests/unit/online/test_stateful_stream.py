@@ -5,6 +5,7 @@ value, and re-deliveries are dropped. Expected rows are read off the definition:
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import apache_beam as beam
@@ -150,3 +151,135 @@ def test_re_deliveries_pass_once() -> None:
     ids = passed | beam.Map(lambda r: (r["topic"], r["event_id"]))
     assert_that(ids, equal_to([("things", "a"), ("things", "b"), ("other", "a")]))
     p.run()
+
+
+HOUR = 3600
+
+
+def test_a_re_delivery_is_dropped_for_24_hours_then_forgotten() -> None:
+    """Remembered for 24 h of event time rounded up to the hour: a copy 23 h later is
+    dropped; once the watermark passes 24 h + the bucket, the id is forgotten."""
+    first = {"topic": "things", "event_id": "a", "event_time": 1}
+    stream = (
+        EventStream()
+        .add_elements([TimestampedValue(first, 10)])
+        .advance_watermark_to(10 + 23 * HOUR)
+        .add_elements([TimestampedValue({**first, "copy": 1}, 10 + 23 * HOUR)])
+        .advance_watermark_to(10 + 26 * HOUR)
+        .add_elements([TimestampedValue({**first, "copy": 2}, 10 + 26 * HOUR)])
+        .advance_watermark_to_infinity()
+    )
+    p = _pipeline()
+    passed = p | stream | DeduplicateByEventId(ttl_s=24 * HOUR, shards=4, bucket_s=HOUR)
+    copies = passed | beam.Map(lambda r: r.get("copy", 0))
+    assert_that(copies, equal_to([0, 2]))
+    p.run()
+
+
+class _Value:
+    def __init__(self) -> None:
+        self.value: Any = None
+
+    def read(self) -> Any:
+        return self.value
+
+    def write(self, value: Any) -> None:
+        self.value = value
+
+
+class _Bag:
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def read(self) -> list[Any]:
+        return list(self.items)
+
+    def add(self, item: Any) -> None:
+        self.items.append(item)
+
+    def clear(self) -> None:
+        self.items = []
+
+
+class _Timer:
+    def __init__(self, log: list[tuple[str, int]], key: str) -> None:
+        self.at: int | None = None
+        self.log, self.key = log, key
+
+    def set(self, ts: Any) -> None:
+        self.at = int(ts.micros)
+        self.log.append((self.key, self.at))
+
+
+def test_de_duplication_sets_a_bounded_number_of_timers() -> None:
+    """20,000 ids over three days of event time (one in ten delivered twice, the copy
+    within the hour), 8 shards, hourly buckets: every first delivery passes once, every
+    copy is dropped, and the timers set stay within one per shard per hour, not one per
+    id. Midway the worker's memory is cleared, so the ids are read back from the bags."""
+    from apache_beam.utils.timestamp import Timestamp
+
+    from online.stateful import _SEEN_CACHE, _FirstDelivery, id_shard
+
+    rng = random.Random(5)
+    shards, span_s = 8, 3 * 24 * HOUR
+    dofn = _FirstDelivery(ttl_s=24 * HOUR, bucket_s=HOUR)
+    deliveries: list[tuple[int, str]] = []
+    for i in range(20_000):
+        t = i * span_s // 20_000
+        deliveries.append((t, f"id{i}"))
+        if i % 10 == 0:
+            deliveries.append((t + rng.randrange(HOUR), f"id{i}"))
+    deliveries.sort()
+    sets: list[tuple[str, int]] = []
+    cells = {f"things/{s}": (_Bag(), _Value(), _Timer(sets, f"things/{s}")) for s in range(shards)}
+    passed: list[str] = []
+    for n, (t, event_id) in enumerate(deliveries):
+        now = t * US
+        for key, (ids, head, timer) in cells.items():  # the watermark reaches `t`
+            while timer.at is not None and timer.at <= now:
+                at, timer.at = timer.at, None
+                dofn.forget_bucket(
+                    key=key, fired=Timestamp(micros=at), ids=ids, head=head, forget=timer
+                )
+        if n == len(deliveries) // 2:
+            _SEEN_CACHE.entries.clear()
+        key = f"things/{id_shard(event_id, shards)}"
+        ids, head, timer = cells[key]
+        record = {"topic": "things", "event_id": event_id}
+        out = dofn.process(
+            (key, record), timestamp=Timestamp(micros=now), ids=ids, head=head, forget=timer
+        )
+        passed.extend(r["event_id"] for r in out)
+    assert sorted(passed) == sorted(f"id{i}" for i in range(20_000))
+    hours = span_s // HOUR + 25
+    assert len(sets) <= shards * hours
+    assert len(sets) < 20_000 // 10
+    stored = sum(len(ids.items) for ids, _, _ in cells.values())
+    assert stored < 2 * 24 * 20_000 // 72 + shards * 256  # about two days of ids at most
+
+
+def test_change_points_within_a_second_share_one_firing() -> None:
+    """Events at 1.2 s and 1.5 s leave the 10 s window at 11.2 s and 11.5 s: one timer,
+    at 12 s, emits both rows, each at its exact time."""
+    from apache_beam.utils.timestamp import Timestamp
+
+    from online.stateful import _WindowState
+
+    dofn = _WindowState([PLAN], allowed_lateness_us=0, started_us=0)
+    sets: list[tuple[str, int]] = []
+    timer = _Timer(sets, "v/k")
+    cells = {"state": _Value(), "events": _Bag(), "head": _Value(), "base": _Value()}
+    rows: list[tuple[float, int]] = []
+    for event_id, t in (("e1", 1.2), ("e2", 1.5)):
+        for batch in dofn.process((("v", "k"), [_record(event_id, t)]), change=timer, **cells):
+            rows.extend(_rows(batch))
+    firings = 0
+    while timer.at is not None:
+        at, timer.at = timer.at, None
+        firings += 1
+        out = dofn.on_change(key=("v", "k"), fired=Timestamp(micros=at), change=timer, **cells)
+        for batch in out:
+            rows.extend(_rows(batch))
+    assert rows == [(1.2, 1), (1.5, 2), (11.2, 1), (11.5, 0)]
+    assert firings == 1
+    assert sets == [("v/k", 12 * US)]
