@@ -48,6 +48,7 @@ from bench.backfill_runs import (
 from bench.compare import Comparison, compare_rows
 from bench.harness import Context, Row, timed
 from bench.sql_peer import run_queries, view_query, write_clean_files
+from common.inference.settings import NO_MODELS
 from feature_store.reference import REGISTRY
 from jobs.backfill import plans_for
 from offline.arrow_rows import to_arrow
@@ -68,7 +69,7 @@ def _duckdb_name() -> str:
 
 
 def _compare(run: InProcess, peer: dict[str, tuple[float, pa.Table]]) -> list[Comparison]:
-    plans = {p.view: p for p in plans_for(REGISTRY, None)[0]}
+    plans = {p.view: p for p in plans_for(REGISTRY, None, NO_MODELS)[0]}
     out = []
     for view, (_, table) in peer.items():
         plan = plans[view]
@@ -100,7 +101,7 @@ def _beam_check(beam: BeamBackfill, run: InProcess) -> str:
 def run(ctx: Context) -> list[Row]:
     events = ctx.size(FULL_EVENTS, QUICK_EVENTS)
     data = ctx.simulated(events)
-    plans, _ = plans_for(REGISTRY, None)
+    plans, _ = plans_for(REGISTRY, None, NO_MODELS)
     clean = ctx.workdir / "clean"
     with timed() as took:
         write_clean_files(data, clean)

@@ -630,6 +630,7 @@ def freshness(ctx: Context, platform: PlatformConfig) -> list[Phase]:
 def stream_phase(platform: PlatformConfig, rate: float, seconds: float, seed: int) -> Phase:
     """A fresh streaming job in this process (empty subscriptions, empty state), made
     ready with one probe, then fed `seconds` of traffic at `rate`."""
+    from common.inference.settings import NO_MODELS
     from common.metrics import reset_local
     from jobs.backfill import plans_for
     from jobs.online_sink import online_sink
@@ -638,7 +639,7 @@ def stream_phase(platform: PlatformConfig, rate: float, seconds: float, seed: in
     from jobs.stream import StreamSettings, build_stream
 
     _fresh_subscriptions(platform)
-    plans, _ = plans_for(REGISTRY, None)
+    plans, _ = plans_for(REGISTRY, None, NO_MODELS)
     reset_local()
     pipeline = make_pipeline([], streaming=True)
     build_stream(

@@ -107,3 +107,7 @@ def skip_reason(registry: Registry, plan: ViewPlan, settings: ModelSettings) -> 
             f"(models: {settings.label}; set --models)"
         )
     return None
+
+
+NO_MODELS = ModelSettings(models=())
+"""No model runs: only the views that read no model output are computed."""

@@ -12,6 +12,7 @@ import pytest
 from bench.backfill_runs import in_process
 from bench.compare import compare_rows
 from bench.sql_peer import run_queries, view_query, write_clean_files
+from common.inference.settings import NO_MODELS
 from feature_store.core.plan import ViewPlan
 from feature_store.errors import FeatureDefinitionError
 from feature_store.reference import REGISTRY
@@ -19,7 +20,7 @@ from jobs.backfill import plans_for
 from offline.arrow_rows import to_arrow
 from simulator.traffic import SimulationConfig, simulate, write_jsonl
 
-PLANS = plans_for(REGISTRY, None)[0]
+PLANS = plans_for(REGISTRY, None, NO_MODELS)[0]
 
 
 @pytest.fixture(scope="module")
