@@ -106,8 +106,10 @@ def _inputs(
 
 
 class _Fit(beam.DoFn):  # type: ignore[misc]
-    def __init__(self, fields: Mapping[str, DerivedField], root: str, seed: int) -> None:
-        self.fields, self.root, self.seed = fields, root, seed
+    def __init__(
+        self, fields: Mapping[str, DerivedField], root: str, seed: int, refit: bool
+    ) -> None:
+        self.fields, self.root, self.seed, self.refit = fields, root, seed, refit
 
     def process(
         self, item: tuple[str, list[tuple[str, str, list[float]]]]
@@ -116,6 +118,12 @@ class _Fit(beam.DoFn):  # type: ignore[misc]
 
         name, drawn = item
         field = self.fields[name]
+        if not self.refit:  # a fitted projection stays: its values compare across runs
+            kept = ProjectionStore(self.root).latest(name)
+            if kept is not None:
+                log.info("projection %s: keeping version %s", name, kept.version)
+                yield name, kept
+                return
         if len(drawn) < 2:
             log.warning("projection %s: %d sampled rows, not fitted", name, len(drawn))
             return
@@ -143,7 +151,9 @@ class _Fit(beam.DoFn):  # type: ignore[misc]
 
 class FitProjections(Stage):
     """Lists of records → (field, fitted Projection), one per declared field with a
-    sample of at least 2 rows; each is saved to the store and made latest."""
+    sample of at least 2 rows; each is saved to the store and made latest. A field that
+    already has a latest projection keeps it unless `refit`: the online values the stream
+    computed with it, and earlier offline rows, stay comparable with this run's."""
 
     RESOURCE_HINTS = LINALG_HINTS
 
@@ -153,8 +163,11 @@ class FitProjections(Stage):
         root: str,
         rows: int = SAMPLE_ROWS,
         seed: int = SAMPLE_SEED,
+        *,
+        refit: bool = False,
     ) -> None:
         super().__init__()
+        self.refit = refit
         if rows < 2:
             msg = f"a projection's sample needs at least 2 rows, got {rows}"
             raise ValueError(msg)
@@ -165,7 +178,7 @@ class FitProjections(Stage):
             batches
             | "SampleInputs" >> beam.FlatMap(_inputs, self.fields, self.seed)
             | "StatedSample" >> beam.combiners.Top.SmallestPerKey(self.rows)
-            | "Fit" >> beam.ParDo(_Fit(self.fields, self.root, self.seed))
+            | "Fit" >> beam.ParDo(_Fit(self.fields, self.root, self.seed, self.refit))
         )
 
 

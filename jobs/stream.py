@@ -123,7 +123,10 @@ class StreamProgress:
     can change (an event leaves its window) with no online row written, while the
     offline rows, computed from the events alone, have the change."""
 
-    quiet_polls: int = 2
+    # Polls (2 s apart in the demo) with no counter moving. The steps add their counters
+    # once per bundle, and a bundle of the model or kernel stages can take seconds, so a
+    # short quiet spell is not yet an idle job.
+    quiet_polls: int = 5
     polls: list[tuple[dict[str, int], int | None]] = field(default_factory=list)
 
     def poll(self, counts: dict[str, int], reached_us: int | None) -> None:

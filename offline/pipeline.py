@@ -74,16 +74,19 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
         vector_index: IndexSettings | None = None,
         vector_accelerator: bool = False,
         artifacts: str = ".local/artifacts",
+        refit_projections: bool = False,
     ) -> None:
         """`received_us`: when messages without a publish time (files, imported rows)
         count as received; event times after it plus `clock_skew_s` are dead letters.
         `models`: the model stage's settings, when a plan reads model outputs;
         `vector_index`: where the reviews' embeddings go (None: nowhere);
         `vector_accelerator`: the vector features' kernels ask for a GPU. `artifacts`:
-        where declared projections are saved (`common.projections.ProjectionStore`)."""
+        where declared projections are saved (`common.projections.ProjectionStore`);
+        `refit_projections`: fit them anew rather than keep the latest saved."""
         super().__init__()
         self.models, self.vector_index = models, vector_index
         self.vector_accelerator, self.artifacts = vector_accelerator, artifacts
+        self.refit_projections = refit_projections
         self.received_us, self.clock_skew_s = received_us, clock_skew_s
         self.reader, self.registry, self.plans = reader, registry, list(plans)
         self.span_us, self.dead_letters = span_us, dead_letters
@@ -116,7 +119,9 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
                 ).with_resource_hints(**IO_HINTS)
         fields = used_projections(self.registry, self.plans)
         if fields:  # declared projections of model outputs: fitted on this run's sample
-            fitted = unique | "FitProjections" >> FitProjections(fields, self.artifacts)
+            fitted = unique | "FitProjections" >> FitProjections(
+                fields, self.artifacts, refit=self.refit_projections
+            )
             unique = unique | "ApplyProjections" >> ApplyProjections(fields, self.artifacts, fitted)
         rows = (
             unique

@@ -72,10 +72,14 @@ def _read(prefix: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for f in prefix.parent.glob(f"{prefix.name}*") for line in f.open()]
 
 
-def _run_backfill_stage(records: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
+def _run_backfill_stage(
+    records: list[dict[str, Any]], root: Path, *, refit: bool = False
+) -> list[dict[str, Any]]:
     with beam.Pipeline() as p:
         batches = p | beam.Create([records[:50], records[50:]])
-        fitted = batches | "FitProjections" >> FitProjections(FIELDS, str(root), rows=ROWS)
+        fitted = batches | "FitProjections" >> FitProjections(
+            FIELDS, str(root), rows=ROWS, refit=refit
+        )
         out = batches | "ApplyProjections" >> ApplyProjections(FIELDS, str(root), fitted)
         _written(out | beam.FlatMap(lambda rs: rs), root / "out" / "batch")
     return _read(root / "out" / "batch")
@@ -124,6 +128,26 @@ def test_a_refit_on_the_same_sample_has_the_same_version(tmp_path: Path) -> None
     a = ProjectionStore(str(tmp_path / "a")).latest(FIELD.name)
     b = ProjectionStore(str(tmp_path / "b")).latest(FIELD.name)
     assert a is not None and b is not None and a.version == b.version
+
+
+def test_a_later_backfill_keeps_the_saved_projection_unless_told_to_refit(
+    tmp_path: Path,
+) -> None:
+    """The nightly backfill sees more events than the first (the live ones too): it keeps
+    the version the stream applies, so online and offline values stay comparable."""
+    _run_backfill_stage(_records(100, seed=5), tmp_path)
+    first = ProjectionStore(str(tmp_path)).latest(FIELD.name)
+    other = _records(150, seed=6)
+    kept = {r["event_id"]: r[FIELD.name] for r in _run_backfill_stage(other, tmp_path)}
+    assert first is not None
+    assert ProjectionStore(str(tmp_path)).latest(FIELD.name).version == first.version
+    for record in other:
+        if record["embedding_semantic"] is not None:
+            want = first.transform(np.asarray([record["embedding_semantic"]], dtype=np.float32))
+            np.testing.assert_allclose(kept[record["event_id"]], want[0], atol=1e-5)
+    _run_backfill_stage(other, tmp_path, refit=True)
+    refit = ProjectionStore(str(tmp_path)).latest(FIELD.name)
+    assert refit is not None and refit.version != first.version
 
 
 def test_without_a_saved_projection_the_stream_leaves_the_field_null(tmp_path: Path) -> None:

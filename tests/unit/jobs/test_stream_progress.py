@@ -63,7 +63,7 @@ def _stream_until(watermark: datetime) -> tuple[int, list[int]]:
 def test_the_rows_are_compared_where_the_stream_completed_them() -> None:
     online, fired = _stream_until(STOPPED)
     assert fired == [to_micros(LOGINS[0] + DAY)]
-    progress = StreamProgress()
+    progress = StreamProgress(quiet_polls=2)
     for _ in range(3):  # three quiet polls: nothing written, the watermark proven at 11:59:55
         progress.poll({"change_points": 7}, fired[-1])
     at = progress.complete_until()
@@ -78,7 +78,7 @@ def test_the_rows_are_compared_where_the_stream_completed_them() -> None:
 def test_the_instant_is_taken_at_the_first_quiet_poll() -> None:
     """A timer that fires during the quiet polls may not have its rows written yet: the
     instant is the watermark proven at the first of them."""
-    progress = StreamProgress()
+    progress = StreamProgress(quiet_polls=2)
     progress.poll({"change_points": 7}, 100)
     progress.poll({"change_points": 7}, 200)
     progress.poll({"change_points": 7}, 300)
@@ -88,7 +88,7 @@ def test_the_instant_is_taken_at_the_first_quiet_poll() -> None:
 
 
 def test_no_instant_while_rows_are_still_written_or_before_any_timer() -> None:
-    progress = StreamProgress()
+    progress = StreamProgress(quiet_polls=2)
     progress.poll({"change_points": 7}, 100)
     progress.poll({"change_points": 8}, 100)
     progress.poll({"change_points": 8}, 100)
@@ -98,7 +98,7 @@ def test_no_instant_while_rows_are_still_written_or_before_any_timer() -> None:
     assert progress.caught_up()
     assert progress.complete_until() is not None
 
-    idle = StreamProgress()
+    idle = StreamProgress(quiet_polls=2)
     for _ in range(3):
         idle.poll({"events_received": 0}, None)
     assert idle.caught_up()
