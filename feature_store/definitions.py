@@ -73,6 +73,8 @@ EMPTY_POLICIES = ("value", "absent", "invalid")
 CASES = ("", "upper", "lower")
 # The fields every event carries; the parser always requires them.
 ENVELOPE = {"event_id": DType.STRING, "event_type": DType.STRING, "event_time": DType.TIMESTAMP}
+# Names the pipelines add to an event's record: no declared field may take them.
+RESERVED = ("event_time_iso", "topic", "publish_us", "history")
 _SCALAR_TYPES: dict[DType, tuple[type, ...]] = {
     DType.STRING: (str,),
     DType.INT64: (int,),
@@ -244,6 +246,10 @@ class Source:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             msg = f"source `{self.name}` declares fields more than once: {dupes}"
+            _fail(msg)
+        reserved = sorted(set(names) & set(RESERVED))
+        if reserved:
+            msg = f"source `{self.name}` declares fields the pipelines reserve: {reserved}"
             _fail(msg)
         for required, dtype in ENVELOPE.items():
             declared = self.field(required)

@@ -325,6 +325,10 @@ def test_a_source_checks_its_fields_against_its_event_types() -> None:
             SHOP,
             fields=(*ENVELOPE_FIELDS[:2], EventField(name="event_time", dtype=DType.STRING)),
         )
+    with pytest.raises(FeatureDefinitionError, match=r"reserve: \['topic'\]"):
+        dataclasses.replace(
+            SHOP, fields=(*ENVELOPE_FIELDS, EventField(name="topic", dtype=DType.STRING))
+        )
     with pytest.raises(FeatureDefinitionError, match="event types once each"):
         dataclasses.replace(SHOP, event_types=("order", "order"))
 
