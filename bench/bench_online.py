@@ -59,9 +59,9 @@ import pandas as pd
 
 from bench.harness import Context, Row
 from feature_store.config import PlatformConfig
-from feature_store.events import ReviewEvent, attributes_for, serialize_event, to_micros
+from feature_store.events import attributes_for, contract_for, serialize_event, to_micros
 from feature_store.feast_repo import COMPUTED_AT, VALID_FROM
-from feature_store.reference import REGISTRY
+from feature_store.reference import REGISTRY, REVIEW_EVENTS
 from online.rows import OnlineRow
 from simulator.traffic import MessageKind, SimulatedMessage, SimulationConfig, simulate
 
@@ -589,7 +589,7 @@ class ProbeWatcher:
 def probe_message(user: str) -> SimulatedMessage:
     """A `review_created` event of a user never seen before, timed now."""
     now = datetime.now(UTC)
-    event = ReviewEvent(
+    event = contract_for(REVIEW_EVENTS).event(
         event_id=f"{user}-review",
         event_type="review_created",
         event_time=now,

@@ -20,10 +20,14 @@ def archive_row(
     publish_us: int | None,
     record: Mapping[str, Any],
     fields: tuple[str, ...],
+    timestamps: tuple[str, ...] = ("event_time",),
 ) -> dict[str, Any]:
-    """`record` is the validated event's record; `fields` the source's declared fields."""
+    """`record` is the validated event's record; `fields` the source's declared fields,
+    `timestamps` those of them that are TIMESTAMPs (µs in the record)."""
     row: dict[str, Any] = {name: record.get(name) for name in fields}
-    row["event_time"] = from_micros(int(record["event_time"]))
+    for name in timestamps:
+        if row.get(name) is not None:
+            row[name] = from_micros(int(row[name]))
     row["payload"] = raw.decode("utf-8")
     row["attributes"] = json.dumps(dict(attributes), sort_keys=True) if attributes else None
     row["publish_time"] = from_micros(publish_us) if publish_us is not None else None

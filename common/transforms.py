@@ -21,15 +21,19 @@ from common.metrics import JobCounter
 from common.stages import DEAD_LETTER_HINTS, VALIDATION_HINTS, Stage
 from feature_store.core.derived_fields import add_derived
 from feature_store.core.plan import ViewPlan
+from feature_store.definitions import DType
 from feature_store.events import (
     DEFAULT_CLOCK_SKEW,
+    Contract,
     DeadLetter,
-    ReviewEvent,
-    UserEvent,
+    Event,
+    Reason,
+    contracts_of,
     from_micros,
     validate,
 )
 from feature_store.limits import failed, oversized
+from feature_store.reference import REGISTRY
 from feature_store.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -42,14 +46,17 @@ class _Validate(beam.DoFn):
     def __init__(
         self,
         namespace: str,
-        archive_fields: Mapping[str, tuple[str, ...]] | None,
+        archive_fields: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] | None,
         history: bool,
         received_us: int | None,
         clock_skew: timedelta,
+        contracts: Mapping[str, Contract] | None = None,
     ) -> None:
+        """`contracts`: each topic's, by topic (None: the reference sources')."""
         self.valid = JobCounter(namespace, "events_valid" if not history else "history_events")
         self.invalid = JobCounter(namespace, "events_invalid" if not history else "history_invalid")
         self.archive_fields = archive_fields
+        self.contracts = contracts if contracts is not None else contracts_of(REGISTRY.sources)
         self.history = history
         self.received_us = received_us
         self.clock_skew = clock_skew
@@ -61,12 +68,16 @@ class _Validate(beam.DoFn):
         # for files the run's start; with neither, validation takes the wall clock.
         received_us = publish_us if publish_us is not None else self.received_us
         received = from_micros(received_us) if received_us is not None else None
-        result: ReviewEvent | UserEvent | DeadLetter | None
+        result: Event | DeadLetter | None
         result = oversized(topic, raw, attributes)  # checked before anything is parsed
-        if result is None:
+        contract = self.contracts.get(topic)
+        if result is None and contract is None:
+            detail = f"topic {topic!r} is not one of {', '.join(self.contracts)}"
+            result = DeadLetter(topic, bytes(raw), dict(attributes), Reason.UNKNOWN_TOPIC, detail)
+        if result is None and contract is not None:
             try:
                 result = validate(
-                    topic, raw, attributes, received=received, clock_skew=self.clock_skew
+                    contract, raw, attributes, received=received, clock_skew=self.clock_skew
                 )
             except Exception as err:  # a bug must not make a poison message
                 # The type only: the message may carry personal data.
@@ -84,15 +95,19 @@ class _Validate(beam.DoFn):
         if self.history:
             record["history"] = True
         if self.archive_fields is not None:
-            row = archive_row(raw, attributes, publish_us, record, self.archive_fields[topic])
+            fields, timestamps = self.archive_fields[topic]
+            row = archive_row(raw, attributes, publish_us, record, fields, timestamps)
             yield pvalue.TaggedOutput(ARCHIVE, (topic, row))
         yield record
 
 
 class ValidateEvents(Stage):
     """(topic, raw, attributes[, publish µs]) → records (main), `DeadLetter`s (tag
-    `dead_letter`) and, given the registry with `archive=True`, (topic, archive row)
-    pairs (tag `archive`). `history=True` marks records read back from the archive.
+    `dead_letter`) and, with `archive=True`, (topic, archive row) pairs (tag `archive`).
+    `history=True` marks records read back from the archive.
+
+    Each topic is parsed by the contract generated from its source in `registry` (the
+    reference registry when None): a record holds every declared field.
 
     An event_time after the message's publish time plus `clock_skew_s` is invalid; a
     message without a publish time (a file) is bounded by `received_us` (the run's start),
@@ -114,15 +129,28 @@ class ValidateEvents(Stage):
         self.namespace, self.history = namespace, history
         self.received_us = received_us
         self.clock_skew = timedelta(seconds=clock_skew_s)
+        registry = registry or REGISTRY
+        self.contracts = contracts_of(registry.sources)
         self.archive_fields = (
-            {s.topic: tuple(f.name for f in s.fields) for s in registry.sources}
-            if archive and registry is not None
+            {
+                s.topic: (
+                    tuple(f.name for f in s.fields),
+                    tuple(f.name for f in s.fields if f.dtype is DType.TIMESTAMP),
+                )
+                for s in registry.sources
+            }
+            if archive
             else None
         )
 
     def expand(self, messages: PCollection[Any]) -> pvalue.DoOutputsTuple:
         fn = _Validate(
-            self.namespace, self.archive_fields, self.history, self.received_us, self.clock_skew
+            self.namespace,
+            self.archive_fields,
+            self.history,
+            self.received_us,
+            self.clock_skew,
+            self.contracts,
         )
         pardo = beam.ParDo(fn)  # type: ignore[no-untyped-call]
         tagged = pardo.with_outputs(DEAD_LETTER, ARCHIVE, main="valid")  # type: ignore[no-untyped-call]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import TypeVar
 
@@ -68,18 +68,164 @@ class Entity:
         _check_name(f"entity `{self.name}` join key", self.join_key)
 
 
+Scalar = str | int | float | bool
+EMPTY_POLICIES = ("value", "absent", "invalid")
+CASES = ("", "upper", "lower")
+# The fields every event carries; the parser always requires them.
+ENVELOPE = {"event_id": DType.STRING, "event_type": DType.STRING, "event_time": DType.TIMESTAMP}
+# Names the pipelines add to an event's record: no declared field may take them.
+RESERVED = ("event_time_iso", "topic", "publish_us", "history")
+_SCALAR_TYPES: dict[DType, tuple[type, ...]] = {
+    DType.STRING: (str,),
+    DType.INT64: (int,),
+    DType.FLOAT64: (int, float),
+    DType.BOOL: (bool,),
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class EventField:
-    """A field of a source's events that features may read."""
+    """A field of a source's events: its type and the rules of the event contract.
+
+    The parser (`feature_store.events.Contract`) is generated from these declarations:
+
+    - `required`: absent or null is a dead letter; `required_for`: only on these event
+      types; `only_for`: the field may appear only on these event types.
+    - `default`: the value when absent; `empty`: what an empty string means (`value`,
+      `absent` or `invalid`, a dead letter).
+    - strings: `min_length` / `max_length` (characters), `one_of`, `pattern` (a full
+      match, ASCII), `case` (`upper` / `lower`, applied before the checks);
+      integers and floats: `min_value` / `max_value`; integers also one_of.
+    - timestamps (RFC 3339 with an offset): `earliest`, and `bounded_by_receipt` (not
+      after the message's receipt plus the allowed clock skew).
+    - `invalid_reason`: the dead-letter reason when a value breaks its limits, enum or
+      pattern (default `out_of_range` for limits, `bad_value` for enums and patterns);
+      `expected` names a valid value in messages (`"a BCP 47 tag"`).
+
+    Unknown fields in a message are kept in the raw archive and ignored by features.
+    """
 
     name: str
     dtype: DType
+    required: bool = False
+    required_for: tuple[str, ...] = ()
+    only_for: tuple[str, ...] = ()
+    default: Scalar | None = None
+    empty: str = "value"
+    min_length: int | None = None
+    max_length: int | None = None
+    min_value: int | float | None = None
+    max_value: int | float | None = None
+    one_of: tuple[Scalar, ...] = ()
+    pattern: str | None = None
+    case: str = ""
+    earliest: datetime | None = None
+    bounded_by_receipt: bool = False
+    invalid_reason: str = ""
+    expected: str = ""
+    description: str = ""
 
     def __post_init__(self) -> None:
         _check_name("event field", self.name)
         if not isinstance(self.dtype, DType):
             msg = f"event field `{self.name}` dtype must be a DType, got {self.dtype!r}"
             _fail(msg)
+        for problem in _field_problems(self):
+            msg = f"event field `{self.name}` ({self.dtype.value}): {problem}"
+            _fail(msg)
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the field's presence depends on the event type."""
+        return bool(self.required_for or self.only_for)
+
+
+def _field_problems(f: EventField) -> list[str]:
+    """What is wrong with an event field's rules (empty when nothing)."""
+    string, number = f.dtype is DType.STRING, f.dtype in (DType.INT64, DType.FLOAT64)
+    problems = [p for p in (_presence_problem(f), _default_problem(f)) if p]
+    if f.empty not in EMPTY_POLICIES or (f.empty != "value" and not string):
+        problems.append(f"empty must be one of {EMPTY_POLICIES} (strings only), got {f.empty!r}")
+    if f.case not in CASES or (f.case and not string):
+        problems.append(f"case must be one of {CASES} (strings only), got {f.case!r}")
+    problems += _limit_problems(f, "length", f.min_length, f.max_length, string, int)
+    problems += _limit_problems(f, "value", f.min_value, f.max_value, number, (int, float))
+    if f.one_of and (f.dtype not in (DType.STRING, DType.INT64) or not _all_of_type(f, f.one_of)):
+        problems.append(f"one_of needs strings or integers of the field's type, got {f.one_of!r}")
+    if f.pattern is not None:
+        problems += _pattern_problems(f.pattern, string)
+    timestamp = f.dtype is DType.TIMESTAMP
+    if f.earliest is not None and (
+        not timestamp or not isinstance(f.earliest, datetime) or f.earliest.tzinfo is None
+    ):
+        problems.append(f"earliest must be an aware datetime on a TIMESTAMP, got {f.earliest!r}")
+    if f.bounded_by_receipt and not timestamp:
+        problems.append("bounded_by_receipt applies to TIMESTAMP fields only")
+    if f.invalid_reason and not _NAME.match(f.invalid_reason):
+        problems.append(f"invalid_reason must match {_NAME.pattern}, got {f.invalid_reason!r}")
+    return problems
+
+
+def _presence_problem(f: EventField) -> str:
+    if not isinstance(f.required, bool):
+        return f"required must be True or False, got {f.required!r}"
+    for name, kinds in (("required_for", f.required_for), ("only_for", f.only_for)):
+        if not isinstance(kinds, tuple) or not all(isinstance(k, str) and k for k in kinds):
+            return f"{name} must be a tuple of event types, got {kinds!r}"
+    if f.required and f.conditional:
+        return f"a required field takes no required_for / only_for, got {f.required_for!r}"
+    if f.only_for and not set(f.required_for) <= set(f.only_for):
+        return f"required_for {f.required_for!r} names types outside only_for {f.only_for!r}"
+    return ""
+
+
+def _default_problem(f: EventField) -> str:
+    if f.default is None:
+        return ""
+    if f.required:
+        return f"a required field takes no default, got {f.default!r}"
+    types = _SCALAR_TYPES.get(f.dtype)
+    if types is None or not _all_of_type(f, (f.default,)):
+        return f"default {f.default!r} is not a {f.dtype.value}"
+    return ""
+
+
+def _all_of_type(f: EventField, values: tuple[Scalar, ...]) -> bool:
+    types = _SCALAR_TYPES.get(f.dtype, ())
+    bool_ok = f.dtype is DType.BOOL
+    return all(isinstance(v, types) and (bool_ok or not isinstance(v, bool)) for v in values)
+
+
+def _limit_problems(
+    f: EventField,
+    what: str,
+    low: float | None,
+    high: float | None,
+    applies: bool,
+    types: type | tuple[type, ...],
+) -> list[str]:
+    given = [v for v in (low, high) if v is not None]
+    if not given:
+        return []
+    if not applies:
+        return [f"min_{what} / max_{what} do not apply to {f.dtype.value}"]
+    if any(isinstance(v, bool) or not isinstance(v, types) for v in given):
+        return [f"min_{what} / max_{what} must be numbers, got {low!r} and {high!r}"]
+    if what == "length" and any(v < 0 for v in given):
+        return [f"lengths must not be negative, got {low!r} and {high!r}"]
+    if low is not None and high is not None and low > high:
+        return [f"min_{what} {low!r} is above max_{what} {high!r}"]
+    return []
+
+
+def _pattern_problems(pattern: str, string: bool) -> list[str]:
+    if not string or not isinstance(pattern, str):
+        return [f"pattern applies to STRING fields only, got {pattern!r}"]
+    try:
+        re.compile(pattern, re.ASCII)
+    except re.error as exc:
+        return [f"pattern {pattern!r} does not compile: {exc}"]
+    return []
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,13 +247,36 @@ class Source:
         if dupes:
             msg = f"source `{self.name}` declares fields more than once: {dupes}"
             _fail(msg)
-        for required in ("event_id", "event_type", "event_time"):
-            if required not in names:
+        reserved = sorted(set(names) & set(RESERVED))
+        if reserved:
+            msg = f"source `{self.name}` declares fields the pipelines reserve: {reserved}"
+            _fail(msg)
+        for required, dtype in ENVELOPE.items():
+            declared = self.field(required)
+            if declared is None:
                 msg = f"source `{self.name}` must declare the `{required}` field"
                 _fail(msg)
-        if not self.event_types:
-            msg = f"source `{self.name}` must list its event types"
+            elif declared.dtype is not dtype or declared.conditional:
+                msg = (
+                    f"source `{self.name}` field `{required}` must be a {dtype.value} on "
+                    f"every event, got {declared.dtype.value} ({declared.required_for!r}, "
+                    f"{declared.only_for!r})"
+                )
+                _fail(msg)
+        if not self.event_types or len(set(self.event_types)) != len(self.event_types):
+            msg = (
+                f"source `{self.name}` must list its event types once each, "
+                f"got {self.event_types!r}"
+            )
             _fail(msg)
+        for f in self.fields:
+            unknown = sorted(set(f.required_for + f.only_for) - set(self.event_types))
+            if unknown:
+                msg = (
+                    f"source `{self.name}` field `{f.name}` names event types {unknown} "
+                    f"that are not among {list(self.event_types)}"
+                )
+                _fail(msg)
 
     def field(self, name: str) -> EventField | None:
         return next((f for f in self.fields if f.name == name), None)

@@ -1,11 +1,15 @@
-"""The event contract of the two Pub/Sub topics: parsing, validation, canonical form.
+"""The event contract, generated from the `Source` declarations: parsing, validation,
+canonical form.
 
-Every message is one UTF-8 JSON object; `parse_event` turns its raw bytes (and, when
-given, its Pub/Sub attributes) into a `ReviewEvent` or a `UserEvent`, or raises
-`InvalidEventError` with a short reason code (a `Reason`) and a detail naming the
-offending value. `validate` never raises for bad input: it returns a `DeadLetter` that
-keeps the raw bytes, the attributes and the reason. `serialize_event` writes the
-canonical body, the inverse of `parse_event`.
+Every message is one UTF-8 JSON object. A source's `Contract` (`contract_for(source)`)
+is compiled from its `EventField`s (type, required / required for some event types /
+only allowed on some, limits, enums, patterns, timestamp bounds) and is the one parser
+of every topic: `Contract.parse` turns raw bytes (and, when given, the Pub/Sub
+attributes) into an `Event`, or raises `InvalidEventError` with a short reason code and
+a detail naming the offending value. `validate` never raises for bad input: it returns a
+`DeadLetter` that keeps the raw bytes, the attributes and the reason. `serialize_event`
+writes the canonical body, the inverse of parsing. The module-level functions take a
+`Source`, a `Contract` or a topic name (one of the reference sources).
 
 Where the contract leaves room, this module decides:
 
@@ -13,13 +17,12 @@ Where the contract leaves room, this module decides:
   normalised to UTC. Fractions beyond microseconds (up to nanoseconds, as Go and Java
   producers write them) are truncated toward the past; ten or more fractional digits, a
   leap second (`:60`) or a space for `T` make a bad timestamp.
-- JSON `null` is the same as an absent field. An empty `ip_hash`, `device_id` or
-  `language` is absent too; an empty `review_id`, `user_id` or `business_id` is invalid.
+- JSON `null` is the same as an absent field; a field declared `empty="absent"` treats
+  the empty string so too, and `empty="invalid"` refuses it.
 - A repeated key in one object is invalid (parsers disagree about which value wins), and
   so are NaN/Infinity and string escapes that are lone surrogates.
-- `country` must be an ISO 3166-1 alpha-2 code (upper-cased on the way in); `language` a
-  well-formed BCP 47 tag (kept as sent); `rating` and `text` may appear on
-  `review_flagged`, with the same rules, but `reason` may not appear on `review_created`.
+- Unknown fields are kept (`Event.extra`, the raw archive) and ignored by features.
+- An INT64 field holds 64-bit integers: a larger number is out of range.
 
 Pure: no cloud client, no Beam.
 """
@@ -29,41 +32,34 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
-from typing import ClassVar, Final
+from typing import Final
 
+from feature_store.definitions import ENVELOPE, DType, EventField, Source
 from feature_store.errors import InvalidEventError
 
 REVIEW_TOPIC: Final = "review-events"
 USER_TOPIC: Final = "user-events"
-TOPICS: Final = (REVIEW_TOPIC, USER_TOPIC)
+TOPICS: Final = (REVIEW_TOPIC, USER_TOPIC)  # the reference sources' topics
 
-REVIEW_EVENT_TYPES: Final = ("review_created", "review_flagged")
-USER_EVENT_TYPES: Final = ("login", "signup", "profile_update")
-FLAG_REASONS: Final = ("spam", "fake", "abuse", "other")
-MAX_TEXT_CHARS: Final = 20_000
-MAX_EVENT_ID_CHARS: Final = 128
-DEFAULT_LANGUAGE: Final = "und"
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-# An event_time before this, or after its message's publish time plus the allowed clock
-# skew, is a bad message: one event from a producer with a broken clock must never freeze
-# its key (the stream measures lateness from a key's newest event, and newer-wins online
-# writes refuse any row older than one labelled in the future).
+# The reference bounds of event_time (declared in feature_store.reference): an
+# event_time before this, or after its message's publish time plus the allowed clock
+# skew, is a bad message: one event from a producer with a broken clock must never
+# freeze its key (the stream measures lateness from a key's newest event, and
+# newer-wins online writes refuse any row older than one labelled in the future).
 EARLIEST_EVENT_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
 DEFAULT_CLOCK_SKEW: Final = timedelta(minutes=5)
 
-REVIEW_FIELDS: Final = (
-    "event_id", "event_type", "event_time", "review_id", "user_id", "business_id",
-    "rating", "text", "language", "ip_hash", "device_id", "reason",
-)  # fmt: skip
-USER_FIELDS: Final = ("event_id", "event_type", "event_time", "user_id", "ip_hash", "country")
-
 
 class Reason(StrEnum):
-    """Why a message is invalid: the `reason` of `InvalidEventError` and `DeadLetter`."""
+    """Why a message is invalid: the `reason` of `InvalidEventError` and `DeadLetter`.
+
+    A field may name its own reason (`EventField.invalid_reason`); the reference
+    sources name the field-specific ones below."""
 
     UNKNOWN_TOPIC = "unknown_topic"
     NOT_UTF8 = "not_utf8"
@@ -73,42 +69,28 @@ class Reason(StrEnum):
     MISSING_FIELD = "missing_field"
     WRONG_TYPE = "wrong_type"
     EMPTY_FIELD = "empty_field"
-    BAD_EVENT_ID = "bad_event_id"
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
     NAIVE_TIMESTAMP = "naive_timestamp"
     BAD_TIMESTAMP = "bad_timestamp"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    FIELD_NOT_ALLOWED = "field_not_allowed"
+    ATTRIBUTE_MISMATCH = "attribute_mismatch"
+    OUT_OF_RANGE = "out_of_range"  # a declared limit (length or value)
+    BAD_VALUE = "bad_value"  # not among a declared enum, or not matching a pattern
+    # the reference sources' own reasons (their fields' invalid_reason)
+    BAD_EVENT_ID = "bad_event_id"
     RATING_OUT_OF_RANGE = "rating_out_of_range"
     TEXT_TOO_LONG = "text_too_long"
     BAD_LANGUAGE = "bad_language"
     BAD_REASON = "bad_reason"
     BAD_COUNTRY = "bad_country"
-    FIELD_NOT_ALLOWED = "field_not_allowed"
-    ATTRIBUTE_MISMATCH = "attribute_mismatch"
 
-
-# ISO 3166-1 alpha-2, the officially assigned codes, plus XK (Kosovo), which GeoIP
-# databases emit.
-_ISO_3166_ALPHA_2 = """
-    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN
-    BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE
-    DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN
-    GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE
-    KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK
-    ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA
-    PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK
-    SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG
-    UM US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW"""
-COUNTRIES: Final = frozenset(_ISO_3166_ALPHA_2.split())
 
 _TIMESTAMP = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
     r"(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})?",
     re.ASCII,
 )
-# BCP 47 well-formedness, simplified: a 2-8 letter primary subtag (or x/i for private
-# use and the grandfathered tags), then alphanumeric subtags of 1-8 characters.
-_LANGUAGE = re.compile(r"(?:[A-Za-z]{2,8}|[xXiI])(?:-[A-Za-z0-9]{1,8})*", re.ASCII)
 _MAX_FRACTION_DIGITS = 9
 _SHOWN_CHARS = 80
 
@@ -132,19 +114,19 @@ def _json_type(value: object) -> str:
 # ----------------------------------------------------------------------------- time
 
 
-def parse_timestamp(text: str) -> datetime:
+def parse_timestamp(text: str, name: str = "event_time") -> datetime:
     """An RFC 3339 timestamp with an explicit offset, as an aware UTC datetime."""
     match = _TIMESTAMP.fullmatch(text)
     if match is None:
-        msg = f"event_time {_show(text)} is not an RFC 3339 timestamp"
+        msg = f"{name} {_show(text)} is not an RFC 3339 timestamp"
         raise InvalidEventError(Reason.BAD_TIMESTAMP, msg)
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     if offset is None:
-        msg = f"event_time {_show(text)} has no UTC offset (add `Z` or `+hh:mm`)"
+        msg = f"{name} {_show(text)} has no UTC offset (add `Z` or `+hh:mm`)"
         raise InvalidEventError(Reason.NAIVE_TIMESTAMP, msg)
     fraction = fraction or ""
     if len(fraction) > _MAX_FRACTION_DIGITS:
-        msg = f"event_time {_show(text)} has more than {_MAX_FRACTION_DIGITS} fractional digits"
+        msg = f"{name} {_show(text)} has more than {_MAX_FRACTION_DIGITS} fractional digits"
         raise InvalidEventError(Reason.BAD_TIMESTAMP, msg)
     try:
         tz = UTC
@@ -161,7 +143,7 @@ def parse_timestamp(text: str) -> datetime:
         )
         return local if tz is UTC else local.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
-        msg = f"event_time {_show(text)} is not a valid instant: {exc}"
+        msg = f"{name} {_show(text)} is not a valid instant: {exc}"
         raise InvalidEventError(Reason.BAD_TIMESTAMP, msg) from None
 
 
@@ -191,42 +173,33 @@ def _utc(name: str, moment: object) -> datetime:
     return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
-# ----------------------------------------------------------------------------- checks
-
-
-def _check_event_id(event_id: str) -> None:
-    if not 1 <= len(event_id) <= MAX_EVENT_ID_CHARS:
-        limit = MAX_EVENT_ID_CHARS
-        msg = f"event_id {_show(event_id)} must be 1-{limit} chars, got {len(event_id)}"
-        raise InvalidEventError(Reason.BAD_EVENT_ID, msg)
-
-
-def _check_event_type(event_type: str, allowed: tuple[str, ...], topic: str) -> None:
-    if event_type not in allowed:
-        msg = f"event_type {_show(event_type)} is not one of {', '.join(allowed)} on `{topic}`"
-        raise InvalidEventError(Reason.UNKNOWN_EVENT_TYPE, msg)
-
-
-def _check_key(name: str, value: str) -> None:
-    if not value:
-        msg = f"required field `{name}` is the empty string"
-        raise InvalidEventError(Reason.EMPTY_FIELD, msg)
-
-
-def _require(name: str, value: object, event_type: str) -> None:
-    if value is None:
-        msg = f"field `{name}` is required for {event_type} events"
-        raise InvalidEventError(Reason.MISSING_FIELD, msg)
-
-
 class FrozenMapping(Mapping[str, object]):
-    """A read-only mapping (the unknown fields of an event) that pickles, unlike
+    """A read-only mapping (the fields of an event) that pickles, unlike
     `types.MappingProxyType`, so events can travel between Beam workers."""
 
     __slots__ = ("_data",)
 
     def __init__(self, data: Mapping[str, object] | None = None) -> None:
         self._data = dict(data or {})
+
+    @classmethod
+    def owning(cls, data: dict[str, object]) -> FrozenMapping:
+        """A mapping over `data` itself, not a copy (the caller gives it up)."""
+        mapping = cls.__new__(cls)
+        mapping._data = data
+        return mapping
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def items(self) -> ItemsView[str, object]:
+        return self._data.items()
+
+    def keys(self) -> KeysView[str]:
+        return self._data.keys()
+
+    def values(self) -> ValuesView[object]:
+        return self._data.values()
 
     def __getitem__(self, key: str) -> object:
         return self._data[key]
@@ -247,134 +220,7 @@ class FrozenMapping(Mapping[str, object]):
         self._data = state
 
 
-def _freeze_extra(extra: Mapping[str, object], known: tuple[str, ...]) -> FrozenMapping:
-    if not extra:  # the common case: no unknown fields
-        return extra if isinstance(extra, FrozenMapping) else FrozenMapping()
-    clash = sorted(set(extra) & set(known))
-    if clash:
-        msg = f"extra fields {clash} are contract fields, not extras"
-        raise InvalidEventError(Reason.FIELD_NOT_ALLOWED, msg)
-    return extra if isinstance(extra, FrozenMapping) else FrozenMapping(extra)
-
-
-# ----------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReviewEvent:
-    """A message of `review-events`. Constructing one checks every rule of the contract."""
-
-    topic: ClassVar[str] = REVIEW_TOPIC
-
-    event_id: str
-    event_type: str
-    event_time: datetime
-    review_id: str
-    user_id: str
-    business_id: str
-    rating: int | None = None
-    text: str | None = None
-    language: str = DEFAULT_LANGUAGE
-    ip_hash: str | None = None
-    device_id: str | None = None
-    reason: str | None = None
-    extra: Mapping[str, object] = field(default_factory=FrozenMapping, hash=False)
-
-    def __post_init__(self) -> None:
-        _check_event_id(self.event_id)
-        _check_event_type(self.event_type, REVIEW_EVENT_TYPES, REVIEW_TOPIC)
-        object.__setattr__(self, "event_time", _utc("event_time", self.event_time))
-        for name in ("review_id", "user_id", "business_id"):
-            _check_key(name, getattr(self, name))
-        if self.event_type == "review_created":
-            _require("rating", self.rating, self.event_type)
-            _require("text", self.text, self.event_type)
-            if self.reason is not None:
-                msg = f"field `reason` ({_show(self.reason)}) is only allowed on review_flagged"
-                raise InvalidEventError(Reason.FIELD_NOT_ALLOWED, msg)
-        if self.rating is not None:
-            if type(self.rating) is not int:
-                msg = f"field `rating` must be an integer, got {_show(self.rating)}"
-                raise InvalidEventError(Reason.WRONG_TYPE, msg)
-            if not 1 <= self.rating <= 5:
-                msg = f"rating {self.rating} is outside 1-5"
-                raise InvalidEventError(Reason.RATING_OUT_OF_RANGE, msg)
-        if self.text is not None and len(self.text) > MAX_TEXT_CHARS:
-            msg = f"text of {len(self.text)} chars is longer than {MAX_TEXT_CHARS}"
-            raise InvalidEventError(Reason.TEXT_TOO_LONG, msg)
-        if _LANGUAGE.fullmatch(self.language) is None:
-            msg = f"language {_show(self.language)} is not a BCP 47 tag"
-            raise InvalidEventError(Reason.BAD_LANGUAGE, msg)
-        if self.reason is not None and self.reason not in FLAG_REASONS:
-            msg = f"reason {_show(self.reason)} is not one of {', '.join(FLAG_REASONS)}"
-            raise InvalidEventError(Reason.BAD_REASON, msg)
-        for name in ("ip_hash", "device_id"):  # an empty optional value means absent
-            if getattr(self, name) == "":
-                object.__setattr__(self, name, None)
-        object.__setattr__(self, "extra", _freeze_extra(self.extra, REVIEW_FIELDS))
-
-    def record(self) -> dict[str, object]:
-        """The flat row the aggregation core reads; `event_time` in UTC microseconds."""
-        return {
-            "event_id": self.event_id,
-            "event_type": self.event_type,
-            "event_time": to_micros(self.event_time),
-            "event_time_iso": format_timestamp(self.event_time),
-            "review_id": self.review_id,
-            "user_id": self.user_id,
-            "business_id": self.business_id,
-            "rating": self.rating,
-            "text": self.text,
-            "language": self.language,
-            "ip_hash": self.ip_hash,
-            "device_id": self.device_id,
-            "reason": self.reason,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UserEvent:
-    """A message of `user-events`. Constructing one checks every rule of the contract."""
-
-    topic: ClassVar[str] = USER_TOPIC
-
-    event_id: str
-    event_type: str
-    event_time: datetime
-    user_id: str
-    ip_hash: str | None = None
-    country: str | None = None
-    extra: Mapping[str, object] = field(default_factory=FrozenMapping, hash=False)
-
-    def __post_init__(self) -> None:
-        _check_event_id(self.event_id)
-        _check_event_type(self.event_type, USER_EVENT_TYPES, USER_TOPIC)
-        object.__setattr__(self, "event_time", _utc("event_time", self.event_time))
-        _check_key("user_id", self.user_id)
-        if self.ip_hash == "":
-            object.__setattr__(self, "ip_hash", None)
-        if self.country is not None:
-            country = self.country.upper()
-            if country not in COUNTRIES:
-                msg = f"country {_show(self.country)} is not an ISO 3166 alpha-2 code"
-                raise InvalidEventError(Reason.BAD_COUNTRY, msg)
-            object.__setattr__(self, "country", country)
-        object.__setattr__(self, "extra", _freeze_extra(self.extra, USER_FIELDS))
-
-    def record(self) -> dict[str, object]:
-        """The flat row the aggregation core reads; `event_time` in UTC microseconds."""
-        return {
-            "event_id": self.event_id,
-            "event_type": self.event_type,
-            "event_time": to_micros(self.event_time),
-            "event_time_iso": format_timestamp(self.event_time),
-            "user_id": self.user_id,
-            "ip_hash": self.ip_hash,
-            "country": self.country,
-        }
-
-
-Event = ReviewEvent | UserEvent
+_EMPTY: Final = FrozenMapping()
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -402,8 +248,6 @@ def _unique_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
 _DECODER: Final = json.JSONDecoder(
     object_pairs_hook=_unique_object, parse_constant=_reject_constant
 )
-_REVIEW_KNOWN: Final = frozenset(REVIEW_FIELDS)
-_USER_KNOWN: Final = frozenset(USER_FIELDS)
 
 
 def _load(raw: bytes) -> dict[str, object]:
@@ -437,74 +281,453 @@ def _wrong_type(name: str, value: object, expected: str) -> InvalidEventError:
     return InvalidEventError(Reason.WRONG_TYPE, msg)
 
 
-def _required_str(obj: Mapping[str, object], name: str) -> str:
-    value = obj.get(name)
-    if value is None:
-        state = "null" if name in obj else "absent"
-        msg = f"required field `{name}` is {state}"
-        raise InvalidEventError(Reason.MISSING_FIELD, msg)
-    if not isinstance(value, str):
-        raise _wrong_type(name, value, "a string")
-    return value
+# ----------------------------------------------------------------------------- events
 
 
-def _str(obj: Mapping[str, object], name: str) -> str | None:
-    value = obj.get(name)
-    if value is None or isinstance(value, str):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """A valid message of one source: the envelope, the declared fields (`values`, in
+    declaration order, None when absent) and the unknown fields (`extra`).
+
+    A declared field reads as an attribute too (`event.rating`). Build one with
+    `Contract.parse` or `Contract.event`, which check every rule of the contract.
+    """
+
+    topic: str
+    event_id: str
+    event_type: str
+    event_time: datetime
+    values: Mapping[str, object] = field(default_factory=FrozenMapping, hash=False)
+    extra: Mapping[str, object] = field(default_factory=FrozenMapping, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.event_time.__class__ is not datetime or self.event_time.tzinfo is not UTC:
+            object.__setattr__(self, "event_time", _utc("event_time", self.event_time))
+        for name in ("values", "extra"):
+            value = getattr(self, name)
+            if not isinstance(value, FrozenMapping):
+                object.__setattr__(self, name, FrozenMapping(value))
+
+    def __getattr__(self, name: str) -> object:
+        try:
+            values = object.__getattribute__(self, "values")
+        except AttributeError:  # not yet set (unpickling)
+            raise AttributeError(name) from None
+        if name in values:
+            return values[name]
+        msg = f"events of `{object.__getattribute__(self, 'topic')}` have no field {name!r}"
+        raise AttributeError(msg)
+
+    def record(self) -> dict[str, object]:
+        """The flat row the aggregation core reads: every declared field (None when
+        absent); timestamps in UTC microseconds, `event_time_iso` the canonical text."""
+        record: dict[str, object] = {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "event_time": to_micros(self.event_time),
+            "event_time_iso": format_timestamp(self.event_time),
+        }
+        values = self.values._data if isinstance(self.values, FrozenMapping) else self.values
+        record.update(values)
+        for name, value in values.items():
+            if value.__class__ is datetime:
+                record[name] = to_micros(value)
+        return record
+
+
+# ----------------------------------------------------------------------------- rules
+
+_STRING, _INT, _FLOAT, _BOOL, _TIME, _VECTOR = range(6)
+_KINDS: Final = {
+    DType.STRING: _STRING,
+    DType.INT64: _INT,
+    DType.FLOAT64: _FLOAT,
+    DType.BOOL: _BOOL,
+    DType.TIMESTAMP: _TIME,
+    DType.FLOAT32_VECTOR: _VECTOR,
+}
+_EXPECTED: Final = (
+    "a string",
+    "an integer",
+    "a number",
+    "a boolean",
+    "a string",
+    "an array of numbers",
+)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class _Rule:
+    """One declared field compiled for the parser: `check` returns its value or raises."""
+
+    __slots__ = (
+        "any_string",
+        "bounded",
+        "case",
+        "default",
+        "earliest",
+        "empty_absent",
+        "empty_invalid",
+        "expected",
+        "kind",
+        "max_length",
+        "max_value",
+        "min_length",
+        "min_value",
+        "name",
+        "one_of",
+        "only_for",
+        "optional",
+        "pattern",
+        "plain",
+        "range_reason",
+        "reason",
+        "required",
+        "required_for",
+    )  # fmt: skip
+
+    def __init__(self, spec: EventField) -> None:
+        self.name, self.kind = spec.name, _KINDS[spec.dtype]
+        self.required = spec.required or spec.name in ENVELOPE
+        self.required_for = frozenset(spec.required_for)
+        self.only_for = frozenset(spec.only_for)
+        self.default = spec.default
+        self.empty_absent, self.empty_invalid = spec.empty == "absent", spec.empty == "invalid"
+        self.case = spec.case
+        self.min_length, self.max_length = spec.min_length, spec.max_length
+        self.min_value, self.max_value = spec.min_value, spec.max_value
+        if self.kind == _INT:  # what BigQuery, Feast and numpy can hold
+            self.min_value = max(
+                _INT64_MIN, _INT64_MIN if spec.min_value is None else spec.min_value
+            )
+            self.max_value = min(
+                _INT64_MAX, _INT64_MAX if spec.max_value is None else spec.max_value
+            )
+        self.one_of = frozenset(spec.one_of) if spec.one_of else None
+        self.pattern = re.compile(spec.pattern, re.ASCII) if spec.pattern is not None else None
+        self.earliest, self.bounded = spec.earliest, spec.bounded_by_receipt
+        self.reason = spec.invalid_reason or Reason.BAD_VALUE
+        self.range_reason = spec.invalid_reason or Reason.OUT_OF_RANGE
+        self.expected = spec.expected or (
+            f"one of {', '.join(map(str, spec.one_of))}" if spec.one_of else ""
+        )
+        unchecked = (
+            not self.case and self.min_length is None and self.max_length is None
+            and self.one_of is None and self.pattern is None
+        )  # fmt: skip
+        # nothing to check beyond the type: the common cases take one branch
+        self.plain = (
+            unchecked and not self.empty_absent and not self.empty_invalid
+            and self.kind in (_STRING, _BOOL)
+        )  # fmt: skip
+        # any non-empty string is valid, on every event type
+        self.any_string = unchecked and self.kind == _STRING and not self.only_for
+        self.optional = not self.required and not self.required_for
+
+    def absent(self, obj: Mapping[str, object], event_type: str) -> object:
+        """The value of an absent (or null, or empty-means-absent) field."""
+        if self.required:
+            state = "null" if obj.get(self.name, 0) is None else "absent"
+            if self.empty_absent and obj.get(self.name) == "":
+                state = "the empty string"
+            msg = f"required field `{self.name}` is {state}"
+            raise InvalidEventError(Reason.MISSING_FIELD, msg)
+        if event_type in self.required_for:
+            msg = f"field `{self.name}` is required for {event_type} events"
+            raise InvalidEventError(Reason.MISSING_FIELD, msg)
+        return self.default
+
+    def check(self, value: object, event_type: str) -> object:
+        """`value` (not None) checked and normalised; None when it means absent."""
+        kind = self.kind
+        if kind in (_STRING, _TIME):
+            if value.__class__ is not str and not isinstance(value, str):
+                raise _wrong_type(self.name, value, _EXPECTED[kind])
+        elif kind == _INT:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise _wrong_type(self.name, value, "an integer")  # a JSON true is not 1
+        elif kind == _FLOAT:
+            if not _number(value):
+                raise _wrong_type(self.name, value, "a number")
+        elif kind == _BOOL:
+            if not isinstance(value, bool):
+                raise _wrong_type(self.name, value, "a boolean")
+        elif not isinstance(value, list) or not all(_number(v) for v in value):
+            raise _wrong_type(self.name, value, "an array of numbers")
+        if self.only_for and event_type not in self.only_for:
+            allowed = ", ".join(sorted(self.only_for))
+            msg = f"field `{self.name}` ({_show(value)}) is only allowed on {allowed}"
+            raise InvalidEventError(Reason.FIELD_NOT_ALLOWED, msg)
+        if self.plain:
+            return value
+        return self._value(value)
+
+    def _value(self, value: object) -> object:
+        if self.kind == _STRING:
+            return self._string(value)  # type: ignore[arg-type]
+        if self.kind == _TIME:
+            return parse_timestamp(value, self.name)  # type: ignore[arg-type]
+        if self.kind == _VECTOR:
+            return [float(v) for v in value]  # type: ignore[attr-defined]
+        if self.kind == _FLOAT:
+            value = float(value)  # type: ignore[arg-type]
+        self._range(value)  # type: ignore[arg-type]
+        if self.one_of is not None and value not in self.one_of:
+            msg = f"{self.name} {_show(value)} is not {self.expected}"
+            raise InvalidEventError(self.reason, msg)
         return value
-    raise _wrong_type(name, value, "a string")
+
+    def _range(self, value: float) -> None:
+        low, high = self.min_value, self.max_value
+        if (low is None or value >= low) and (high is None or value <= high):
+            return
+        if low is not None and high is not None:
+            msg = f"{self.name} {_show(value)} is outside {low}-{high}"
+        elif low is not None:
+            msg = f"{self.name} {_show(value)} is below {low}"
+        else:
+            msg = f"{self.name} {_show(value)} is above {high}"
+        raise InvalidEventError(self.range_reason, msg)
+
+    def _string(self, value: str) -> str | None:
+        if not value:
+            if self.empty_absent:
+                return None
+            if self.empty_invalid:
+                state = "required field" if self.required else "field"
+                msg = f"{state} `{self.name}` is the empty string"
+                raise InvalidEventError(Reason.EMPTY_FIELD, msg)
+        shown = value
+        if self.case:
+            value = value.upper() if self.case == "upper" else value.lower()
+        self._length(shown)
+        if (self.one_of is not None and value not in self.one_of) or (
+            self.pattern is not None and self.pattern.fullmatch(value) is None
+        ):
+            expected = self.expected or f"matching {self.pattern.pattern}"  # type: ignore[union-attr]
+            msg = f"{self.name} {_show(shown)} is not {expected}"
+            raise InvalidEventError(self.reason, msg)
+        return value
+
+    def _length(self, value: str) -> None:
+        low, high, size = self.min_length, self.max_length, len(value)
+        if (low is None or size >= low) and (high is None or size <= high):
+            return
+        if low is not None and high is not None:
+            msg = f"{self.name} {_show(value)} must be {low}-{high} chars, got {size}"
+        elif high is not None:  # the value may be long, and personal: not shown
+            msg = f"{self.name} of {size} chars is longer than {high}"
+        else:
+            msg = f"{self.name} {_show(value)} is shorter than {low} chars, got {size}"
+        raise InvalidEventError(self.range_reason, msg)
+
+    def bound(self, moment: datetime, received: datetime | None, skew: timedelta) -> None:
+        """A timestamp's bounds: `earliest`, and the receipt time plus the clock skew."""
+        if self.earliest is not None and moment < self.earliest:
+            shown = format_timestamp(moment)
+            msg = f"{self.name} {shown} is before {format_timestamp(self.earliest)}"
+            raise InvalidEventError(Reason.TIMESTAMP_OUT_OF_RANGE, msg)
+        if not self.bounded:
+            return
+        received = datetime.now(UTC) if received is None else _utc("received", received)
+        if moment > received + skew:
+            msg = (
+                f"{self.name} {format_timestamp(moment)} is after the message was received "
+                f"({format_timestamp(received)}) plus the allowed clock skew of "
+                f"{skew.total_seconds():g} s"
+            )
+            raise InvalidEventError(Reason.TIMESTAMP_OUT_OF_RANGE, msg)
 
 
-def _int(obj: Mapping[str, object], name: str) -> int | None:
-    value = obj.get(name)
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value  # a JSON true is not a rating
-    raise _wrong_type(name, value, "an integer")
+# ----------------------------------------------------------------------------- contracts
 
 
-def _common(obj: Mapping[str, object], allowed: tuple[str, ...], topic: str) -> tuple[str, str]:
-    """event_id and event_type, checked first: they name the message in every later error."""
-    event_id = _required_str(obj, "event_id")
-    _check_event_id(event_id)
-    event_type = _required_str(obj, "event_type")
-    _check_event_type(event_type, allowed, topic)
-    return event_id, event_type
+class Contract:
+    """The event contract of one `Source`, generated from its field declarations: one
+    parser for every source, so a user's fields get the checks the reference ones get."""
+
+    def __init__(self, source: Source) -> None:
+        self.source, self.topic = source, source.topic
+        self.event_types: tuple[str, ...] = tuple(source.event_types)
+        self._allowed = frozenset(self.event_types)
+        self._id = _Rule(_declared(source, "event_id"))
+        self._time = _Rule(_declared(source, "event_time"))
+        self._rules = tuple(_Rule(f) for f in source.fields if f.name not in ENVELOPE)
+        self.field_names: tuple[str, ...] = tuple(ENVELOPE) + tuple(r.name for r in self._rules)
+        self._known = frozenset(f.name for f in source.fields)
+        self._bounded = tuple(r for r in (self._time, *self._rules) if r.kind == _TIME)
+
+    def __repr__(self) -> str:
+        return f"Contract({self.topic!r}, fields={list(self.field_names)})"
+
+    def __reduce__(self) -> tuple[type[Contract], tuple[Source]]:
+        return Contract, (self.source,)
+
+    def parse(
+        self,
+        raw: bytes,
+        attributes: Mapping[str, str] | None = None,
+        *,
+        received: datetime | None = None,
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+    ) -> Event:
+        """The event in `raw`, or `InvalidEventError` saying why not.
+
+        The body is checked first, field by field in declaration order (event_id and
+        event_type first: they name the message in every later error); then each of
+        the `event_type`, `event_id` and `event_time` attributes that is present must
+        agree with it (times as instants); then the timestamps' bounds, where
+        `received` is the message's publish time (for files: when the run started) and
+        None means now.
+        """
+        event = self.from_object(_load(raw))
+        if attributes:
+            _check_attributes(event, attributes)
+        for rule in self._bounded:
+            moment = event.event_time if rule is self._time else event.values[rule.name]
+            if moment is not None:
+                rule.bound(moment, received, clock_skew)  # type: ignore[arg-type]
+        return event
+
+    def validate(
+        self,
+        raw: bytes,
+        attributes: Mapping[str, str] | None = None,
+        *,
+        received: datetime | None = None,
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
+    ) -> Event | DeadLetter:
+        """`parse`, with an invalid message returned as a `DeadLetter` instead of raised."""
+        try:
+            return self.parse(raw, attributes, received=received, clock_skew=clock_skew)
+        except InvalidEventError as exc:
+            return DeadLetter(
+                self.topic, bytes(raw), dict(attributes or {}), exc.reason, exc.detail
+            )
+
+    def from_object(self, obj: Mapping[str, object]) -> Event:
+        """The event in a decoded JSON object (no bounds checked)."""
+        get = obj.get
+        value = get("event_id")
+        event_id = self._id.check(value, "") if value is not None else None
+        if event_id is None:
+            self._id.absent(obj, "")
+        value = get("event_type")
+        if value is None or value.__class__ is not str:
+            event_type = self._type(obj, value)
+        else:
+            event_type = value
+        if event_type not in self._allowed:
+            shown, allowed = _show(event_type), ", ".join(self.event_types)
+            msg = f"event_type {shown} is not one of {allowed} on `{self.topic}`"
+            raise InvalidEventError(Reason.UNKNOWN_EVENT_TYPE, msg)
+        value = get("event_time")
+        event_time = self._time.check(value, event_type) if value is not None else None
+        if event_time is None:
+            self._time.absent(obj, event_type)
+        values: dict[str, object] = {}
+        for rule in self._rules:  # the hot loop: the common cases take one branch
+            value = get(rule.name)
+            if value is None:
+                values[rule.name] = rule.default if rule.optional else rule.absent(obj, event_type)
+            elif rule.any_string and value.__class__ is str and value:
+                values[rule.name] = value
+            else:
+                value = rule.check(value, event_type)
+                values[rule.name] = rule.absent(obj, event_type) if value is None else value
+        unknown = obj.keys() - self._known
+        extra = FrozenMapping({k: obj[k] for k in obj if k in unknown}) if unknown else _EMPTY
+        return Event(
+            topic=self.topic,
+            event_id=event_id,  # type: ignore[arg-type]
+            event_type=event_type,
+            event_time=event_time,  # type: ignore[arg-type]
+            values=FrozenMapping.owning(values),
+            extra=extra,
+        )
+
+    def _type(self, obj: Mapping[str, object], value: object) -> str:
+        if value is None:
+            msg = f"required field `event_type` is {'null' if 'event_type' in obj else 'absent'}"
+            raise InvalidEventError(Reason.MISSING_FIELD, msg)
+        if not isinstance(value, str):
+            name = "event_type"
+            raise _wrong_type(name, value, "a string")
+        return value
+
+    def event(
+        self,
+        *,
+        event_id: str,
+        event_type: str,
+        event_time: datetime,
+        extra: Mapping[str, object] | None = None,
+        **values: object,
+    ) -> Event:
+        """An event built from Python values, checked by the same rules as a message
+        (bounds excepted); timestamps are aware datetimes."""
+        moment = _utc("event_time", event_time)
+        unknown = sorted(set(values) - set(self.field_names))
+        if unknown:
+            msg = (
+                f"{unknown} are not fields of `{self.topic}`; its fields: {list(self.field_names)}"
+            )
+            raise InvalidEventError(Reason.FIELD_NOT_ALLOWED, msg)
+        clash = sorted(set(extra or {}) & self._known)
+        if clash:
+            msg = f"extra fields {clash} are contract fields, not extras"
+            raise InvalidEventError(Reason.FIELD_NOT_ALLOWED, msg)
+        obj: dict[str, object] = {
+            name: format_timestamp(_utc(name, value)) if isinstance(value, datetime) else value
+            for name, value in values.items()
+        }
+        obj.update(event_id=event_id, event_type=event_type, event_time=format_timestamp(moment))
+        return self.from_object({**obj, **(extra or {})})
 
 
-def _extra(obj: Mapping[str, object], known: frozenset[str]) -> dict[str, object]:
-    return {key: value for key, value in obj.items() if key not in known}
+def _declared(source: Source, name: str) -> EventField:
+    declared = source.field(name)
+    if declared is None:  # Source checks this; a mutated one may not
+        msg = f"source `{source.name}` declares no `{name}` field"
+        raise InvalidEventError(Reason.MISSING_FIELD, msg)
+    return declared
 
 
-def _parse_review(obj: Mapping[str, object]) -> ReviewEvent:
-    event_id, event_type = _common(obj, REVIEW_EVENT_TYPES, REVIEW_TOPIC)
-    return ReviewEvent(
-        event_id=event_id,
-        event_type=event_type,
-        event_time=parse_timestamp(_required_str(obj, "event_time")),
-        review_id=_required_str(obj, "review_id"),
-        user_id=_required_str(obj, "user_id"),
-        business_id=_required_str(obj, "business_id"),
-        rating=_int(obj, "rating"),
-        text=_str(obj, "text"),
-        language=_str(obj, "language") or DEFAULT_LANGUAGE,
-        ip_hash=_str(obj, "ip_hash"),
-        device_id=_str(obj, "device_id"),
-        reason=_str(obj, "reason"),
-        extra=_extra(obj, _REVIEW_KNOWN),
-    )
+_CONTRACTS: dict[int, tuple[Source, Contract]] = {}
+_REFERENCE: dict[str, Contract] = {}  # the reference sources' contracts, by topic
 
 
-def _parse_user(obj: Mapping[str, object]) -> UserEvent:
-    event_id, event_type = _common(obj, USER_EVENT_TYPES, USER_TOPIC)
-    return UserEvent(
-        event_id=event_id,
-        event_type=event_type,
-        event_time=parse_timestamp(_required_str(obj, "event_time")),
-        user_id=_required_str(obj, "user_id"),
-        ip_hash=_str(obj, "ip_hash"),
-        country=_str(obj, "country"),
-        extra=_extra(obj, _USER_KNOWN),
-    )
+def contract_for(source: Source | Contract | str) -> Contract:
+    """The contract of a source (built once per source object); a topic name means one
+    of the reference sources (`feature_store.reference`)."""
+    if isinstance(source, Contract):
+        return source
+    if isinstance(source, str):
+        return _REFERENCE.get(source) or _reference_contract(source)
+    cached = _CONTRACTS.get(id(source))
+    if cached is None or cached[0] is not source:
+        cached = _CONTRACTS[id(source)] = (source, Contract(source))
+    return cached[1]
+
+
+def contracts_of(sources: Iterable[Source]) -> dict[str, Contract]:
+    """Each source's contract, by topic."""
+    return {s.topic: contract_for(s) for s in sources}
+
+
+def _reference_contract(topic: str) -> Contract:
+    from feature_store.reference import REGISTRY  # it imports this module
+
+    if not _REFERENCE:
+        _REFERENCE.update(contracts_of(REGISTRY.sources))
+    if topic not in _REFERENCE:
+        msg = f"topic {topic!r} is not one of {', '.join(TOPICS)}"
+        raise InvalidEventError(Reason.UNKNOWN_TOPIC, msg)
+    return _REFERENCE[topic]
 
 
 def _check_attributes(event: Event, attributes: Mapping[str, str]) -> None:
@@ -527,62 +750,35 @@ def _check_attributes(event: Event, attributes: Mapping[str, str]) -> None:
         raise InvalidEventError(Reason.ATTRIBUTE_MISMATCH, msg)
 
 
-def _check_bounds(event: Event, received: datetime | None, clock_skew: timedelta) -> None:
-    moment = event.event_time
-    if moment < EARLIEST_EVENT_TIME:
-        shown = format_timestamp(moment)
-        msg = f"event_time {shown} is before {format_timestamp(EARLIEST_EVENT_TIME)}"
-        raise InvalidEventError(Reason.TIMESTAMP_OUT_OF_RANGE, msg)
-    received = datetime.now(UTC) if received is None else _utc("received", received)
-    if moment > received + clock_skew:
-        msg = (
-            f"event_time {format_timestamp(moment)} is after the message was received "
-            f"({format_timestamp(received)}) plus the allowed clock skew of "
-            f"{clock_skew.total_seconds():g} s"
-        )
-        raise InvalidEventError(Reason.TIMESTAMP_OUT_OF_RANGE, msg)
-
-
 def parse_event(
-    topic: str,
+    source: Source | Contract | str,
     raw: bytes,
     attributes: Mapping[str, str] | None = None,
     *,
     received: datetime | None = None,
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
-) -> ReviewEvent | UserEvent:
-    """The event in `raw` (one message of `topic`), or `InvalidEventError` saying why not.
-
-    The body is checked first; then each of the `event_type`, `event_id` and
-    `event_time` attributes that is present must agree with it (times as instants).
-    `event_time` must lie in [2000-01-01, received + clock_skew], where `received` is the
-    message's publish time (for files: when the run started); None means now.
-    """
-    if topic == REVIEW_TOPIC:
-        event: Event = _parse_review(_load(raw))
-    elif topic == USER_TOPIC:
-        event = _parse_user(_load(raw))
-    else:
-        msg = f"topic {topic!r} is not one of {', '.join(TOPICS)}"
-        raise InvalidEventError(Reason.UNKNOWN_TOPIC, msg)
-    if attributes:
-        _check_attributes(event, attributes)
-    _check_bounds(event, received, clock_skew)
-    return event
+) -> Event:
+    """`Contract.parse` of the source's contract (a topic name: a reference source)."""
+    contract = contract_for(source)
+    return contract.parse(raw, attributes, received=received, clock_skew=clock_skew)
 
 
-def serialize_event(event: ReviewEvent | UserEvent) -> bytes:
-    """The canonical body: contract fields in contract order, absent ones left out,
-    canonical `event_time`, then the extra fields; compact UTF-8 JSON."""
-    record = event.record()
-    record["event_time"] = record.pop("event_time_iso")
-    names = REVIEW_FIELDS if isinstance(event, ReviewEvent) else USER_FIELDS
-    body = {name: record[name] for name in names if record[name] is not None}
+def serialize_event(event: Event) -> bytes:
+    """The canonical body: the envelope, the declared fields in declaration order (absent
+    ones left out, timestamps canonical), then the extra fields; compact UTF-8 JSON."""
+    body: dict[str, object] = {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "event_time": format_timestamp(event.event_time),
+    }
+    for name, value in event.values.items():
+        if value is not None:
+            body[name] = format_timestamp(value) if isinstance(value, datetime) else value
     body.update(event.extra)
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
-def attributes_for(event: ReviewEvent | UserEvent) -> dict[str, str]:
+def attributes_for(event: Event) -> dict[str, str]:
     """The Pub/Sub attributes to publish `event` with."""
     return {
         "event_type": event.event_type,
@@ -636,15 +832,17 @@ class DeadLetter:
 
 
 def validate(
-    topic: str,
+    source: Source | Contract | str,
     raw: bytes,
     attributes: Mapping[str, str] | None = None,
     *,
     received: datetime | None = None,
     clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
-) -> ReviewEvent | UserEvent | DeadLetter:
+) -> Event | DeadLetter:
     """`parse_event`, with an invalid message returned as a `DeadLetter` instead of raised."""
     try:
-        return parse_event(topic, raw, attributes, received=received, clock_skew=clock_skew)
-    except InvalidEventError as exc:
+        contract = contract_for(source)
+    except InvalidEventError as exc:  # an unknown topic
+        topic = source if isinstance(source, str) else ""
         return DeadLetter(topic, bytes(raw), dict(attributes or {}), exc.reason, exc.detail)
+    return contract.validate(raw, attributes, received=received, clock_skew=clock_skew)

@@ -6,6 +6,8 @@ same way and point the CLI at them with `--definitions module:object`.
 
 from __future__ import annotations
 
+from typing import Final
+
 from feature_store.definitions import (
     Aggregation,
     Condition,
@@ -25,6 +27,7 @@ from feature_store.definitions import (
     share,
     stddev,
 )
+from feature_store.events import EARLIEST_EVENT_TIME, REVIEW_TOPIC, USER_TOPIC
 from feature_store.registry import Registry
 
 STR, INT, TS = DType.STRING, DType.INT64, DType.TIMESTAMP
@@ -34,38 +37,121 @@ BUSINESS = Entity(name="business", join_key="business_id", description="A review
 REVIEW = Entity(name="review", join_key="review_id", description="One review.")
 
 
-def _fields(**dtypes: DType) -> tuple[EventField, ...]:
-    return tuple(EventField(name=name, dtype=dtype) for name, dtype in dtypes.items())
+# ISO 3166-1 alpha-2, the officially assigned codes, plus XK (Kosovo), which GeoIP
+# databases emit.
+_ISO_3166_ALPHA_2 = """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN
+    BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE
+    DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN
+    GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE
+    KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK
+    ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA
+    PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK
+    SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG
+    UM US UY UZ VA VC VE VG VI VN VU WF WS XK YE YT ZA ZM ZW"""
+COUNTRIES: Final = tuple(_ISO_3166_ALPHA_2.split())
+# BCP 47 well-formedness, simplified: a 2-8 letter primary subtag (or x/i for private
+# use and the grandfathered tags), then alphanumeric subtags of 1-8 characters.
+BCP_47: Final = r"(?:[A-Za-z]{2,8}|[xXiI])(?:-[A-Za-z0-9]{1,8})*"
+FLAG_REASONS: Final = ("spam", "fake", "abuse", "other")
+MAX_TEXT_CHARS: Final = 20_000
+MAX_EVENT_ID_CHARS: Final = 128
+
+# The envelope every event carries (EVENTS.md): a unique id, a type among the source's,
+# and an RFC 3339 time, not before 2000 nor after its receipt plus the clock skew.
+ENVELOPE_FIELDS: Final = (
+    EventField(
+        name="event_id",
+        dtype=STR,
+        required=True,
+        min_length=1,
+        max_length=MAX_EVENT_ID_CHARS,
+        invalid_reason="bad_event_id",
+    ),
+    EventField(name="event_type", dtype=STR, required=True),
+    EventField(
+        name="event_time",
+        dtype=TS,
+        required=True,
+        earliest=EARLIEST_EVENT_TIME,
+        bounded_by_receipt=True,
+    ),
+)
+
+
+def _key(name: str) -> EventField:
+    """A required id: the empty string is invalid."""
+    return EventField(name=name, dtype=STR, required=True, empty="invalid")
+
+
+def _optional_id(name: str) -> EventField:
+    """An optional id: the empty string means absent."""
+    return EventField(name=name, dtype=STR, empty="absent")
 
 
 REVIEW_EVENTS = Source(
     name="review-events",
-    topic="review-events",
+    topic=REVIEW_TOPIC,
     archive_table="review_events_raw",
     event_types=("review_created", "review_flagged"),
-    fields=_fields(
-        event_id=STR,
-        event_type=STR,
-        event_time=TS,
-        review_id=STR,
-        user_id=STR,
-        business_id=STR,
-        rating=INT,
-        text=STR,
-        language=STR,
-        ip_hash=STR,
-        device_id=STR,
-        reason=STR,
+    fields=(
+        *ENVELOPE_FIELDS,
+        _key("review_id"),
+        _key("user_id"),
+        _key("business_id"),
+        EventField(
+            name="rating",
+            dtype=INT,
+            required_for=("review_created",),
+            min_value=1,
+            max_value=5,
+            invalid_reason="rating_out_of_range",
+        ),
+        EventField(
+            name="text",
+            dtype=STR,
+            required_for=("review_created",),
+            max_length=MAX_TEXT_CHARS,
+            invalid_reason="text_too_long",
+        ),
+        EventField(
+            name="language",
+            dtype=STR,
+            default="und",
+            empty="absent",
+            pattern=BCP_47,
+            expected="a BCP 47 tag",
+            invalid_reason="bad_language",
+        ),
+        _optional_id("ip_hash"),
+        _optional_id("device_id"),
+        EventField(
+            name="reason",
+            dtype=STR,
+            only_for=("review_flagged",),
+            one_of=FLAG_REASONS,
+            invalid_reason="bad_reason",
+        ),
     ),
     description="Reviews written and reviews flagged.",
 )
 USER_EVENTS = Source(
     name="user-events",
-    topic="user-events",
+    topic=USER_TOPIC,
     archive_table="user_events_raw",
     event_types=("login", "signup", "profile_update"),
-    fields=_fields(
-        event_id=STR, event_type=STR, event_time=TS, user_id=STR, ip_hash=STR, country=STR
+    fields=(
+        *ENVELOPE_FIELDS,
+        _key("user_id"),
+        _optional_id("ip_hash"),
+        EventField(
+            name="country",
+            dtype=STR,
+            case="upper",
+            one_of=COUNTRIES,
+            expected="an ISO 3166 alpha-2 code",
+            invalid_reason="bad_country",
+        ),
     ),
     description="Account activity: logins, sign-ups, profile updates.",
 )

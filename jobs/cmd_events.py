@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,8 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from feature_store.errors import ConfigError, FeatureStoreError, InvalidEventError
-from feature_store.events import TOPICS, DeadLetter, parse_timestamp
-from feature_store.events import validate as validate_message
+from feature_store.events import TOPICS, DeadLetter, contracts_of, parse_timestamp
 from jobs.output import console, counters, fmt, json_option, table
 from simulator.traffic import (
     DEFAULT_START,
@@ -39,8 +38,8 @@ def _lines(path: Path) -> Iterator[bytes]:
             yield line[:-1] if line.endswith(b"\n") else line
 
 
-def _topic_of(path: Path) -> str | None:
-    return next((t for t in TOPICS if path.name.startswith(t)), None)
+def _topic_of(path: Path, topics: Iterable[str] = TOPICS) -> str | None:
+    return next((t for t in sorted(topics, key=len, reverse=True) if path.name.startswith(t)), None)
 
 
 @click.command()
@@ -75,12 +74,13 @@ def validate(
     """Check a JSON-lines event file against the event contract and print a summary."""
     received = _start(now, "--now") if now is not None else datetime.now(UTC)
     skew = timedelta(seconds=ctx.config.clock_skew_s)
-    topic = topic or _topic_of(file)
+    contracts = contracts_of(ctx.registry.sources)  # the contract of --definitions
+    topic = topic or _topic_of(file, contracts)
     if topic is None:
         msg = f"cannot tell the topic from the file name {file.name!r}; use --topic"
         raise click.ClickException(msg)
-    if topic not in TOPICS:
-        msg = f"--topic {topic!r} is not one of {', '.join(TOPICS)}"
+    if topic not in contracts:
+        msg = f"--topic {topic!r} is not one of {', '.join(contracts)}"
         raise click.ClickException(msg)
     if not file.is_file():
         msg = f"no event file at {file}"
@@ -97,7 +97,7 @@ def validate(
         out = dlq.open("w", encoding="utf-8")
     try:
         for raw in _lines(file):
-            result = validate_message(topic, raw, received=received, clock_skew=skew)
+            result = contracts[topic].validate(raw, received=received, clock_skew=skew)
             if isinstance(result, DeadLetter):
                 counts["invalid"] += 1
                 reasons[str(result.reason)] += 1

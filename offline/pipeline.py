@@ -95,7 +95,10 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
     def expand(self, begin: PBegin) -> None:
         start_us, as_of_us = self.span_us
         validate = ValidateEvents(
-            "backfill", received_us=self.received_us, clock_skew_s=self.clock_skew_s
+            "backfill",
+            self.registry,
+            received_us=self.received_us,
+            clock_skew_s=self.clock_skew_s,
         )
         checked = (
             begin

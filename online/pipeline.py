@@ -192,7 +192,9 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
             | "ReadHistory"
             >> ReadArchiveTables(config.project, config.bigquery_endpoint, tables, since_us=since)
             | "ValidateHistory"
-            >> ValidateEvents("stream", history=True, clock_skew_s=config.clock_skew_s)
+            >> ValidateEvents(
+                "stream", self.registry, history=True, clock_skew_s=config.clock_skew_s
+            )
         )
         return records.valid, records[DEAD_LETTER]
 

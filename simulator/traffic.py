@@ -39,7 +39,6 @@ import numpy as np
 
 from feature_store.errors import ConfigError
 from feature_store.events import (
-    MAX_TEXT_CHARS,
     REVIEW_TOPIC,
     TOPICS,
     USER_TOPIC,
@@ -51,6 +50,7 @@ from feature_store.events import (
     serialize_event,
     to_micros,
 )
+from feature_store.reference import MAX_TEXT_CHARS
 from simulator import vocabulary as vocab
 from simulator.world import (
     COLUMNS,

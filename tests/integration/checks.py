@@ -13,7 +13,7 @@ from typing import Any
 from feature_store.config import PlatformConfig
 from feature_store.core.derived_fields import add_derived
 from feature_store.core.plan import ViewPlan
-from feature_store.events import ReviewEvent, UserEvent, validate
+from feature_store.events import Event, validate
 from feature_store.reference import REGISTRY
 from jobs.retrieval import get_online
 from tests.unit.feature_store.core.bruteforce import values_at
@@ -32,7 +32,7 @@ def records(messages: Sequence[Any]) -> dict[tuple[str, str], list[dict[str, Any
     out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for message in messages:
         event = validate(message.topic, message.raw, message.attributes)
-        if not isinstance(event, (ReviewEvent, UserEvent)):
+        if not isinstance(event, Event):
             continue
         record = add_derived(event.record(), REGISTRY.derived_fields(message.topic))
         for plan in plans:

@@ -14,8 +14,8 @@ import pytest
 
 from common.metrics import local_counts, reset_local
 from feature_store.config import PlatformConfig
-from feature_store.events import ReviewEvent, UserEvent, attributes_for, serialize_event
-from feature_store.reference import REGISTRY
+from feature_store.events import Event, attributes_for, contract_for, serialize_event
+from feature_store.reference import REGISTRY, REVIEW_EVENTS, USER_EVENTS
 from jobs.backfill import plans_for, run_backfill
 from jobs.consistency import check_consistency
 from jobs.importer import run_import
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 LOOP_USER = "u-loop"
 
 
-def _message(event: ReviewEvent | UserEvent) -> SimulatedMessage:
+def _message(event: Event) -> SimulatedMessage:
     return SimulatedMessage(
         topic=event.topic,
         raw=serialize_event(event),
@@ -53,7 +53,7 @@ def _leaving(now: datetime) -> list[SimulatedMessage]:
         moment = now - age + timedelta(seconds=70 + 5 * i)
         out.append(
             _message(
-                ReviewEvent(
+                contract_for(REVIEW_EVENTS).event(
                     event_id=f"loop-review-{i}",
                     event_type="review_created",
                     event_time=moment,
@@ -68,7 +68,7 @@ def _leaving(now: datetime) -> list[SimulatedMessage]:
         )
         out.append(
             _message(
-                UserEvent(
+                contract_for(USER_EVENTS).event(
                     event_id=f"loop-login-{i}",
                     event_type="login",
                     event_time=moment,

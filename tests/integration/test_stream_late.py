@@ -14,8 +14,8 @@ from google.cloud import pubsub_v1
 
 from common.metrics import local_counts, reset_local
 from feature_store.config import PlatformConfig
-from feature_store.events import ReviewEvent
-from feature_store.reference import REGISTRY
+from feature_store.events import Event, contract_for
+from feature_store.reference import REGISTRY, REVIEW_EVENTS
 from feature_store.resources import dlq_topic, inspect_subscription, late_topic
 from jobs.backfill import plans_for
 from jobs.online_sink import online_sink
@@ -28,8 +28,8 @@ from tests.integration.test_loop import _message
 pytestmark = pytest.mark.integration
 
 
-def _review(event_id: str, moment: datetime) -> ReviewEvent:
-    return ReviewEvent(
+def _review(event_id: str, moment: datetime) -> Event:
+    return contract_for(REVIEW_EVENTS).event(
         event_id=event_id,
         event_type="review_created",
         event_time=moment,

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 import feature_store.limits
 from common.archive import ARCHIVE
 from common.transforms import DEAD_LETTER, ValidateEvents, _Validate
-from feature_store.events import DEFAULT_CLOCK_SKEW, MAX_TEXT_CHARS, DeadLetter, validate
+from feature_store.events import DEFAULT_CLOCK_SKEW, DeadLetter, validate
 from feature_store.limits import MAX_MESSAGE_BYTES, TOO_LARGE, oversized
-from feature_store.reference import REGISTRY
+from feature_store.reference import MAX_TEXT_CHARS, REGISTRY
 from tests.unit.feature_store.test_events import review, user
 
 TOPICS = ("review-events", "user-events")

@@ -15,21 +15,22 @@ from hypothesis import strategies as st
 
 from feature_store.errors import InvalidEventError
 from feature_store.events import (
-    COUNTRIES,
-    REVIEW_FIELDS,
     REVIEW_TOPIC,
     TOPICS,
-    USER_FIELDS,
     USER_TOPIC,
     DeadLetter,
+    Event,
     Reason,
-    ReviewEvent,
-    UserEvent,
     attributes_for,
+    contract_for,
     parse_event,
     serialize_event,
     validate,
 )
+from feature_store.reference import COUNTRIES, REVIEW_EVENTS, USER_EVENTS
+
+REVIEW_FIELDS = tuple(f.name for f in REVIEW_EVENTS.fields)
+USER_FIELDS = tuple(f.name for f in USER_EVENTS.fields)
 
 DROP = object()  # an override that removes the field
 
@@ -105,7 +106,7 @@ def test_unknown_topic_is_rejected() -> None:
 
 def test_valid_review_created_parses_every_field() -> None:
     event = parse_event(REVIEW_TOPIC, raw(review()))
-    assert isinstance(event, ReviewEvent)
+    assert isinstance(event, Event)
     assert event.topic == REVIEW_TOPIC
     assert (event.event_id, event.event_type, event.review_id) == ("e-1", "review_created", "r-1")
     assert (event.user_id, event.business_id, event.rating) == ("u-1", "b-1", 4)
@@ -134,7 +135,8 @@ def test_record_is_flat_with_epoch_microseconds() -> None:
 @pytest.mark.parametrize("event_type", ["login", "signup", "profile_update"])
 def test_each_user_event_type_is_valid(event_type: str) -> None:
     event = parse_event(USER_TOPIC, raw(user(event_type=event_type)))
-    assert isinstance(event, UserEvent)
+    assert isinstance(event, Event)
+    assert event.topic == USER_TOPIC
     assert event.event_type == event_type
     assert (event.user_id, event.ip_hash, event.country) == ("u-1", "ip-1", "US")
 
@@ -618,12 +620,12 @@ def test_dead_letter_json_has_text_when_utf8() -> None:
 def test_constructing_an_event_checks_the_contract() -> None:
     moment = datetime(2024, 3, 1, 10, tzinfo=UTC)
     with pytest.raises(InvalidEventError) as caught:
-        UserEvent(
+        contract_for(USER_EVENTS).event(
             event_id="e", event_type="login", event_time=moment.replace(tzinfo=None), user_id="u"
         )
     assert caught.value.reason == Reason.NAIVE_TIMESTAMP
     with pytest.raises(InvalidEventError) as caught:
-        UserEvent(
+        contract_for(USER_EVENTS).event(
             event_id="e",
             event_type="login",
             event_time=moment,
@@ -632,7 +634,9 @@ def test_constructing_an_event_checks_the_contract() -> None:
         )
     assert caught.value.reason == Reason.FIELD_NOT_ALLOWED
     local = moment.astimezone(timezone(timedelta(hours=-5)))
-    event = UserEvent(event_id="e", event_type="login", event_time=local, user_id="u")
+    event = contract_for(USER_EVENTS).event(
+        event_id="e", event_type="login", event_time=local, user_id="u"
+    )
     assert event.event_time == moment
     assert event.event_time.tzinfo is UTC
 
@@ -678,10 +682,10 @@ def extras(known: tuple[str, ...]) -> st.SearchStrategy[dict[str, object]]:
 
 
 @st.composite
-def review_events(draw: st.DrawFn) -> ReviewEvent:
+def review_events(draw: st.DrawFn) -> Event:
     created = draw(st.booleans())
     optional = st.none() | st.text(min_size=1, max_size=20)
-    return ReviewEvent(
+    return contract_for(REVIEW_EVENTS).event(
         event_id=draw(ids),
         event_type="review_created" if created else "review_flagged",
         event_time=draw(times),
@@ -699,8 +703,8 @@ def review_events(draw: st.DrawFn) -> ReviewEvent:
 
 
 @st.composite
-def user_events(draw: st.DrawFn) -> UserEvent:
-    return UserEvent(
+def user_events(draw: st.DrawFn) -> Event:
+    return contract_for(USER_EVENTS).event(
         event_id=draw(ids),
         event_type=draw(st.sampled_from(["login", "signup", "profile_update"])),
         event_time=draw(times),
@@ -713,7 +717,7 @@ def user_events(draw: st.DrawFn) -> UserEvent:
 
 @settings(max_examples=300)
 @given(review_events() | user_events())
-def test_serialize_then_parse_gives_the_event_back(event: ReviewEvent | UserEvent) -> None:
+def test_serialize_then_parse_gives_the_event_back(event: Event) -> None:
     body = serialize_event(event)
     parsed = parse_event(event.topic, body, attributes_for(event), received=FAR_RECEIPT)
     assert parsed == event
@@ -725,7 +729,7 @@ def test_serialize_then_parse_gives_the_event_back(event: ReviewEvent | UserEven
 @given(st.sampled_from(TOPICS), st.binary(max_size=200))
 def test_validate_never_raises_on_arbitrary_bytes(topic: str, data: bytes) -> None:
     result = validate(topic, data)
-    assert isinstance(result, DeadLetter | ReviewEvent | UserEvent)
+    assert isinstance(result, DeadLetter | Event)
 
 
 @settings(max_examples=300)
