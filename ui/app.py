@@ -20,12 +20,12 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from common.last_results import CONSISTENCY, load_result
+from common.side_topics import SideTopics
 from feature_store.config import PlatformConfig
 from feature_store.errors import FeatureStoreError
 from feature_store.registry import Registry
 from ui import data
 from ui.chart import step_chart
-from common.side_topics import SideTopics
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent

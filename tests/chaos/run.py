@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from feature_store.config import PlatformConfig
-from feature_store.events import ReviewEvent, UserEvent, validate
+from feature_store.events import Event, validate
 from feature_store.reference import REGISTRY
 from feature_store.schemas import archive_table_ids
 from infra import services
@@ -230,11 +230,7 @@ class Stream:
 
 
 def valid(messages: Sequence[SimulatedMessage]) -> list[SimulatedMessage]:
-    return [
-        m
-        for m in messages
-        if isinstance(validate(m.topic, m.raw, m.attributes), ReviewEvent | UserEvent)
-    ]
+    return [m for m in messages if isinstance(validate(m.topic, m.raw, m.attributes), Event)]
 
 
 def settle(

@@ -164,8 +164,10 @@ def test_similar_finds_the_planted_near_duplicates(tmp_path) -> None:
     settings = IndexSettings(path=str(tmp_path / "index"))
     try:
         with beam.Pipeline() as p:
-            features = p | beam.Create(records) | ComputeModelFeatures(
-                InferenceSettings(device="cpu", accelerator=None)
+            features = (
+                p
+                | beam.Create(records)
+                | ComputeModelFeatures(InferenceSettings(device="cpu", accelerator=None))
             )
             _ = features[FEATURES] | WriteVectorIndex(settings)
         assert vector_index.client(settings).count(settings.collection).count == len(records)

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from common.last_results import CONSISTENCY, load_result, result_path, save_result
+from common.side_topics import SideTopics, reason_of
 from feature_store.config import PlatformConfig
 from feature_store.events import DeadLetter, validate
 from feature_store.reference import REGISTRY
 from ui.app import age, display
 from ui.chart import HEIGHT, PAD, WIDTH, step_chart
-from common.side_topics import SideTopics, reason_of
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
