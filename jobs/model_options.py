@@ -10,7 +10,9 @@ if TYPE_CHECKING:
     from common.inference.settings import ModelSettings
 
 
-def model_options(default_sample: float = 1.0):  # type: ignore[no-untyped-def]
+def model_options(  # type: ignore[no-untyped-def]
+    default_sample: float = 1.0, default_models: str = "semantic,paraphrase"
+):
     """`--models` and `--model-sample` (see `model_settings`)."""
 
     def decorate(command):  # type: ignore[no-untyped-def]
@@ -25,7 +27,7 @@ def model_options(default_sample: float = 1.0):  # type: ignore[no-untyped-def]
         return click.option(
             "--models",
             "models",
-            default="semantic,paraphrase",
+            default=default_models,
             show_default=True,
             help="Models to run: semantic,paraphrase | semantic | paraphrase | none. A view "
             "that reads a model that does not run is skipped with the reason.",
