@@ -179,8 +179,10 @@ class KeyByViewEntity(beam.DoFn):
     """One slim record per view of the event's source that the event can affect, keyed
     by (view, entity key); built-in derived fields (e.g. text length) are added here.
 
-    A view that reads model outputs takes only records that carry them (the model stage
-    wrote them; a record it refused, or outside its sample, counts for the other views)."""
+    A view that reads model outputs takes only records the model stage wrote to (a record
+    it refused, or outside its sample, carries none of its fields and counts for the other
+    views); a record that carries some of them counts where they are set, as the
+    definition reads a null."""
 
     def __init__(
         self, registry: Registry, plans: Sequence[ViewPlan], end: int | None = None
@@ -206,7 +208,8 @@ class KeyByViewEntity(beam.DoFn):
                 continue
             if plan.where is not None and record.get(plan.where.field) not in plan.where.values:
                 continue
-            if any(record.get(name) is None for name in self.model_fields[plan.view]):
+            wanted = self.model_fields[plan.view]
+            if wanted and all(record.get(name) is None for name in wanted):
                 continue
             key = record.get(plan.join_key)
             if key is None:
