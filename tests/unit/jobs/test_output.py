@@ -172,7 +172,7 @@ def test_the_demo_screens_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jobs.retrieval, "get_online", fake_online)
     console = Console(width=WIDTH, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     config = PlatformConfig.local_default(Path("state"))
-    console.print(demo._table(config, USERS[:4], ["business-with-a-long-id-1", "b2"]))
+    console.print(demo._table(config, USERS[:4], ["business-with-a-long-id-1", "b2"], USERS[:2]))
     console.print(
         demo._closing(
             config,

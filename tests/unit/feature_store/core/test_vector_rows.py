@@ -89,10 +89,20 @@ def _check_against_brute_force(batch: RowBatch, mine: list[dict[str, Any]]) -> N
             _close(name, float(batch.values[name][i]), value)
 
 
+VECTOR_FEATURES = ("max_text_similarity_7d", "centroid_distance_30d")
+
+
 def _same_rows(got: RowBatch, want: RowBatch) -> None:
+    """The same change points; the same values, the vector features' within float32
+    rounding (the JAX kernels reduce in an order that depends on what is batched with a
+    user: 7e-9 apart was seen)."""
     assert got.valid_from.tolist() == want.valid_from.tolist()
     for name, col in want.values.items():
-        assert np.array_equal(got.values[name], col, equal_nan=True), name
+        if name in VECTOR_FEATURES:
+            ok = np.allclose(got.values[name], col, rtol=0, atol=1e-6, equal_nan=True)
+        else:
+            ok = np.array_equal(got.values[name], col, equal_nan=True)
+        assert ok, name
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
