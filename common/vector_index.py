@@ -18,6 +18,7 @@ server instead (`--qdrant-url`), or wait for the job to stop.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import uuid
@@ -115,6 +116,8 @@ def client(settings: IndexSettings) -> QdrantClient:
                     "Stop the job that holds it, or use a Qdrant server (--qdrant-url)."
                 )
                 raise VectorIndexError(msg) from exc
+            if not _CLIENTS:  # close before the interpreter tears modules down
+                atexit.register(close_all)
             _CLIENTS[key] = found
         return found
 
