@@ -128,19 +128,30 @@ def close_all() -> None:
         for c in _CLIENTS.values():
             c.close()
         _CLIENTS.clear()
+        _ENSURED.clear()
+
+
+_ENSURED: set[tuple[str | None, str | None, str]] = set()
 
 
 def ensure_collection(settings: IndexSettings) -> None:
+    """Creates the collection if missing; asks the index once per process and location
+    (the local runner calls a DoFn's `setup` per bundle)."""
     from qdrant_client import models
 
+    key = (settings.path, settings.url, settings.collection)
+    if key in _ENSURED:
+        return
     c = client(settings)
     if c.collection_exists(settings.collection):
+        _ENSURED.add(key)
         return
     vectors = {
         name: models.VectorParams(size=dim, distance=models.Distance.COSINE)
         for name, dim in settings.dims.items()
     }
     c.create_collection(settings.collection, vectors_config=vectors)
+    _ENSURED.add(key)
     log.info("created the vector index collection %s (%s)", settings.collection, settings.where)
 
 
@@ -155,25 +166,26 @@ def _payload(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def has_vectors(record: Mapping[str, Any], settings: IndexSettings) -> bool:
+    """Whether the record carries every vector the index holds."""
+    return all(record.get(VECTOR_FIELDS[name]) is not None for name in settings.dims)
+
+
 def points(records: Iterable[Mapping[str, Any]], settings: IndexSettings) -> list[Any]:
     """Qdrant points of the records that carry every vector the index holds."""
     from qdrant_client import models
 
-    out = []
-    for record in records:
-        vectors = {}
-        for name in settings.dims:
-            value = record.get(VECTOR_FIELDS[name])
-            if value is None:
-                break
-            vectors[name] = [float(v) for v in value]
-        else:
-            out.append(
-                models.PointStruct(
-                    id=point_id(record["review_id"]), vector=vectors, payload=_payload(record)
-                )
-            )
-    return out
+    return [
+        models.PointStruct(
+            id=point_id(record["review_id"]),
+            vector={
+                name: [float(v) for v in record[VECTOR_FIELDS[name]]] for name in settings.dims
+            },
+            payload=_payload(record),
+        )
+        for record in records
+        if has_vectors(record, settings)
+    ]
 
 
 def upsert(settings: IndexSettings, records: Sequence[Mapping[str, Any]]) -> int:
@@ -261,16 +273,11 @@ class WriteVectorIndex(beam.PTransform):  # type: ignore[misc]
         self.batched = batched
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
-        fields = [VECTOR_FIELDS[name] for name in self.settings.dims]
-
-        def embedded(record: Mapping[str, Any]) -> bool:
-            return all(record.get(f) is not None for f in fields)
-
         if self.batched:
             records = records | "Unbatch" >> beam.FlatMap(lambda batch: batch)
         return (
             records
-            | "WithVectors" >> beam.Filter(embedded)
+            | "WithVectors" >> beam.Filter(has_vectors, self.settings)
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.max_batch_size)
             | "Upsert" >> beam.ParDo(_Upsert(self.settings))
         )
