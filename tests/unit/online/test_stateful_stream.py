@@ -102,6 +102,23 @@ def test_fired_timers_report_the_watermark_they_prove() -> None:
     assert local_event_time(WATERMARK_REACHED) == 13 * US
 
 
+def test_a_warm_start_reports_the_job_start_it_reached() -> None:
+    """A restart after every change point: history alone, no timer left to fire. The
+    key's rows are still complete up to the job's start, and the step says so."""
+    stream = (
+        EventStream()
+        .add_elements([_batch(1, _record("h1", 1, history=True))])
+        .advance_watermark_to(30)
+        .advance_watermark_to_infinity()
+    )
+    reset_local()
+    p = _pipeline()
+    out = p | stream | AggregateWindows([PLAN], 0.0, started_us=20 * US)
+    assert_that(out.rows | beam.FlatMap(_rows), equal_to([(1, 1), (20, 0)]), label="rows")
+    p.run()
+    assert local_event_time(WATERMARK_REACHED) == 20 * US
+
+
 def test_a_late_event_goes_to_the_late_output() -> None:
     stream = (
         EventStream()
