@@ -217,38 +217,43 @@ def _start_stream(
 
 
 MAX_UNREAD = 100
-"""Messages the demo lets wait in the subscriptions. Beam's local runner moves its
-watermark with the wall clock however many messages wait, so a message read minutes
-after it was published is late for its key; the demo publishes no faster than the job
-reads (at most `MAX_UNREAD` ahead), so its live events arrive on time on a busy machine
-too."""
+"""Messages the demo lets wait in the subscriptions, and records in the model stage.
+Beam's local runner moves its watermark with the wall clock however many messages wait,
+so a message read minutes after it was published is late for its key; the demo
+publishes no faster than the job reads (at most `MAX_UNREAD` ahead), and no faster than
+its models take the sampled reviews, so its live events arrive on time on a busy
+machine too."""
 PACE_PATIENCE_S = 300.0
-"""How long the publisher waits for a job that reads nothing more (starting up: loading
+"""How long the publisher waits for a job that makes no progress (starting up: loading
 its models, reading its warm start) before it publishes on regardless."""
 
 
 @dataclass
 class _Pace:
     """`wait(sent)` blocks while the job has read `MAX_UNREAD` fewer messages than were
-    sent, as long as it made progress within `PACE_PATIENCE_S`; a job stalled longer does
-    not stop the demo (it publishes on, and says so once)."""
+    sent, or holds `MAX_UNREAD` records in its model stage, as long as it made progress
+    (read a message, or a record left the models) within `PACE_PATIENCE_S`; a job stalled
+    longer does not stop the demo (it publishes on, and says so once)."""
 
-    read: int = -1
+    seen: tuple[int, int] = (-1, -1)
     progressed: float = field(default_factory=time.monotonic)
     gave_up: bool = False
 
     def wait(self, sent: int) -> None:
+        from common.inference.settings import BACK, SENT
         from common.metrics import local_counts
 
         while True:
-            read = local_counts().get("events_received", 0)
+            counts = local_counts()
+            read, back = counts.get("events_received", 0), counts.get(BACK, 0)
+            inside = counts.get(SENT, 0) - back
             now = time.monotonic()
-            if read != self.read:
-                self.read, self.progressed, self.gave_up = read, now, False
-            if sent - read < MAX_UNREAD or self.gave_up:
+            if (read, back) != self.seen:
+                self.seen, self.progressed, self.gave_up = (read, back), now, False
+            if (sent - read < MAX_UNREAD and inside < MAX_UNREAD) or self.gave_up:
                 return
             if now - self.progressed > PACE_PATIENCE_S:
-                log.warning("the job read nothing for %.0f s; publishing on", PACE_PATIENCE_S)
+                log.warning("the job made no progress for %.0f s; publishing on", PACE_PATIENCE_S)
                 self.gave_up = True
                 return
             time.sleep(0.1)

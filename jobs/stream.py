@@ -16,6 +16,7 @@ from typing import Any
 import apache_beam as beam
 
 from common.counting import stream_reconciliation
+from common.inference.settings import BACK, SENT
 from common.stages import expand_at_top_level
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
@@ -134,8 +135,12 @@ class StreamProgress:
         del self.polls[: -(self.quiet_polls + 1)]
 
     def caught_up(self) -> bool:
-        """Idle for `quiet_polls` polls: nothing read, aggregated or written."""
+        """Idle for `quiet_polls` polls: nothing read, aggregated or written, and no
+        record left in the model stage (one waiting there holds no watermark locally: the
+        step after it could prove a time past a record it has not yet seen)."""
         last = self.polls[-1][0] if self.polls else None
+        if last is None or last.get(SENT, 0) != last.get(BACK, 0):
+            return False
         return len(self.polls) > self.quiet_polls and all(c == last for c, _ in self.polls)
 
     def complete_until(self) -> datetime | None:

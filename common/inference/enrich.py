@@ -31,8 +31,9 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
-from common.inference.settings import ModelSettings, model_fields
+from common.inference.settings import BACK, SENT, ModelSettings, model_fields
 from common.inference.stage import DEAD_LETTER, FEATURES, ComputeModelFeatures, InferenceSettings
+from common.metrics import JobCounter
 from common.stages import VALIDATION_HINTS, Stage
 from feature_store.core.plan import ViewPlan
 from feature_store.events import DeadLetter
@@ -50,6 +51,7 @@ class _Route(beam.DoFn):  # type: ignore[misc]
     def __init__(self, plans: Sequence[ViewPlan], settings: ModelSettings, batched: bool) -> None:
         self.plans = [(p.source, p.where) for p in plans]
         self.settings, self.batched = settings, batched
+        self.sent = JobCounter(MODELS, SENT)
 
     def _needs_models(self, record: Mapping[str, Any]) -> bool:
         for source, where in self.plans:
@@ -64,6 +66,7 @@ class _Route(beam.DoFn):  # type: ignore[misc]
         passing = []
         for record in records:
             if self._needs_models(record):
+                self.sent.inc()
                 yield pvalue.TaggedOutput(MODELS, {**record, KEY: uuid.uuid4().hex})
             elif self.batched:
                 passing.append(record)
@@ -77,8 +80,16 @@ def _untagged(record: Mapping[str, Any]) -> Record:
     return {k: v for k, v in record.items() if k != KEY}
 
 
-def _refused_record(dead: Mapping[str, Any]) -> Record:
-    return _untagged(dead["record"])
+class _Back(beam.DoFn):  # type: ignore[misc]
+    """A record leaving the stage: enriched, or refused (`refused=True`, a dead letter's)."""
+
+    def __init__(self, refused: bool) -> None:
+        self.refused = refused
+        self.back = JobCounter(MODELS, BACK)
+
+    def process(self, element: Mapping[str, Any]) -> Iterator[Record]:
+        self.back.inc()
+        yield _untagged(element["record"] if self.refused else element)
 
 
 class _ToDeadLetter(beam.DoFn):  # type: ignore[misc]
@@ -160,8 +171,8 @@ class ModelFeatures(Stage):
         ).with_outputs(MODELS, main="rest")
         computed = routed[MODELS] | f"Compute{n}" >> ComputeModelFeatures(self.inference)
         back = (
-            computed[FEATURES] | f"Enriched{n}" >> beam.Map(_untagged),
-            computed[DEAD_LETTER] | f"Refused{n}" >> beam.Map(_refused_record),
+            computed[FEATURES] | f"Enriched{n}" >> beam.ParDo(_Back(refused=False)),
+            computed[DEAD_LETTER] | f"Refused{n}" >> beam.ParDo(_Back(refused=True)),
         ) | f"FromModels{n}" >> beam.Flatten()
         if self.batched:  # back to lists of records
             back = back | f"Lists{n}" >> beam.BatchElements(

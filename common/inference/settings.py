@@ -33,6 +33,11 @@ MODEL_OF_FIELD: Final[Mapping[str, str]] = {
 }
 NONE = "none"
 HASH_RANGE = 2**32
+SENT: Final = "model_records_sent"
+BACK: Final = "model_records_back"
+"""The job counters of the records the model stage took, and gave back (with their model
+fields, or refused). A record waits in the stage's join for its models' outputs, in state
+that holds no watermark on Beam's local runner: `SENT - BACK` is what is still inside."""
 
 
 @dataclass(frozen=True, kw_only=True)

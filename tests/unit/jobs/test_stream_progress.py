@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from common.inference.settings import BACK, SENT
 from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import WindowAggregator
 from feature_store.events import to_micros
@@ -103,3 +104,19 @@ def test_no_instant_while_rows_are_still_written_or_before_any_timer() -> None:
         idle.poll({"events_received": 0}, None)
     assert idle.caught_up()
     assert idle.complete_until() is None
+
+
+def test_not_caught_up_while_records_wait_in_the_model_stage() -> None:
+    """A record waiting for its models holds no watermark locally: quiet counters and a
+    proven watermark say nothing while the model stage still holds records."""
+    progress = StreamProgress(quiet_polls=2)
+    for _ in range(3):
+        progress.poll({"change_points": 7, SENT: 5, BACK: 4}, 100)
+    assert not progress.caught_up()
+    assert progress.complete_until() is None
+    for _ in range(3):
+        progress.poll({"change_points": 9, SENT: 5, BACK: 5}, 300)
+    assert progress.caught_up()
+    assert progress.complete_until() == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+        microseconds=300
+    )

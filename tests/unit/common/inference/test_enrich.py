@@ -16,8 +16,9 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from common.inference import models
 from common.inference.enrich import KEY, ModelFeatures
-from common.inference.settings import ModelSettings, skip_reason
+from common.inference.settings import BACK, SENT, ModelSettings, skip_reason
 from common.inference.stage import Batching, InferenceSettings
+from common.metrics import local_counts, reset_local
 from common.transforms import KeyByViewEntity
 from feature_store.core.plan import ViewPlan
 from feature_store.reference import REGISTRY
@@ -103,6 +104,7 @@ def _stage() -> ModelFeatures:
 
 
 def test_model_views_records_come_back_enriched_and_refusals_are_dead_letters(expected) -> None:
+    reset_local()
     with BeamTestPipeline() as p:
         (out,), dead = p | beam.Create(RECORDS) | _stage()
         assert_that(out, _check(expected), label="Records")
@@ -115,6 +117,10 @@ def test_model_views_records_come_back_enriched_and_refusals_are_dead_letters(ex
         assert_that(
             letters, equal_to([("review-events", "empty_text", "empty", want)]), label="Dead"
         )
+    # what the stage took and gave back: the four reviews a model view reads (the flag and
+    # the login it does not), three enriched and one refused
+    counts = local_counts()
+    assert (counts[SENT], counts[BACK]) == (4, 4)
 
 
 def test_batched_lists_keep_every_record(expected) -> None:
