@@ -219,6 +219,7 @@ def wire_backfill(
         models=models or ModelSettings(),
         vector_index=vector_index.settings_for(config),
         artifacts=config.artifacts_root,
+        local_runner=config.local,
     )
     expand_at_top_level(pipeline, job)
 

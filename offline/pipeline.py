@@ -75,6 +75,7 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
         vector_accelerator: bool = False,
         artifacts: str = ".local/artifacts",
         refit_projections: bool = False,
+        local_runner: bool = False,
     ) -> None:
         """`received_us`: when messages without a publish time (files, imported rows)
         count as received; event times after it plus `clock_skew_s` are dead letters.
@@ -82,11 +83,12 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
         `vector_index`: where the reviews' embeddings go (None: nowhere);
         `vector_accelerator`: the vector features' kernels ask for a GPU. `artifacts`:
         where declared projections are saved (`common.projections.ProjectionStore`);
-        `refit_projections`: fit them anew rather than keep the latest saved."""
+        `refit_projections`: fit them anew rather than keep the latest saved;
+        `local_runner`: on Beam's local runner (the models stay in the job's process)."""
         super().__init__()
         self.models, self.vector_index = models, vector_index
         self.vector_accelerator, self.artifacts = vector_accelerator, artifacts
-        self.refit_projections = refit_projections
+        self.refit_projections, self.local_runner = refit_projections, local_runner
         self.received_us, self.clock_skew_s = received_us, clock_skew_s
         self.reader, self.registry, self.plans = reader, registry, list(plans)
         self.span_us, self.dead_letters = span_us, dead_letters
@@ -113,7 +115,7 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
             from common.inference.enrich import ModelFeatures
 
             (unique,), refused = unique | "ModelFeatures" >> ModelFeatures(
-                self.registry, self.plans, self.models, batched=True
+                self.registry, self.plans, self.models, batched=True, local=self.local_runner
             )
             dead_letters.append(refused)
             if self.vector_index is not None:

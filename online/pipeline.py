@@ -104,7 +104,7 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
             from common.inference.enrich import ModelFeatures
 
             enriched, refused = tuple(records) | "ModelFeatures" >> ModelFeatures(
-                self.registry, self.plans, settings.models
+                self.registry, self.plans, settings.models, local=config.local
             )
             records = list(enriched)
             dead_letters.append(refused)

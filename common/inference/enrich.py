@@ -136,12 +136,15 @@ class ModelFeatures(Stage):
         inference: InferenceSettings | None = None,
         *,
         batched: bool = False,
+        local: bool = False,
     ) -> None:
         super().__init__()
         self.registry, self.settings, self.batched = registry, settings, batched
         self.plans = [p for p in plans if model_fields(registry, p)]
-        if inference is None:
-            inference = InferenceSettings(models=settings.models, id_field=KEY)
+        if inference is None:  # `local`: on Beam's local runner (models kept in-process)
+            inference = InferenceSettings(
+                models=settings.models, id_field=KEY, share_across_processes=not local
+            )
         self.inference = inference
 
     def expand(

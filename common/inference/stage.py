@@ -81,6 +81,11 @@ class InferenceSettings:
     min_ram: str = GPU_HINTS["min_ram"]
     id_field: str = "event_id"
     text_field: str = "text"
+    # One copy of the models per worker VM, whatever its number of SDK processes (Beam's
+    # `MultiProcessShared`: what a GPU worker wants). Beam's local runner sets the stage
+    # up again per bundle and would reconnect to the sharing server each time, so local
+    # jobs keep the models in their own process instead.
+    share_across_processes: bool = True
     max_tokens: int = catalog.MAX_POSITIONS
     batching: Mapping[str, Batching] = field(
         default_factory=lambda: {
@@ -155,8 +160,17 @@ class PrebatchedKeyedModelHandler(KeyedModelHandler):  # type: ignore[misc]
     batch (`KeyError` on the model key in its metrics collectors).
     """
 
+    def __init__(self, mappings: list[KeyModelMapping], *, share_across_processes: bool) -> None:
+        super().__init__(mappings, max_models_per_worker_hint=len(mappings))
+        self._share = share_across_processes
+
     def should_skip_batching(self) -> bool:
         return True
+
+    def share_model_across_processes(self) -> bool:
+        """Beam shares a multi-model handler's models across processes, always; here only
+        when the settings ask (`InferenceSettings.share_across_processes`)."""
+        return self._share
 
 
 def keyed_handler(settings: InferenceSettings) -> PrebatchedKeyedModelHandler:
@@ -164,7 +178,9 @@ def keyed_handler(settings: InferenceSettings) -> PrebatchedKeyedModelHandler:
         KeyModelMapping([name], PackagedModelHandler(name, device=settings.device))
         for name in settings.models
     ]
-    return PrebatchedKeyedModelHandler(mappings, max_models_per_worker_hint=len(mappings))
+    return PrebatchedKeyedModelHandler(
+        mappings, share_across_processes=settings.share_across_processes
+    )
 
 
 class Inference(Stage):

@@ -13,13 +13,17 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from common.inference import models, paraphrase
+from common.inference.enrich import ModelFeatures
+from common.inference.settings import ModelSettings
 from common.inference.stage import (
     DEAD_LETTER,
     FEATURES,
     Batching,
     ComputeModelFeatures,
     InferenceSettings,
+    keyed_handler,
 )
+from feature_store.reference import REGISTRY
 
 ATOL = 1e-5
 GOOD = {
@@ -97,3 +101,17 @@ def test_settings_refuse_unknown_models_and_limits() -> None:
         InferenceSettings(models=("semantic", "lexical"))
     with pytest.raises(ValueError, match="1000"):
         InferenceSettings(max_tokens=1000)
+
+
+def test_the_models_are_shared_across_processes_only_when_asked() -> None:
+    """Beam shares a multi-model handler's models across processes whatever it is told;
+    a local job keeps them in its own process (Beam's local runner sets the stage up per
+    bundle), a Dataflow worker keeps one copy per VM."""
+    both = ("semantic", "paraphrase")
+    shared = keyed_handler(InferenceSettings(models=both))
+    assert shared.share_model_across_processes() is True
+    local = keyed_handler(InferenceSettings(models=both, share_across_processes=False))
+    assert local.share_model_across_processes() is False
+    semantic = ModelSettings(models=("semantic",))
+    assert not ModelFeatures(REGISTRY, [], semantic, local=True).inference.share_across_processes
+    assert ModelFeatures(REGISTRY, [], semantic).inference.share_across_processes
