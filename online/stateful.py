@@ -50,6 +50,13 @@ T = TypeVar("T")
 
 
 COALESCE_US = 1_000_000  # change points due within this share one timer firing
+CLOCK = "__clock__"
+"""The view name of the step's one clock key (`AggregateWindows(clock_s=...)`): its timer
+fires every `clock_s` of event time, so the watermark the step has reached is proven
+(`WATERMARK_REACHED`) even when no key's value changes, e.g. after a restart that follows
+every change point. It ticks up to `CLOCK_AHEAD_US` past the wall clock, then stops (the
+watermark of a finished or drained input jumps to the end of time)."""
+CLOCK_AHEAD_US = 60_000_000
 MIN_COMPACTION = 64  # stored events before the first rewrite of a key's event bag
 _CACHE_KEYS = 100_000
 
@@ -275,8 +282,10 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         allowed_lateness_us: int,
         started_us: int,
         coalesce_us: int = COALESCE_US,
+        clock_us: int = 0,
     ) -> None:
         self.plans = {p.view: p for p in plans}
+        self.clock_us = clock_us
         self.allowed_lateness_us = allowed_lateness_us
         self.started_us = started_us
         self.coalesce_us = max(1, coalesce_us)
@@ -318,6 +327,9 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         job's start time, emitting the value of now (windows that ended while no stream
         ran included)."""
         (view, key), records = item
+        if view == CLOCK:
+            change.set(_timestamp(self.started_us + self.clock_us))
+            return
         running = self._running(view)
         stored = _Stored(events, head, base)
         loaded = None
@@ -360,10 +372,6 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             rows = aggregator.advance_to(current, key, until, settle=history)
             self._save(aggregator, current, state, change)
         self._measure(accepted)
-        if history:
-            # the key jumped to the job's start: its rows are complete up to then (a restart
-            # after the last change point of every key fires no timer to prove it)
-            self.watermark.reached(self.started_us)
         if len(rows):
             self.tally.add(self.rows, len(rows))
             yield rows
@@ -449,6 +457,11 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
     ) -> Iterator[RowBatch]:
         view, entity = key
         self.watermark.reached(int(fired.micros))
+        if view == CLOCK:
+            tick = int(fired.micros) + self.clock_us
+            if tick <= time_ns() // 1000 + CLOCK_AHEAD_US:
+                change.set(_timestamp(tick))
+            return
         running = self._running(view)
         if running is not None:
             stored = _Stored(events, head, base)
@@ -503,14 +516,35 @@ class AggregateWindows(Stage):
         allowed_lateness_s: float,
         started_us: int,
         coalesce_s: float = COALESCE_US / 1_000_000,
+        clock_s: float | None = None,
     ) -> None:
+        """`clock_s`: a clock key whose timer ticks every `clock_s` seconds of event time
+        from `started_us`, proving the watermark reached between change points (the
+        streaming job's; None: no clock)."""
         super().__init__()
+        if clock_s is not None and clock_s <= 0:
+            msg = f"clock_s must be positive, got {clock_s}"
+            raise ValueError(msg)
         self.plans = list(plans)
         self.allowed_lateness_us = int(allowed_lateness_s * 1_000_000)
         self.started_us = started_us
         self.coalesce_us = int(coalesce_s * 1_000_000)
+        self.clock_us = int(clock_s * 1_000_000) if clock_s is not None else 0
 
     def expand(self, batches: beam.PCollection) -> pvalue.DoOutputsTuple:
+        if self.clock_us:
+            clock = (
+                batches.pipeline
+                | "Clock" >> beam.Impulse()
+                | "ClockKey" >> beam.Map(lambda _: ((CLOCK, ""), []))
+            )
+            batches = (batches, clock) | "WithClock" >> beam.Flatten()
         return batches | "ExactWindows" >> beam.ParDo(
-            _WindowState(self.plans, self.allowed_lateness_us, self.started_us, self.coalesce_us)
+            _WindowState(
+                self.plans,
+                self.allowed_lateness_us,
+                self.started_us,
+                self.coalesce_us,
+                self.clock_us,
+            )
         ).with_outputs(LATE, main="rows")

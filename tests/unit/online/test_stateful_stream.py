@@ -6,6 +6,7 @@ value, and re-deliveries are dropped. Expected rows are read off the definition:
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import apache_beam as beam
@@ -19,7 +20,13 @@ from common.metrics import local_event_time, reset_local
 from feature_store.core.plan import ViewPlan
 from feature_store.definitions import DType, Entity, EventField, Feature, FeatureView, Source, count
 from feature_store.registry import Registry
-from online.stateful import LATE, WATERMARK_REACHED, AggregateWindows, DeduplicateByEventId
+from online.stateful import (
+    CLOCK_AHEAD_US,
+    LATE,
+    WATERMARK_REACHED,
+    AggregateWindows,
+    DeduplicateByEventId,
+)
 
 US = 1_000_000
 SOURCE = Source(
@@ -102,21 +109,38 @@ def test_fired_timers_report_the_watermark_they_prove() -> None:
     assert local_event_time(WATERMARK_REACHED) == 13 * US
 
 
-def test_a_warm_start_reports_the_job_start_it_reached() -> None:
-    """A restart after every change point: history alone, no timer left to fire. The
-    key's rows are still complete up to the job's start, and the step says so."""
+def _reached_after_a_restart(clock_s: float | None) -> tuple[int, int | None]:
+    """A restart after every change point: history alone, long expired, so no key's timer
+    is left to fire. Returns the job's start and the watermark the step proved."""
+    started_s = time.time_ns() // 1_000_000_000
     stream = (
         EventStream()
-        .add_elements([_batch(1, _record("h1", 1, history=True))])
-        .advance_watermark_to(30)
+        .add_elements([_batch(started_s, _record("h1", started_s - 3600, history=True))])
+        .advance_watermark_to(started_s + 5)
         .advance_watermark_to_infinity()
     )
     reset_local()
     p = _pipeline()
-    out = p | stream | AggregateWindows([PLAN], 0.0, started_us=20 * US)
-    assert_that(out.rows | beam.FlatMap(_rows), equal_to([(1, 1), (20, 0)]), label="rows")
+    out = p | stream | AggregateWindows([PLAN], 0.0, started_us=started_s * US, clock_s=clock_s)
+    assert_that(
+        out.rows | beam.FlatMap(_rows),
+        equal_to([(started_s - 3600, 1), (started_s, 0)]),
+        label="rows",
+    )
     p.run()
-    assert local_event_time(WATERMARK_REACHED) == 20 * US
+    return started_s * US, local_event_time(WATERMARK_REACHED)
+
+
+def test_the_clock_proves_the_watermark_when_no_value_changes() -> None:
+    """Without the clock nothing proves how far the step got (no timer fires); with it, a
+    tick every 2 s of event time does, up to a minute past the wall clock, where it stops
+    (the watermark of a finished input jumps to the end of time)."""
+    started_us, unproven = _reached_after_a_restart(None)
+    assert unproven is None
+    started_us, reached = _reached_after_a_restart(2.0)
+    assert reached is not None
+    assert started_us + 4 * US <= reached <= time.time_ns() // 1000 + CLOCK_AHEAD_US
+    assert (reached - started_us) % (2 * US) == 0
 
 
 def test_a_late_event_goes_to_the_late_output() -> None:
