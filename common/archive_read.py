@@ -5,6 +5,7 @@ invalid message and reaches the dead-letter output."""
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -94,16 +95,35 @@ class ReadEventFiles(Stage):
         return parts | "AllMessages" >> beam.Flatten()
 
 
+DAY_US = 86_400 * 1_000_000
+
+
+def day_splits(since_us: int, until_us: int | None, now_us: int) -> list[tuple[int, int | None]]:
+    """(after, up to) event-time ranges covering (since, until], cut at UTC midnights (the
+    archive's day partitions); the last one is open-ended when `until_us` is None."""
+    end = until_us if until_us is not None else now_us
+    bounds = [since_us]
+    midnight = since_us - since_us % DAY_US + DAY_US
+    while midnight < end:
+        bounds.append(midnight)
+        midnight += DAY_US
+    ranges: list[tuple[int, int | None]] = list(itertools.pairwise(bounds))
+    ranges.append((bounds[-1], until_us))
+    return ranges
+
+
 def _read_table(
     item: tuple[str, str],
     project: str,
     endpoint: str | None,
     since_us: int | None,
     until_us: int | None,
+    ordered: bool = True,
 ) -> Iterator[Any]:
     """Every archived message of one table (optionally an event-time range)."""
     from common.archive import message_of
     from common.bigquery_client import cached_client
+    from common.metrics import JobCounter
 
     topic, table = item
     where = []
@@ -114,12 +134,22 @@ def _read_table(
     sql = (
         f"SELECT payload, attributes, publish_time FROM `{table}`"
         + (f" WHERE {' AND '.join(where)}" if where else "")
-        + " ORDER BY event_time"
+        + (" ORDER BY event_time" if ordered else "")
     )
     client = cached_client(project, endpoint)
+    read = 0
     for row in client.query(sql).result(page_size=50_000):
+        read += 1
         raw, attributes, publish_us = message_of(row)
         yield topic, raw, attributes, publish_us
+    JobCounter("archive", "archive_rows_read").inc(read)
+
+
+def _read_split(
+    split: tuple[str, str, int, int | None], project: str, endpoint: str | None
+) -> Iterator[Any]:
+    topic, table, after, until = split
+    return _read_table((topic, table), project, endpoint, after, until, ordered=False)
 
 
 class ReadArchiveTables(Stage):
@@ -134,12 +164,27 @@ class ReadArchiveTables(Stage):
         tables: dict[str, str],
         since_us: int | None = None,
         until_us: int | None = None,
+        now_us: int | None = None,
     ) -> None:
+        """`now_us`: read (since, until] in parallel splits, one per table and UTC day up
+        to this time (and one open-ended after it when `until_us` is None), with no
+        order; None: one ordered read per table."""
         super().__init__()
         self.project, self.endpoint, self.tables = project, endpoint, dict(tables)
-        self.since_us, self.until_us = since_us, until_us
+        self.since_us, self.until_us, self.now_us = since_us, until_us, now_us
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        if self.since_us is not None and self.now_us is not None:
+            ranges = day_splits(self.since_us, self.until_us, self.now_us)
+            splits = [
+                (t, table, a, b) for t, table in sorted(self.tables.items()) for a, b in ranges
+            ]
+            return (
+                pbegin
+                | "DaySplits" >> beam.Create(splits)
+                | "SpreadSplits" >> beam.Reshuffle()
+                | "ReadSplits" >> beam.FlatMap(_read_split, self.project, self.endpoint)
+            )
         return (
             pbegin
             | "Tables" >> beam.Create(sorted(self.tables.items()))

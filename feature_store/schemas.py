@@ -121,10 +121,51 @@ def dead_letter_table(dataset: str) -> TableSpec:
     )
 
 
+SNAPSHOT_TABLE = "unbounded_snapshot"
+SNAPSHOTS_TABLE = "unbounded_snapshots"
+SNAPSHOT_SHARDS = 16  # the warm start reads a snapshot in this many parallel splits
+
+
+def snapshot_table(dataset: str) -> TableSpec:
+    """Per (snapshot, view, entity): the unbounded features' summaries over the entity's
+    events up to the snapshot's cut (`feature_store.core.snapshot`), as JSON."""
+    return TableSpec(
+        name=SNAPSHOT_TABLE,
+        dataset=dataset,
+        columns=(
+            Column("snapshot_id", "STRING", "REQUIRED"),
+            Column("view", "STRING", "REQUIRED"),
+            Column("entity", "STRING", "REQUIRED"),
+            Column("shard", "INT64", "REQUIRED", "a stable hash of the entity, for split reads"),
+            Column("base", "STRING", "REQUIRED", "the unbounded features' summaries as JSON"),
+        ),
+        clustering=("snapshot_id", "view", "shard"),
+        description="What the unbounded features need per key, as of a backfill.",
+    )
+
+
+def snapshots_table(dataset: str) -> TableSpec:
+    """One row per (snapshot, view), written once the snapshot's rows are all written."""
+    return TableSpec(
+        name=SNAPSHOTS_TABLE,
+        dataset=dataset,
+        columns=(
+            Column("snapshot_id", "STRING", "REQUIRED"),
+            Column("view", "STRING", "REQUIRED"),
+            Column("cut", "TIMESTAMP", "REQUIRED", "events up to this event time are folded"),
+            Column("valid_from", "TIMESTAMP", "REQUIRED", "for streams starting at or after"),
+            Column("features", "STRING", "REQUIRED", "the unbounded features, in order"),
+            Column("taken_at", "TIMESTAMP", "REQUIRED"),
+        ),
+        description="The complete snapshots of unbounded features, per view.",
+    )
+
+
 def all_tables(registry: Registry, features_dataset: str, archive_dataset: str) -> list[TableSpec]:
     tables = [change_point_table(registry, v.name, features_dataset) for v in registry.views]
     tables += [archive_table(s, archive_dataset) for s in registry.sources]
     tables.append(dead_letter_table(archive_dataset))
+    tables += [snapshot_table(features_dataset), snapshots_table(features_dataset)]
     return tables
 
 

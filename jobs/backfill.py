@@ -22,9 +22,15 @@ from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
 from feature_store.events import to_micros
 from feature_store.registry import Registry
-from feature_store.schemas import archive_table_ids, change_point_table
+from feature_store.schemas import (
+    archive_table_ids,
+    change_point_table,
+    snapshot_table,
+    snapshots_table,
+)
 from jobs.runner import make_pipeline
 from offline.pipeline import BackfillFeatures, OfflineOutput, OnlineOutput
+from offline.snapshot import SnapshotOutput
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +226,22 @@ def wire_backfill(
         vector_index=vector_index.settings_for(config),
         artifacts=config.artifacts_root,
         local_runner=config.local,
+        snapshot=_snapshot_output(config, as_of_us) if files is None and start is None else None,
     )
     expand_at_top_level(pipeline, job)
+
+
+def _snapshot_output(config: PlatformConfig, end_us: int) -> SnapshotOutput:
+    """The unbounded features' snapshot: only a backfill of the whole archive takes one
+    (one of files, or of a time range, did not see what the stream's archive holds)."""
+    return SnapshotOutput(
+        snapshot_id=uuid.uuid4().hex[:16],
+        rows=snapshot_table(config.features_dataset),
+        manifest=snapshots_table(config.features_dataset),
+        end_us=end_us,
+        project=config.project,
+        endpoint=config.bigquery_endpoint,
+    )
 
 
 def _summary(result: Any, skipped: dict[str, str]) -> BackfillSummary:

@@ -29,6 +29,7 @@ from feature_store.events import DEFAULT_CLOCK_SKEW
 from feature_store.registry import Registry
 from offline.backfill import WriteOffline
 from offline.features import ComputeChangePoints, DeduplicateEvents, latest_row
+from offline.snapshot import SnapshotOutput, SnapshotUnbounded, snapshot_plans
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +77,7 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
         artifacts: str = ".local/artifacts",
         refit_projections: bool = False,
         local_runner: bool = False,
+        snapshot: SnapshotOutput | None = None,
     ) -> None:
         """`received_us`: when messages without a publish time (files, imported rows)
         count as received; event times after it plus `clock_skew_s` are dead letters.
@@ -84,7 +86,10 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
         `vector_accelerator`: the vector features' kernels ask for a GPU. `artifacts`:
         where declared projections are saved (`common.projections.ProjectionStore`);
         `refit_projections`: fit them anew rather than keep the latest saved;
-        `local_runner`: on Beam's local runner (the models stay in the job's process)."""
+        `local_runner`: on Beam's local runner (the models stay in the job's process);
+        `snapshot`: where the unbounded features' snapshot goes (`offline.snapshot`;
+        None: no snapshot, e.g. a backfill of a time range, which sees only part of
+        history)."""
         super().__init__()
         self.models, self.vector_index = models, vector_index
         self.vector_accelerator, self.artifacts = vector_accelerator, artifacts
@@ -93,6 +98,7 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
         self.reader, self.registry, self.plans = reader, registry, list(plans)
         self.span_us, self.dead_letters = span_us, dead_letters
         self.offline, self.online = offline, online
+        self.snapshot = snapshot
 
     def expand(self, begin: PBegin) -> None:
         start_us, as_of_us = self.span_us
@@ -128,6 +134,10 @@ class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
                 fields, self.artifacts, refit=self.refit_projections
             )
             unique = unique | "ApplyProjections" >> ApplyProjections(fields, self.artifacts, fitted)
+        if self.snapshot is not None and snapshot_plans(self.plans):
+            _ = unique | "SnapshotUnbounded" >> SnapshotUnbounded(
+                self.registry, self.plans, self.snapshot
+            )
         rows = (
             unique
             | "ToFeatureStage" >> beam.Reshuffle()

@@ -12,7 +12,8 @@ line here.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import apache_beam as beam
@@ -23,14 +24,17 @@ from common.archive import ARCHIVE
 from common.counting import CountElements
 from common.inference.settings import ModelSettings, model_fields
 from common.projections import ApplyProjections, used_projections
+from common.snapshot_read import ReadSnapshot, SnapshotInfo, latest_snapshots
 from common.stages import DEDUP_HINTS, HISTORY_HINTS, IO_HINTS, VALIDATION_HINTS
 from common.transforms import DEAD_LETTER, KeyByViewEntity, ValidateEvents
 from common.vector_index import WriteVectorIndex
 from common.vectors import EvaluateVectorFeatures
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
+from feature_store.core.running import supported
+from feature_store.core.windows import NEVER
 from feature_store.registry import Registry
-from feature_store.schemas import archive_table, archive_table_ids
+from feature_store.schemas import SNAPSHOT_TABLE, SNAPSHOTS_TABLE, archive_table, archive_table_ids
 from online.from_rows import to_online_rows
 from online.pubsub_io import PublishPerTopic, ReadEvents
 from online.rejected import RejectedToDeadLetters
@@ -38,6 +42,7 @@ from online.stateful import LATE, AggregateWindows, DeduplicateByEventId, as_bat
 
 US = 1_000_000
 CLOCK_S = 2.0  # the exact-windows step proves the watermark it reached this often
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,50 @@ def history_horizon_us(plans: Sequence[ViewPlan], started_us: int, lateness_s: f
     if any(f.window is None for p in plans for f in p.features):
         return None
     return started_us - max(p.longest for p in plans) - int(lateness_s * US)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WarmStart:
+    """What a warm start reads: the archive's events after `since_us` (None: all of it)
+    and, per view with an unbounded feature, the snapshot (id, cut) its state starts from;
+    that view's events up to the cut are in the snapshot, not read again."""
+
+    since_us: int | None
+    snapshots: dict[str, tuple[str, int]] = field(default_factory=dict)
+    reason: str = ""
+
+
+def plan_warm_start(
+    plans: Sequence[ViewPlan],
+    started_us: int,
+    lateness_s: float,
+    found: Mapping[str, SnapshotInfo],
+) -> WarmStart:
+    """The bounded windows need the events after `started - longest - lateness`; a view's
+    unbounded features need its snapshot and the events after its cut. A snapshot serves
+    when its cut is before what the view's windows need (so no event counts twice) and it
+    folds the view's current unbounded features; else all of the archive is read."""
+    lateness = int(lateness_s * US)
+    since = started_us - max((p.longest for p in plans), default=0) - lateness
+    chosen: dict[str, tuple[str, int]] = {}
+    for plan in plans:
+        unbounded = tuple(f.name for f in plan.features if f.window is None)
+        if not unbounded:
+            continue
+        info, why = found.get(plan.view), None
+        if not supported(plan):
+            why = "it has no running form"
+        elif info is None:
+            why = "no snapshot of it (never backfilled from the archive)"
+        elif info.features != unbounded:
+            why = f"its snapshot folds {list(info.features)}, the view has {list(unbounded)}"
+        elif info.cut_us > started_us - plan.longest - lateness:
+            why = f"its snapshot's cut {info.cut_us} µs is inside its windows"
+        if info is None or why is not None:
+            return WarmStart(since_us=None, reason=f"view {plan.view!r}: {why}")
+        chosen[plan.view] = (info.snapshot_id, info.cut_us)
+    since = min([since] + [cut for _, cut in chosen.values()])
+    return WarmStart(since_us=since, snapshots=chosen)
 
 
 class StreamFeatures(beam.PTransform):  # type: ignore[misc]
@@ -98,6 +147,7 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
             _ = checked[ARCHIVE] | "ArchiveEvents" >> self._write_archive()
         records = [checked.valid | "Deduplicate" >> DeduplicateByEventId(settings.dedup_ttl_s)]
         if settings.warm_start:
+            self.warm = self._plan_warm_start()
             history_records, history_dead = self._read_history(begin)
             records.append(history_records)
             dead_letters.append(history_dead)
@@ -185,19 +235,50 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         contract now refuses (dead letters like live ones)."""
         from common.archive_read import ReadArchiveTables
 
-        config, settings = self.config, self.settings
-        since = history_horizon_us(self.plans, self.started_us, settings.allowed_lateness_s)
+        config, since = self.config, self.warm.since_us
         tables = archive_table_ids(config, self.registry)
         records = (
             begin
             | "ReadHistory"
-            >> ReadArchiveTables(config.project, config.bigquery_endpoint, tables, since_us=since)
+            >> ReadArchiveTables(
+                config.project,
+                config.bigquery_endpoint,
+                tables,
+                since_us=since,
+                now_us=self.started_us if since is not None else None,
+            )
             | "ValidateHistory"
             >> ValidateEvents(
                 "stream", self.registry, history=True, clock_skew_s=config.clock_skew_s
             )
         )
         return records.valid, records[DEAD_LETTER]
+
+    def _plan_warm_start(self) -> WarmStart:
+        """Which snapshot each view with an unbounded feature starts from (the newest
+        complete one), and how much of the archive is read; logged."""
+        config, settings = self.config, self.settings
+        unbounded = [p.view for p in self.plans if any(f.window is None for f in p.features)]
+        found = (
+            latest_snapshots(
+                config.project,
+                config.bigquery_endpoint,
+                f"{config.project}.{config.features_dataset}.{SNAPSHOTS_TABLE}",
+                unbounded,
+            )
+            if unbounded
+            else {}
+        )
+        warm = plan_warm_start(self.plans, self.started_us, settings.allowed_lateness_s, found)
+        if warm.since_us is None:
+            log.warning("warm start reads ALL of the archive: %s", warm.reason)
+        else:
+            log.info(
+                "warm start reads the archive after %d µs in day splits, snapshots %s",
+                warm.since_us,
+                warm.snapshots or "none needed",
+            )
+        return warm
 
     def _group_history(self, records: PCollection) -> PCollection:
         """The warm start's events grouped per (view, entity)."""
@@ -206,12 +287,27 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
             records = records | "ProjectHistory" >> ApplyProjections(
                 fields, self.config.artifacts_root
             )
-        history: PCollection = (
-            records
-            | "KeyHistory"
-            >> beam.ParDo(KeyByViewEntity(self.registry, self.plans)).with_resource_hints(
-                **VALIDATION_HINTS
+        keyed = records | "KeyHistory" >> beam.ParDo(
+            KeyByViewEntity(self.registry, self.plans)
+        ).with_resource_hints(**VALIDATION_HINTS)
+        cuts = {view: cut for view, (_, cut) in self.warm.snapshots.items()}
+        if cuts:
+            config = self.config
+            keyed = (
+                keyed
+                # a view's events up to its snapshot's cut are in the snapshot
+                | "AfterSnapshots"
+                >> beam.Filter(lambda item: item[1]["event_time"] > cuts.get(item[0][0], NEVER))
             )
+            snapshots = PBegin(records.pipeline) | "ReadSnapshot" >> ReadSnapshot(
+                config.project,
+                config.bigquery_endpoint,
+                f"{config.project}.{config.features_dataset}.{SNAPSHOT_TABLE}",
+                {view: sid for view, (sid, _) in self.warm.snapshots.items()},
+            )
+            keyed = (keyed, snapshots) | "WithSnapshots" >> beam.Flatten()
+        history: PCollection = (
+            keyed
             | "GroupHistory" >> beam.GroupByKey()
             # each key's whole history in memory at once
             | "HistoryBatches"

@@ -342,8 +342,11 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             current = state.read() or aggregator.new_state()
             emitted_until = current.emitted_until
         horizon = emitted_until - self.allowed_lateness_us
-        accepted, history = [], False
+        accepted, history, snapshot = [], False, None
         for record in records:
+            if "snapshot" in record:  # the unbounded features over events before the history
+                history, snapshot = True, record["snapshot"]
+                continue
             if record.get("history"):
                 history = True
             elif emitted_until != NEVER and record["event_time"] < horizon:
@@ -353,7 +356,13 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
                 )
                 continue
             accepted.append(record)
-        if not accepted:
+        if snapshot is not None:
+            if running is None:
+                msg = f"view {view!r} has no running form: its warm start takes no snapshot"
+                raise ValueError(msg)
+            running.merge_base(current, snapshot)
+            stored.base.write(running.dump_base(current))  # what a rebuilt state starts from
+        if not accepted and snapshot is None:
             if running is not None:
                 self._commit(running, (view, key), current, stored, change, [], loaded)
             return

@@ -37,6 +37,7 @@ import numpy as np
 
 from feature_store.core.columns import AnyArray
 from feature_store.core.plan import FeaturePlan, ViewPlan
+from feature_store.core.snapshot import combine_bases
 from feature_store.core.windows import NEVER, RowBatch
 from feature_store.definitions import Condition, DType
 
@@ -537,6 +538,33 @@ class RunningWindows:
 
     def dump_base(self, state: RunningState) -> tuple[tuple[Any, ...], ...]:
         return tuple(acc.dump() for acc in state.base)
+
+    def fold_base(self, events: Iterable[Event]) -> tuple[tuple[Any, ...], ...]:
+        """The unbounded features' summaries (`dump_base`'s form) over `events`, in any
+        order: what a snapshot keeps (`feature_store.core.snapshot`)."""
+        base = [_accumulator(c.feature) for c in self.unbounded]
+        for event in events:
+            reads = self._reads(event)
+            for acc, c in zip(base, self.unbounded, strict=True):
+                counts, value = reads[c.index]
+                if counts:
+                    acc.enter(value)
+        return tuple(acc.dump() for acc in base)
+
+    def merge_base(self, state: RunningState, base: Sequence[Sequence[Any]]) -> None:
+        """Adds a snapshot's summaries (of events the state never held) to the state's
+        unbounded features; the value at `emitted_until` is rewritten on the next advance."""
+        kinds = [c.feature.kind for c in self.unbounded]
+        merged = combine_bases(kinds, self.dump_base(state), base)
+        for i, c in enumerate(self.unbounded):
+            state.base[i].load(merged[i])
+            acc = state.accumulators[c.index]
+            acc.load(combine_bases([kinds[i]], [acc.dump()], [base[i]])[0])
+        if state.emitted_until == NEVER:
+            state.current = self._values(state)
+        else:
+            state.dirty = True
+        state.touched = True
 
     def rebuild(
         self,
