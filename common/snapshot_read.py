@@ -35,8 +35,10 @@ def latest_snapshots(
     project: str, endpoint: str | None, manifest: str, views: Sequence[str]
 ) -> dict[str, SnapshotInfo]:
     """The newest complete snapshot of each of `views` (`manifest`: `project.dataset.table`
-    of the complete snapshots); none when the table cannot be read."""
+    of the complete snapshots); none when the table cannot be read (no credentials
+    included: a graph built for a dry run)."""
     from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import GoogleAuthError
     from google.cloud.bigquery.retry import DEFAULT_RETRY
 
     from common.bigquery_client import cached_client
@@ -52,7 +54,7 @@ def latest_snapshots(
             sql, retry=retry, job_retry=None, timeout=LOOKUP_TIMEOUT_S
         )
         rows = list(job.result(retry=retry, timeout=LOOKUP_TIMEOUT_S))
-    except (GoogleAPIError, OSError, ConnectionError) as error:
+    except (GoogleAPIError, GoogleAuthError, OSError, ConnectionError) as error:
         log.warning("no snapshot of the unbounded features could be read: %s", error)
         return {}
     found: dict[str, SnapshotInfo] = {}
