@@ -13,6 +13,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import coders
 
+from common.beam_types import PColl
 from common.stages import IO_HINTS, Stage
 from feature_store.errors import ConfigError
 
@@ -74,7 +75,7 @@ class ReadEventFiles(Stage):
         super().__init__()
         self.files = list(files)
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+    def expand(self, pbegin: beam.pvalue.PBegin) -> PColl:
         parts = []
         for i, f in enumerate(self.files):
             label = f"{f.topic}#{i}"
@@ -91,7 +92,8 @@ class ReadEventFiles(Stage):
             parts.append(
                 lines | f"Tag {label}" >> beam.Map(lambda raw, topic=f.topic: (topic, raw, {}))
             )
-        return parts | "AllMessages" >> beam.Flatten()
+        messages: PColl = parts | "AllMessages" >> beam.Flatten()
+        return messages
 
 
 def _read_table(
@@ -139,10 +141,11 @@ class ReadArchiveTables(Stage):
         self.project, self.endpoint, self.tables = project, endpoint, dict(tables)
         self.since_us, self.until_us = since_us, until_us
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
-        return (
+    def expand(self, pbegin: beam.pvalue.PBegin) -> PColl:
+        rows: PColl = (
             pbegin
             | "Tables" >> beam.Create(sorted(self.tables.items()))
             | "ReadTables"
             >> beam.FlatMap(_read_table, self.project, self.endpoint, self.since_us, self.until_us)
         )
+        return rows

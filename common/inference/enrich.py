@@ -29,8 +29,9 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import Metrics
 
+from common.beam_types import PColl
 from common.inference.settings import ModelSettings, model_fields
 from common.inference.stage import DEAD_LETTER, FEATURES, ComputeModelFeatures, InferenceSettings
 from common.stages import VALIDATION_HINTS, Stage
@@ -44,7 +45,7 @@ REBATCH = 20_000
 Record = dict[str, Any]
 
 
-class _Route(beam.DoFn):  # type: ignore[misc]
+class _Route(beam.DoFn):
     """Records (or lists) → those no model reads (main) and the model ones (tag `models`)."""
 
     def __init__(self, plans: Sequence[ViewPlan], settings: ModelSettings, batched: bool) -> None:
@@ -81,7 +82,7 @@ def _refused_record(dead: Mapping[str, Any]) -> Record:
     return _untagged(dead["record"])
 
 
-class _ToDeadLetter(beam.DoFn):  # type: ignore[misc]
+class _ToDeadLetter(beam.DoFn):
     """A refusal of the model stage → a `DeadLetter` whose raw message is the event
     again (the source's fields, `event_time` as received): it can be replayed."""
 
@@ -133,9 +134,7 @@ class ModelFeatures(Stage):
             inference = InferenceSettings(models=settings.models, id_field=KEY)
         self.inference = inference
 
-    def expand(
-        self, inputs: beam.PCollection | tuple[beam.PCollection, ...]
-    ) -> tuple[tuple[beam.PCollection, ...], beam.PCollection]:
+    def expand(self, inputs: PColl | tuple[PColl, ...]) -> tuple[tuple[PColl, ...], PColl]:
         parts = inputs if isinstance(inputs, tuple) else (inputs,)
         outputs, refusals = [], []
         for i, part in enumerate(parts):
@@ -149,9 +148,7 @@ class ModelFeatures(Stage):
         )
         return tuple(outputs), dead
 
-    def _enrich(
-        self, records: beam.PCollection, n: str
-    ) -> tuple[beam.PCollection, beam.PCollection]:
+    def _enrich(self, records: PColl, n: str) -> tuple[PColl, PColl]:
         """One input through its own `RunInference` step: the stream's live records and
         its warm start's must stay apart (the warm start is bounded and grouped per key
         once it is read, which a stream merged with the live one would never allow)."""
