@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import apache_beam as beam
-from apache_beam.pvalue import PBegin, PCollection
+from apache_beam.pvalue import PBegin
 
 from common import vector_index
 from common.archive import ARCHIVE
+from common.beam_types import PColl, Transform
 from common.counting import CountElements
 from common.inference.settings import ModelSettings, model_fields
 from common.projections import ApplyProjections, used_projections
@@ -59,7 +60,7 @@ def history_horizon_us(plans: Sequence[ViewPlan], started_us: int, lateness_s: f
     return started_us - max(p.longest for p in plans) - int(lateness_s * US)
 
 
-class StreamFeatures(beam.PTransform):  # type: ignore[misc]
+class StreamFeatures(Transform):
     """The streaming job, from Pub/Sub to the online `sink` (given by the job's wiring)."""
 
     def __init__(
@@ -69,7 +70,7 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         registry: Registry,
         plans: Sequence[ViewPlan],
         settings: StreamSettings,
-        sink: beam.PTransform,
+        sink: Transform,
         started_us: int,
     ) -> None:
         super().__init__()
@@ -166,7 +167,7 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
             | "DeadLetters" >> PublishPerTopic(config.project, self.topics, "dlq", prefix)
         )
 
-    def _write_archive(self) -> beam.PTransform:
+    def _write_archive(self) -> Transform:
         from common.archive_write import WriteArchive
         from common.bigquery_admin import bigquery_schema
         from common.bigquery_client import cached_client
@@ -179,7 +180,7 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         factory = functools.partial(cached_client, config.project, config.bigquery_endpoint)
         return WriteArchive(factory, archive_table_ids(config, self.registry), schemas)
 
-    def _read_history(self, begin: PBegin) -> tuple[PCollection, PCollection]:
+    def _read_history(self, begin: PBegin) -> tuple[PColl, PColl]:
         """The archive's valid events since the horizon, and the archived records the
         contract now refuses (dead letters like live ones)."""
         from common.archive_read import ReadArchiveTables
@@ -198,14 +199,14 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         )
         return records.valid, records[DEAD_LETTER]
 
-    def _group_history(self, records: PCollection) -> PCollection:
+    def _group_history(self, records: PColl) -> PColl:
         """The warm start's events grouped per (view, entity)."""
         fields = used_projections(self.registry, self.plans)
         if fields:
             records = records | "ProjectHistory" >> ApplyProjections(
                 fields, self.config.artifacts_root
             )
-        history: PCollection = (
+        history: PColl = (
             records
             | "KeyHistory"
             >> beam.ParDo(KeyByViewEntity(self.registry, self.plans)).with_resource_hints(
