@@ -8,6 +8,8 @@ collections and transforms over `Any`; this module is the one place that says so
 
 - `PColl` is the type of a collection in a stage's signature;
 - `Transform` is the base class of a composite transform or stage;
+- `TimestampParam` and `WindowParam` are Beam's markers for a `process` parameter
+  (Beam's own are typed as markers, not as the timestamp or window passed);
 - `partition_fn` wraps a callable for `beam.Partition` as Beam itself does (Beam
   annotates `Partition` to take a `PartitionFn` only, though it documents callables).
 
@@ -32,7 +34,7 @@ import apache_beam as beam
 from apache_beam.pvalue import PCollection
 from apache_beam.transforms.core import CallableWrapperPartitionFn, PartitionFn
 
-__all__ = ["PColl", "Transform", "partition_fn"]
+__all__ = ["PColl", "TimestampParam", "Transform", "WindowParam", "partition_fn"]
 
 # A collection of elements of any shape, in a stage's signature.
 PColl: TypeAlias = PCollection[Any]
@@ -42,6 +44,12 @@ if TYPE_CHECKING:
     Transform: TypeAlias = beam.PTransform[Any, Any]
 else:
     Transform = beam.PTransform
+
+
+# The markers a `DoFn.process` parameter defaults to for Beam to pass the element's
+# timestamp or window; typed `Any` so that the parameter keeps the type of what it gets.
+TimestampParam: Any = beam.DoFn.TimestampParam
+WindowParam: Any = beam.DoFn.WindowParam
 
 
 def partition_fn(fn: Callable[[Any, int], int]) -> PartitionFn:
