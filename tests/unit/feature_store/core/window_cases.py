@@ -142,17 +142,8 @@ EMPTY = {"n_short": 0, "n_a": 0, "sum_x": 0, "tags": 0, "n_all": 0}
 
 
 def check_at(rows: list[tuple[int, dict[str, Any]]], events: list[dict[str, Any]], t: int) -> None:
-    expected = values_at(PLAN, events, t)
-    got = row_value_at(rows, t)
-    got = got if got is not None else {name: EMPTY.get(name) for name in expected}
-    for name, value in expected.items():
-        assert same(got[name], value), (
-            name,
-            t,
-            got[name],
-            value,
-            [(vf, r[name]) for vf, r in rows],
-        )
+    """The row read at `t` (the last with valid_from <= t) holds the definition at `t`."""
+    _check(row_value_at(rows, t), rows, events, t)
 
 
 def check_newest(
@@ -161,8 +152,18 @@ def check_newest(
     """What an online store holds: the row with the largest valid_from (the later of
     equal ones), whatever order the writes arrive in."""
     newest = max(range(len(rows)), key=lambda i: (rows[i][0], i)) if rows else None
+    _check(rows[newest][1] if newest is not None else None, rows, events, t)
+
+
+def _check(
+    got: dict[str, Any] | None,
+    rows: list[tuple[int, dict[str, Any]]],
+    events: list[dict[str, Any]],
+    t: int,
+) -> None:
+    """`got` (no row: every feature empty) equals the brute force at `t`."""
     expected = values_at(PLAN, events, t)
-    got = rows[newest][1] if newest is not None else {n: EMPTY.get(n) for n in expected}
+    got = got if got is not None else {name: EMPTY.get(name) for name in expected}
     for name, value in expected.items():
         assert same(got[name], value), (
             name,
