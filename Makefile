@@ -24,7 +24,7 @@ integration: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy feature_store
+	$(BIN)/mypy feature_store common online offline jobs simulator ui
 
 bench: setup
 	$(BIN)/python -m bench

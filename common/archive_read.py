@@ -14,6 +14,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import coders
 
+from common.beam_types import PColl
 from common.stages import IO_HINTS, Stage
 from feature_store.errors import ConfigError
 
@@ -75,7 +76,7 @@ class ReadEventFiles(Stage):
         super().__init__()
         self.files = list(files)
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+    def expand(self, pbegin: beam.pvalue.PBegin) -> PColl:
         parts = []
         for i, f in enumerate(self.files):
             label = f"{f.topic}#{i}"
@@ -92,7 +93,8 @@ class ReadEventFiles(Stage):
             parts.append(
                 lines | f"Tag {label}" >> beam.Map(lambda raw, topic=f.topic: (topic, raw, {}))
             )
-        return parts | "AllMessages" >> beam.Flatten()
+        messages: PColl = parts | "AllMessages" >> beam.Flatten()
+        return messages
 
 
 DAY_US = 86_400 * 1_000_000
@@ -173,21 +175,23 @@ class ReadArchiveTables(Stage):
         self.project, self.endpoint, self.tables = project, endpoint, dict(tables)
         self.since_us, self.until_us, self.now_us = since_us, until_us, now_us
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+    def expand(self, pbegin: beam.pvalue.PBegin) -> PColl:
         if self.since_us is not None and self.now_us is not None:
             ranges = day_splits(self.since_us, self.until_us, self.now_us)
             splits = [
                 (t, table, a, b) for t, table in sorted(self.tables.items()) for a, b in ranges
             ]
-            return (
+            splits_read: PColl = (
                 pbegin
                 | "DaySplits" >> beam.Create(splits)
                 | "SpreadSplits" >> beam.Reshuffle()
                 | "ReadSplits" >> beam.FlatMap(_read_split, self.project, self.endpoint)
             )
-        return (
+            return splits_read
+        rows: PColl = (
             pbegin
             | "Tables" >> beam.Create(sorted(self.tables.items()))
             | "ReadTables"
             >> beam.FlatMap(_read_table, self.project, self.endpoint, self.since_us, self.until_us)
         )
+        return rows

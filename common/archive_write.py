@@ -15,6 +15,7 @@ from typing import Any
 import apache_beam as beam
 from google.api_core import exceptions
 
+from common.beam_types import PColl
 from common.metrics import JobCounter
 from common.stages import ARCHIVE_HINTS, Stage
 
@@ -32,7 +33,7 @@ class ArchiveWriteError(RuntimeError):
     """BigQuery refused archive rows; the bundle fails and Beam retries it."""
 
 
-class _InsertArchiveRows(beam.DoFn):  # type: ignore[misc]
+class _InsertArchiveRows(beam.DoFn):
     def __init__(
         self,
         client_factory: Callable[[], Any],
@@ -103,5 +104,6 @@ class WriteArchive(Stage):
         super().__init__()
         self.fn = _InsertArchiveRows(client_factory, tables, schemas, batch_size, attempts)
 
-    def expand(self, rows: beam.PCollection) -> beam.PCollection:
-        return rows | "InsertRows" >> beam.ParDo(self.fn)
+    def expand(self, rows: PColl) -> PColl:
+        inserted: PColl = rows | "InsertRows" >> beam.ParDo(self.fn)
+        return inserted

@@ -88,7 +88,7 @@ def make_client(
     return EmulatorClient(
         project=project,
         location=location,
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        credentials=AnonymousCredentials(),
         client_options={"api_endpoint": validate_endpoint(endpoint)},
     )
 

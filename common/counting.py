@@ -18,6 +18,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from common.beam_types import PColl, Transform
 from common.metrics import JobCounter
 
 
@@ -30,15 +31,16 @@ class _Count(beam.DoFn):
         yield element
 
 
-class CountElements(beam.PTransform):  # type: ignore[misc]
+class CountElements(Transform):
     """Passes elements through unchanged, counting them in `namespace/name`."""
 
     def __init__(self, namespace: str, name: str) -> None:
         super().__init__()
         self.namespace, self.name = namespace, name
 
-    def expand(self, items: beam.PCollection) -> beam.PCollection:
-        return items | "Count" >> beam.ParDo(_Count(self.namespace, self.name))
+    def expand(self, items: PColl) -> PColl:
+        counted: PColl = items | "Count" >> beam.ParDo(_Count(self.namespace, self.name))
+        return counted
 
 
 def stream_reconciliation(counters: Mapping[str, int]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ class JobCounter:
         self._beam = Metrics.counter(namespace, name)
 
     def inc(self, n: int = 1) -> None:
-        self._beam.inc(n)  # type: ignore[no-untyped-call]
+        self._beam.inc(n)
         with _LOCK:
             _COUNTS[self.name] += n
 
@@ -36,7 +36,7 @@ class JobDistribution:
         self._beam = Metrics.distribution(namespace, name)
 
     def update(self, value: int) -> None:
-        self._beam.update(value)  # type: ignore[no-untyped-call]
+        self._beam.update(value)
         with _LOCK:
             held = _DISTRIBUTIONS.setdefault(self.name, [0, 0, value, value])
             held[0] += 1
@@ -54,7 +54,7 @@ class JobEventTime:
         self._beam = Metrics.gauge(namespace, name)
 
     def reached(self, micros: int) -> None:
-        self._beam.set(micros)  # type: ignore[no-untyped-call]
+        self._beam.set(micros)
         with _LOCK:
             _REACHED[self.name] = max(micros, _REACHED.get(self.name, micros))
 

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms import combiners
 
+from common.beam_types import PColl
 from common.stages import LINALG_HINTS, Stage
 from feature_store.definitions import DerivedField
 from feature_store.registry import Registry
@@ -105,7 +107,7 @@ def _inputs(
                 yield name, (sample_rank(seed, record["event_id"]), record["event_id"], vector)
 
 
-class _Fit(beam.DoFn):  # type: ignore[misc]
+class _Fit(beam.DoFn):
     def __init__(
         self, fields: Mapping[str, DerivedField], root: str, seed: int, refit: bool
     ) -> None:
@@ -173,13 +175,14 @@ class FitProjections(Stage):
             raise ValueError(msg)
         self.fields, self.root, self.rows, self.seed = dict(fields), root, rows, seed
 
-    def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return (
+    def expand(self, batches: PColl) -> PColl:
+        fitted: PColl = (
             batches
             | "SampleInputs" >> beam.FlatMap(_inputs, self.fields, self.seed)
-            | "StatedSample" >> beam.combiners.Top.SmallestPerKey(self.rows)
+            | "StatedSample" >> combiners.Top.SmallestPerKey(self.rows)
             | "Fit" >> beam.ParDo(_Fit(self.fields, self.root, self.seed, self.refit))
         )
+        return fitted
 
 
 def project(
@@ -203,7 +206,7 @@ def project(
     return out
 
 
-class _ApplyLatest(beam.DoFn):  # type: ignore[misc]
+class _ApplyLatest(beam.DoFn):
     """Single records, with the projections saved latest when the worker starts."""
 
     def __init__(self, fields: Mapping[str, DerivedField], root: str) -> None:
@@ -232,14 +235,17 @@ class ApplyProjections(Stage):
         self,
         fields: Mapping[str, DerivedField],
         root: str,
-        fitted: beam.PCollection | None = None,
+        fitted: PColl | None = None,
     ) -> None:
         super().__init__()
         self.fields, self.root, self.fitted = dict(fields), root, fitted
 
-    def expand(self, records: beam.PCollection) -> beam.PCollection:
+    def expand(self, records: PColl) -> PColl:
+        projected: PColl
         if self.fitted is None:
-            return records | "Project" >> beam.ParDo(_ApplyLatest(self.fields, self.root))
-        return records | "Project" >> beam.Map(
-            project, self.fields, beam.pvalue.AsDict(self.fitted)
-        )
+            projected = records | "Project" >> beam.ParDo(_ApplyLatest(self.fields, self.root))
+        else:
+            projected = records | "Project" >> beam.Map(
+                project, self.fields, beam.pvalue.AsDict(self.fitted)
+            )
+        return projected

@@ -131,7 +131,7 @@ class SideTopics:
     def ensure_subscriptions(self) -> None:
         """Creates the page's subscriptions that are missing (retention and expiry set)."""
         from google.api_core import exceptions
-        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+        from google.cloud import pubsub_v1
         from google.protobuf.duration_pb2 import Duration
 
         subscriber = pubsub_v1.SubscriberClient()
@@ -169,7 +169,7 @@ class SideTopics:
     def refresh(self) -> list[SideTally]:
         """Pulls and acknowledges everything waiting, folds it in, saves the tally."""
         from google.api_core import exceptions
-        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+        from google.cloud import pubsub_v1
 
         subscriber = pubsub_v1.SubscriberClient()
         with self._lock:

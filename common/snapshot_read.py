@@ -12,6 +12,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from common.beam_types import PColl
 from common.stages import IO_HINTS, Stage
 from feature_store.events import to_micros
 from feature_store.schemas import SNAPSHOT_SHARDS
@@ -105,15 +106,16 @@ class ReadSnapshot(Stage):
         self.project, self.endpoint, self.table = project, endpoint, table
         self.snapshots, self.shards = dict(snapshots), shards
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+    def expand(self, pbegin: beam.pvalue.PBegin) -> PColl:
         splits = [
             (view, snapshot_id, shard)
             for view, snapshot_id in sorted(self.snapshots.items())
             for shard in range(self.shards)
         ]
-        return (
+        rows: PColl = (
             pbegin
             | "Splits" >> beam.Create(splits)
             | "SpreadSplits" >> beam.Reshuffle()
             | "ReadSplits" >> beam.FlatMap(_read_split, self.project, self.endpoint, self.table)
         )
+        return rows

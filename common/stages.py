@@ -16,6 +16,8 @@ import apache_beam as beam
 from apache_beam.pvalue import PBegin
 from apache_beam.transforms import resources
 
+from common.beam_types import Transform
+
 # What each kind of stage asks Dataflow Prime for. Right fitting gives each stage workers
 # that satisfy its hints; stages that differ in hints cannot share a fused step, so
 # neighbours that need nothing special share a level (I/O, validation, dead letters and
@@ -64,7 +66,7 @@ def as_option(hints: Hints) -> list[str]:
     return [f"{key}={value}" for key, value in sorted(hints.items())]
 
 
-class Stage(beam.PTransform):  # type: ignore[misc]
+class Stage(Transform):
     """A pipeline stage with its own resource hints (`RESOURCE_HINTS`, Beam's names)."""
 
     RESOURCE_HINTS: ClassVar[Mapping[str, str]] = {}
@@ -76,7 +78,7 @@ class Stage(beam.PTransform):  # type: ignore[misc]
         return hints
 
 
-def expand_at_top_level(pipeline: beam.Pipeline, job: beam.PTransform) -> Any:
+def expand_at_top_level(pipeline: beam.Pipeline, job: Transform) -> Any:
     """Expands a job's composite transform with its stages at the pipeline's top level.
 
     Applied with `pipeline | job`, every stage would be renamed `<job>/<stage>`; Dataflow's

@@ -68,13 +68,15 @@ class _Validate(beam.DoFn):
         # for files the run's start; with neither, validation takes the wall clock.
         received_us = publish_us if publish_us is not None else self.received_us
         received = from_micros(received_us) if received_us is not None else None
-        result: Event | DeadLetter | None
-        result = oversized(topic, raw, attributes)  # checked before anything is parsed
+        result: Event | DeadLetter
+        too_big = oversized(topic, raw, attributes)  # checked before anything is parsed
         contract = self.contracts.get(topic)
-        if result is None and contract is None:
+        if too_big is not None:
+            result = too_big
+        elif contract is None:
             detail = f"topic {topic!r} is not one of {', '.join(self.contracts)}"
             result = DeadLetter(topic, bytes(raw), dict(attributes), Reason.UNKNOWN_TOPIC, detail)
-        if result is None and contract is not None:
+        else:
             try:
                 result = validate(
                     contract, raw, attributes, received=received, clock_skew=self.clock_skew
@@ -152,8 +154,8 @@ class ValidateEvents(Stage):
             self.clock_skew,
             self.contracts,
         )
-        pardo = beam.ParDo(fn)  # type: ignore[no-untyped-call]
-        tagged = pardo.with_outputs(DEAD_LETTER, ARCHIVE, main="valid")  # type: ignore[no-untyped-call]
+        pardo = beam.ParDo(fn)
+        tagged = pardo.with_outputs(DEAD_LETTER, ARCHIVE, main="valid")
         outputs: pvalue.DoOutputsTuple = messages | "Validate" >> tagged
         return outputs
 

@@ -28,6 +28,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import apache_beam as beam
+from apache_beam.metrics.metric import Metrics
+
+from common.beam_types import PColl, Transform
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -221,7 +224,11 @@ def similar(settings: IndexSettings, review_id: str, vector: str, k: int) -> lis
     if not found:
         msg = f"review {review_id!r} is not in the vector index ({settings.where})"
         raise VectorIndexError(msg)
-    query = found[0].vector[vector]  # type: ignore[index]
+    stored = found[0].vector
+    if not isinstance(stored, dict) or vector not in stored:
+        msg = f"review {review_id!r} has no {vector!r} vector in the index ({settings.where})"
+        raise VectorIndexError(msg)
+    query = stored[vector]
     hits = c.query_points(
         settings.collection,
         query=query,
@@ -230,22 +237,23 @@ def similar(settings: IndexSettings, review_id: str, vector: str, k: int) -> lis
         with_payload=True,
         query_filter=models.Filter(must_not=[models.HasIdCondition(has_id=[pid])]),
     ).points
-    return [
-        Neighbour(
-            review_id=h.payload["review_id"],  # type: ignore[index]
-            score=float(h.score),
-            business_id=h.payload.get("business_id"),  # type: ignore[union-attr]
-            user_id=h.payload.get("user_id"),  # type: ignore[union-attr]
-            text=h.payload.get("text", ""),  # type: ignore[union-attr]
-        )
-        for h in hits
-    ]
+    return [_neighbour(h.payload or {}, h.score) for h in hits]
 
 
-class _Upsert(beam.DoFn):  # type: ignore[misc]
+def _neighbour(payload: Mapping[str, Any], score: float) -> Neighbour:
+    return Neighbour(
+        review_id=payload["review_id"],
+        score=float(score),
+        business_id=payload.get("business_id"),
+        user_id=payload.get("user_id"),
+        text=payload.get("text", ""),
+    )
+
+
+class _Upsert(beam.DoFn):
     def __init__(self, settings: IndexSettings) -> None:
         self.settings = settings
-        self.written = beam.metrics.Metrics.counter("vector_index", "points_written")
+        self.written = Metrics.counter("vector_index", "points_written")
 
     def setup(self) -> None:
         ensure_collection(self.settings)  # cached client: cheap when called per bundle
@@ -256,7 +264,7 @@ class _Upsert(beam.DoFn):  # type: ignore[misc]
         yield n
 
 
-class WriteVectorIndex(beam.PTransform):  # type: ignore[misc]
+class WriteVectorIndex(Transform):
     """Records of `review_content` (review id, keys, text, embeddings) into the index.
 
     Only records that carry every vector the index holds are written (the others are
@@ -272,12 +280,13 @@ class WriteVectorIndex(beam.PTransform):  # type: ignore[misc]
         self.max_batch_size = max_batch_size
         self.batched = batched
 
-    def expand(self, records: beam.PCollection) -> beam.PCollection:
+    def expand(self, records: PColl) -> PColl:
         if self.batched:
             records = records | "Unbatch" >> beam.FlatMap(lambda batch: batch)
-        return (
+        written: PColl = (
             records
             | "WithVectors" >> beam.Filter(has_vectors, self.settings)
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.max_batch_size)
             | "Upsert" >> beam.ParDo(_Upsert(self.settings))
         )
+        return written

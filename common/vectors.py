@@ -21,8 +21,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import Metrics
 
+from common.beam_types import PColl
 from common.stages import LINALG_GPU_HINTS, LINALG_HINTS, Stage
 from feature_store.core.windows import RowBatch
 
@@ -35,7 +36,7 @@ def no_jax_preallocation() -> None:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
-class _Resolve(beam.DoFn):  # type: ignore[misc]
+class _Resolve(beam.DoFn):
     def __init__(self, counter_namespace: str) -> None:
         self.namespace = counter_namespace
 
@@ -81,7 +82,7 @@ class EvaluateVectorFeatures(Stage):
         if chosen is not None:
             self.with_resource_hints(**chosen)
 
-    def expand(self, rows: beam.PCollection) -> Any:
+    def expand(self, rows: PColl) -> Any:
         return (
             rows
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.max_batch)

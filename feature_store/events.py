@@ -31,21 +31,55 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
-from enum import StrEnum
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from feature_store.definitions import ENVELOPE, DType, EventField, Source
+from feature_store.definitions import ENVELOPE, EventField, Source
 from feature_store.errors import InvalidEventError
+from feature_store.event_json import _load, _show, _wrong_type
+from feature_store.event_reasons import Reason
+from feature_store.event_rules import _TIME, _Rule
+from feature_store.timestamps import (
+    EPOCH,
+    _utc,
+    format_timestamp,
+    from_micros,
+    parse_timestamp,
+    to_micros,
+)
+
+# The contract's public names, wherever they are defined: reasons in `event_reasons`,
+# the JSON body in `event_json`, timestamps in `timestamps`, field rules in `event_rules`.
+__all__ = [
+    "DEFAULT_CLOCK_SKEW",
+    "EARLIEST_EVENT_TIME",
+    "EPOCH",
+    "REVIEW_TOPIC",
+    "TOPICS",
+    "USER_TOPIC",
+    "Contract",
+    "DeadLetter",
+    "Event",
+    "FrozenMapping",
+    "Reason",
+    "attributes_for",
+    "contract_for",
+    "contracts_of",
+    "format_timestamp",
+    "from_micros",
+    "parse_event",
+    "parse_timestamp",
+    "serialize_event",
+    "to_micros",
+    "validate",
+]
 
 REVIEW_TOPIC: Final = "review-events"
 USER_TOPIC: Final = "user-events"
 TOPICS: Final = (REVIEW_TOPIC, USER_TOPIC)  # the reference sources' topics
 
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # The reference bounds of event_time (declared in feature_store.reference): an
 # event_time before this, or after its message's publish time plus the allowed clock
 # skew, is a bad message: one event from a producer with a broken clock must never
@@ -53,124 +87,6 @@ EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # newer-wins online writes refuse any row older than one labelled in the future).
 EARLIEST_EVENT_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
 DEFAULT_CLOCK_SKEW: Final = timedelta(minutes=5)
-
-
-class Reason(StrEnum):
-    """Why a message is invalid: the `reason` of `InvalidEventError` and `DeadLetter`.
-
-    A field may name its own reason (`EventField.invalid_reason`); the reference
-    sources name the field-specific ones below."""
-
-    UNKNOWN_TOPIC = "unknown_topic"
-    NOT_UTF8 = "not_utf8"
-    NOT_JSON = "not_json"
-    DUPLICATE_KEY = "duplicate_key"
-    NOT_OBJECT = "not_object"
-    MISSING_FIELD = "missing_field"
-    WRONG_TYPE = "wrong_type"
-    EMPTY_FIELD = "empty_field"
-    UNKNOWN_EVENT_TYPE = "unknown_event_type"
-    NAIVE_TIMESTAMP = "naive_timestamp"
-    BAD_TIMESTAMP = "bad_timestamp"
-    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
-    FIELD_NOT_ALLOWED = "field_not_allowed"
-    ATTRIBUTE_MISMATCH = "attribute_mismatch"
-    OUT_OF_RANGE = "out_of_range"  # a declared limit (length or value)
-    BAD_VALUE = "bad_value"  # not among a declared enum, or not matching a pattern
-    # the reference sources' own reasons (their fields' invalid_reason)
-    BAD_EVENT_ID = "bad_event_id"
-    RATING_OUT_OF_RANGE = "rating_out_of_range"
-    TEXT_TOO_LONG = "text_too_long"
-    BAD_LANGUAGE = "bad_language"
-    BAD_REASON = "bad_reason"
-    BAD_COUNTRY = "bad_country"
-
-
-_TIMESTAMP = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
-    r"(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})?",
-    re.ASCII,
-)
-_MAX_FRACTION_DIGITS = 9
-_SHOWN_CHARS = 80
-
-
-def _show(value: object) -> str:
-    """A value as it appears in JSON, cut short for error messages."""
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    if len(text) > _SHOWN_CHARS:
-        text = f"{text[:_SHOWN_CHARS]}... ({len(text)} chars)"
-    return text
-
-
-def _json_type(value: object) -> str:
-    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
-    return names.get(type(value), "object" if isinstance(value, Mapping) else type(value).__name__)
-
-
-# ----------------------------------------------------------------------------- time
-
-
-def parse_timestamp(text: str, name: str = "event_time") -> datetime:
-    """An RFC 3339 timestamp with an explicit offset, as an aware UTC datetime."""
-    match = _TIMESTAMP.fullmatch(text)
-    if match is None:
-        msg = f"{name} {_show(text)} is not an RFC 3339 timestamp"
-        raise InvalidEventError(Reason.BAD_TIMESTAMP, msg)
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
-    if offset is None:
-        msg = f"{name} {_show(text)} has no UTC offset (add `Z` or `+hh:mm`)"
-        raise InvalidEventError(Reason.NAIVE_TIMESTAMP, msg)
-    fraction = fraction or ""
-    if len(fraction) > _MAX_FRACTION_DIGITS:
-        msg = f"{name} {_show(text)} has more than {_MAX_FRACTION_DIGITS} fractional digits"
-        raise InvalidEventError(Reason.BAD_TIMESTAMP, msg)
-    try:
-        tz = UTC
-        if offset not in ("Z", "z"):
-            off_hours, off_minutes = int(offset[1:3]), int(offset[4:6])
-            if off_hours > 23 or off_minutes > 59:
-                msg = f"offset {offset} is out of range"
-                raise ValueError(msg)
-            sign = -1 if offset[0] == "-" else 1
-            tz = timezone(sign * timedelta(hours=off_hours, minutes=off_minutes))
-        micros = int(fraction[:6].ljust(6, "0"))
-        local = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tz
-        )
-        return local if tz is UTC else local.astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        msg = f"{name} {_show(text)} is not a valid instant: {exc}"
-        raise InvalidEventError(Reason.BAD_TIMESTAMP, msg) from None
-
-
-def format_timestamp(moment: datetime) -> str:
-    """The canonical form: UTC, six fractional digits, `Z` (fixed width, sorts as text)."""
-    utc = (moment if moment.tzinfo is UTC else moment.astimezone(UTC)).replace(tzinfo=None)
-    return f"{utc.isoformat(timespec='microseconds')}Z"
-
-
-def to_micros(moment: datetime) -> int:
-    """Microseconds since the Unix epoch (UTC), exactly."""
-    return (moment - EPOCH) // timedelta(microseconds=1)
-
-
-def from_micros(micros: int) -> datetime:
-    """The UTC moment `micros` microseconds after the Unix epoch."""
-    return EPOCH + timedelta(microseconds=int(micros))
-
-
-def _utc(name: str, moment: object) -> datetime:
-    if not isinstance(moment, datetime):
-        msg = f"`{name}` must be a datetime, got {moment!r}"
-        raise InvalidEventError(Reason.WRONG_TYPE, msg)
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        msg = f"`{name}` {moment.isoformat()} is naive; a timezone-aware datetime is required"
-        raise InvalidEventError(Reason.NAIVE_TIMESTAMP, msg)
-    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
 class FrozenMapping(Mapping[str, object]):
@@ -221,64 +137,6 @@ class FrozenMapping(Mapping[str, object]):
 
 
 _EMPTY: Final = FrozenMapping()
-
-
-# ----------------------------------------------------------------------------- parsing
-
-
-def _reject_constant(name: str) -> object:
-    msg = f"non-standard JSON constant {name}"
-    raise InvalidEventError(Reason.NOT_JSON, msg)
-
-
-def _unique_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                msg = f"key {_show(key)} appears more than once in one object"
-                raise InvalidEventError(Reason.DUPLICATE_KEY, msg)
-            seen.add(key)
-    return obj
-
-
-# One decoder for every message (`json.loads` with hooks builds a new one per call); a
-# leading BOM goes through `json.loads` itself, which rejects it with its own message.
-_DECODER: Final = json.JSONDecoder(
-    object_pairs_hook=_unique_object, parse_constant=_reject_constant
-)
-
-
-def _load(raw: bytes) -> dict[str, object]:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        bad = raw[exc.start : exc.start + 4]
-        msg = f"byte {raw[exc.start]:#04x} at offset {exc.start} is not UTF-8 ({bad!r}...)"
-        raise InvalidEventError(Reason.NOT_UTF8, msg) from None
-    try:
-        obj = _DECODER.decode(text) if not text.startswith("\ufeff") else json.loads(text)
-    except InvalidEventError:
-        raise
-    except (ValueError, RecursionError) as exc:
-        msg = f"body {_show(text)} is not JSON: {exc}"
-        raise InvalidEventError(Reason.NOT_JSON, msg) from None
-    if not isinstance(obj, dict):
-        msg = f"body is a JSON {_json_type(obj)}, not an object: {_show(obj)}"
-        raise InvalidEventError(Reason.NOT_OBJECT, msg)
-    if "\\u" in text:  # escapes may encode lone surrogates, which UTF-8 cannot carry
-        try:
-            json.dumps(obj, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError as exc:
-            msg = f"a string escape encodes a lone surrogate U+{ord(exc.object[exc.start]):04X}"
-            raise InvalidEventError(Reason.NOT_UTF8, msg) from None
-    return obj
-
-
-def _wrong_type(name: str, value: object, expected: str) -> InvalidEventError:
-    msg = f"field `{name}` must be {expected}, got {_json_type(value)} {_show(value)}"
-    return InvalidEventError(Reason.WRONG_TYPE, msg)
 
 
 # ----------------------------------------------------------------------------- events
@@ -333,214 +191,6 @@ class Event:
             if value.__class__ is datetime:
                 record[name] = to_micros(value)
         return record
-
-
-# ----------------------------------------------------------------------------- rules
-
-_STRING, _INT, _FLOAT, _BOOL, _TIME, _VECTOR = range(6)
-_KINDS: Final = {
-    DType.STRING: _STRING,
-    DType.INT64: _INT,
-    DType.FLOAT64: _FLOAT,
-    DType.BOOL: _BOOL,
-    DType.TIMESTAMP: _TIME,
-    DType.FLOAT32_VECTOR: _VECTOR,
-}
-_EXPECTED: Final = (
-    "a string",
-    "an integer",
-    "a number",
-    "a boolean",
-    "a string",
-    "an array of numbers",
-)
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-class _Rule:
-    """One declared field compiled for the parser: `check` returns its value or raises."""
-
-    __slots__ = (
-        "any_string",
-        "bounded",
-        "case",
-        "default",
-        "earliest",
-        "empty_absent",
-        "empty_invalid",
-        "expected",
-        "kind",
-        "max_length",
-        "max_value",
-        "min_length",
-        "min_value",
-        "name",
-        "one_of",
-        "only_for",
-        "optional",
-        "pattern",
-        "plain",
-        "range_reason",
-        "reason",
-        "required",
-        "required_for",
-    )  # fmt: skip
-
-    def __init__(self, spec: EventField) -> None:
-        self.name, self.kind = spec.name, _KINDS[spec.dtype]
-        self.required = spec.required or spec.name in ENVELOPE
-        self.required_for = frozenset(spec.required_for)
-        self.only_for = frozenset(spec.only_for)
-        self.default = spec.default
-        self.empty_absent, self.empty_invalid = spec.empty == "absent", spec.empty == "invalid"
-        self.case = spec.case
-        self.min_length, self.max_length = spec.min_length, spec.max_length
-        self.min_value, self.max_value = spec.min_value, spec.max_value
-        if self.kind == _INT:  # what BigQuery, Feast and numpy can hold
-            self.min_value = max(
-                _INT64_MIN, _INT64_MIN if spec.min_value is None else spec.min_value
-            )
-            self.max_value = min(
-                _INT64_MAX, _INT64_MAX if spec.max_value is None else spec.max_value
-            )
-        self.one_of = frozenset(spec.one_of) if spec.one_of else None
-        self.pattern = re.compile(spec.pattern, re.ASCII) if spec.pattern is not None else None
-        self.earliest, self.bounded = spec.earliest, spec.bounded_by_receipt
-        self.reason = spec.invalid_reason or Reason.BAD_VALUE
-        self.range_reason = spec.invalid_reason or Reason.OUT_OF_RANGE
-        self.expected = spec.expected or (
-            f"one of {', '.join(map(str, spec.one_of))}" if spec.one_of else ""
-        )
-        unchecked = (
-            not self.case and self.min_length is None and self.max_length is None
-            and self.one_of is None and self.pattern is None
-        )  # fmt: skip
-        # nothing to check beyond the type: the common cases take one branch
-        self.plain = (
-            unchecked and not self.empty_absent and not self.empty_invalid
-            and self.kind in (_STRING, _BOOL)
-        )  # fmt: skip
-        # any non-empty string is valid, on every event type
-        self.any_string = unchecked and self.kind == _STRING and not self.only_for
-        self.optional = not self.required and not self.required_for
-
-    def absent(self, obj: Mapping[str, object], event_type: str) -> object:
-        """The value of an absent (or null, or empty-means-absent) field."""
-        if self.required:
-            state = "null" if obj.get(self.name, 0) is None else "absent"
-            if self.empty_absent and obj.get(self.name) == "":
-                state = "the empty string"
-            msg = f"required field `{self.name}` is {state}"
-            raise InvalidEventError(Reason.MISSING_FIELD, msg)
-        if event_type in self.required_for:
-            msg = f"field `{self.name}` is required for {event_type} events"
-            raise InvalidEventError(Reason.MISSING_FIELD, msg)
-        return self.default
-
-    def check(self, value: object, event_type: str) -> object:
-        """`value` (not None) checked and normalised; None when it means absent."""
-        kind = self.kind
-        if kind in (_STRING, _TIME):
-            if value.__class__ is not str and not isinstance(value, str):
-                raise _wrong_type(self.name, value, _EXPECTED[kind])
-        elif kind == _INT:
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise _wrong_type(self.name, value, "an integer")  # a JSON true is not 1
-        elif kind == _FLOAT:
-            if not _number(value):
-                raise _wrong_type(self.name, value, "a number")
-        elif kind == _BOOL:
-            if not isinstance(value, bool):
-                raise _wrong_type(self.name, value, "a boolean")
-        elif not isinstance(value, list) or not all(_number(v) for v in value):
-            raise _wrong_type(self.name, value, "an array of numbers")
-        if self.only_for and event_type not in self.only_for:
-            allowed = ", ".join(sorted(self.only_for))
-            msg = f"field `{self.name}` ({_show(value)}) is only allowed on {allowed}"
-            raise InvalidEventError(Reason.FIELD_NOT_ALLOWED, msg)
-        if self.plain:
-            return value
-        return self._value(value)
-
-    def _value(self, value: object) -> object:
-        if self.kind == _STRING:
-            return self._string(value)  # type: ignore[arg-type]
-        if self.kind == _TIME:
-            return parse_timestamp(value, self.name)  # type: ignore[arg-type]
-        if self.kind == _VECTOR:
-            return [float(v) for v in value]  # type: ignore[attr-defined]
-        if self.kind == _FLOAT:
-            value = float(value)  # type: ignore[arg-type]
-        self._range(value)  # type: ignore[arg-type]
-        if self.one_of is not None and value not in self.one_of:
-            msg = f"{self.name} {_show(value)} is not {self.expected}"
-            raise InvalidEventError(self.reason, msg)
-        return value
-
-    def _range(self, value: float) -> None:
-        low, high = self.min_value, self.max_value
-        if (low is None or value >= low) and (high is None or value <= high):
-            return
-        if low is not None and high is not None:
-            msg = f"{self.name} {_show(value)} is outside {low}-{high}"
-        elif low is not None:
-            msg = f"{self.name} {_show(value)} is below {low}"
-        else:
-            msg = f"{self.name} {_show(value)} is above {high}"
-        raise InvalidEventError(self.range_reason, msg)
-
-    def _string(self, value: str) -> str | None:
-        if not value:
-            if self.empty_absent:
-                return None
-            if self.empty_invalid:
-                state = "required field" if self.required else "field"
-                msg = f"{state} `{self.name}` is the empty string"
-                raise InvalidEventError(Reason.EMPTY_FIELD, msg)
-        shown = value
-        if self.case:
-            value = value.upper() if self.case == "upper" else value.lower()
-        self._length(shown)
-        if (self.one_of is not None and value not in self.one_of) or (
-            self.pattern is not None and self.pattern.fullmatch(value) is None
-        ):
-            expected = self.expected or f"matching {self.pattern.pattern}"  # type: ignore[union-attr]
-            msg = f"{self.name} {_show(shown)} is not {expected}"
-            raise InvalidEventError(self.reason, msg)
-        return value
-
-    def _length(self, value: str) -> None:
-        low, high, size = self.min_length, self.max_length, len(value)
-        if (low is None or size >= low) and (high is None or size <= high):
-            return
-        if low is not None and high is not None:
-            msg = f"{self.name} {_show(value)} must be {low}-{high} chars, got {size}"
-        elif high is not None:  # the value may be long, and personal: not shown
-            msg = f"{self.name} of {size} chars is longer than {high}"
-        else:
-            msg = f"{self.name} {_show(value)} is shorter than {low} chars, got {size}"
-        raise InvalidEventError(self.range_reason, msg)
-
-    def bound(self, moment: datetime, received: datetime | None, skew: timedelta) -> None:
-        """A timestamp's bounds: `earliest`, and the receipt time plus the clock skew."""
-        if self.earliest is not None and moment < self.earliest:
-            shown = format_timestamp(moment)
-            msg = f"{self.name} {shown} is before {format_timestamp(self.earliest)}"
-            raise InvalidEventError(Reason.TIMESTAMP_OUT_OF_RANGE, msg)
-        if not self.bounded:
-            return
-        received = datetime.now(UTC) if received is None else _utc("received", received)
-        if moment > received + skew:
-            msg = (
-                f"{self.name} {format_timestamp(moment)} is after the message was received "
-                f"({format_timestamp(received)}) plus the allowed clock skew of "
-                f"{skew.total_seconds():g} s"
-            )
-            raise InvalidEventError(Reason.TIMESTAMP_OUT_OF_RANGE, msg)
 
 
 # ----------------------------------------------------------------------------- contracts

@@ -15,6 +15,7 @@ import apache_beam as beam
 
 from common import vector_index
 from common.archive_read import ArchiveFile, ReadArchiveTables, ReadEventFiles, discover
+from common.beam_types import Transform
 from common.counting import batch_reconciliation
 from common.inference.settings import ModelSettings, skip_reason
 from common.stages import expand_at_top_level
@@ -176,7 +177,7 @@ def wire_backfill(
     plans: list[ViewPlan],
     tables: dict[str, Any],
     span: tuple[datetime | None, datetime],
-    online: beam.PTransform | None,
+    online: Transform | None,
     dead_path: str,
     bigquery_sink: str,
     received_us: int | None = None,
@@ -188,7 +189,7 @@ def wire_backfill(
 
     start, as_of = span
     as_of_us = to_micros(as_of)
-    reader: beam.PTransform
+    reader: Transform
     if files is not None:
         reader = ReadEventFiles(files)
     else:

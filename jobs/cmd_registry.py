@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -10,19 +12,22 @@ from rich.console import Console
 from jobs import output
 from jobs.cli import CliContext
 
+if TYPE_CHECKING:
+    from feature_store.resources import Change
+
 console = Console()
 
 
-def _print_changes(changes: list[object], title: str) -> None:
+def _print_changes(changes: Sequence[Change], title: str) -> None:
     table = output.table("", "kind", "name", "action", title=title)
     marks = {"create": "[green]+", "update": "[yellow]~", "delete": "[red]-", "exists": "[dim]="}
     for change in changes:
         table.add_row(
             marks.get(change.action, "?"),
             change.kind,
-            change.name,  # type: ignore[attr-defined]
+            change.name,
             change.action,
-        )  # type: ignore[attr-defined]
+        )
     console.print(table)
 
 
@@ -62,7 +67,7 @@ def features(ctx: CliContext, as_json: bool) -> None:
     from jobs.provision import feature_store
 
     fs = feature_store(ctx.config)
-    listing = {
+    listing: dict[str, dict[str, Any]] = {
         fv.name: {
             "entities": [e.name for e in fv.entity_columns],
             "features": {f.name: str(f.dtype) for f in fv.features},
@@ -76,8 +81,8 @@ def features(ctx: CliContext, as_json: bool) -> None:
         "view", "entity", "feature", "type", title=f"Feast project {ctx.config.feast_project}"
     )
     for name, info in listing.items():
-        for feature, dtype in info["features"].items():  # type: ignore[union-attr]
-            table.add_row(name, ",".join(info["entities"]), feature, dtype)  # type: ignore[arg-type]
+        for feature, dtype in info["features"].items():
+            table.add_row(name, ",".join(info["entities"]), feature, dtype)
     console.print(table)
 
 

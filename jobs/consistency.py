@@ -100,7 +100,7 @@ def _equal(online: Any, offline: Any, dtype: DType, rel_tol: float) -> bool:
         return online is None and offline is None
     if dtype is DType.TIMESTAMP:
         a, b = pd.Timestamp(online), pd.Timestamp(offline)
-        return a.floor("s") == b.floor("s")
+        return bool(a.floor("s") == b.floor("s"))
     if dtype is DType.FLOAT32_VECTOR:
         tol = max(rel_tol, 1e-6)
         return len(online) == len(offline) and all(

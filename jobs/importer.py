@@ -8,17 +8,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import apache_beam as beam
 
-from common.archive import ARCHIVE
-from common.archive_read import ReadEventFiles, discover
-from common.transforms import DEAD_LETTER, ValidateEvents, write_dead_letter_file
+from common.archive_read import discover
+from common.stages import expand_at_top_level
 from feature_store.config import PlatformConfig
 from feature_store.events import to_micros
 from feature_store.registry import Registry
-from feature_store.schemas import archive_table
 from jobs.runner import make_pipeline
 
 
@@ -28,8 +25,29 @@ class ImportSummary:
     dead_letters: str | None = None
 
 
-def _first(rows: Any) -> Any:
-    return min(rows, key=lambda r: r["payload"])
+def wire_import(
+    pipeline: beam.Pipeline,
+    config: PlatformConfig,
+    registry: Registry,
+    paths: Sequence[str],
+    dead_path: str,
+    received: datetime | None = None,
+) -> None:
+    """The import job (`offline.importer.ImportEvents`) on `pipeline`, its stages at the
+    top level."""
+    from offline.importer import ImportEvents
+
+    job = ImportEvents(
+        registry,
+        discover(paths, [s.topic for s in registry.sources]),
+        dead_letters=dead_path,
+        received_us=to_micros(received or datetime.now(UTC)),
+        clock_skew_s=config.clock_skew_s,
+        project=config.project,
+        dataset=config.archive_dataset,
+        endpoint=config.bigquery_endpoint,
+    )
+    expand_at_top_level(pipeline, job)
 
 
 def run_import(
@@ -43,46 +61,11 @@ def run_import(
 ) -> ImportSummary:
     """`received`: when the files count as received (their events' event_time may not be
     later, plus the clock skew); default: when the run starts."""
-    from common.bigquery_admin import bigquery_schema
-    from offline.bigquery_sink import WriteToBigQueryClient
-
-    files = discover(paths, [s.topic for s in registry.sources])
     dead_path = dead_letters or str(
         config.state_dir / "dead_letters" / f"import-{uuid.uuid4().hex[:12]}"
     )
     pipeline = make_pipeline(pipeline_args)
-    messages = pipeline | "ReadFiles" >> ReadEventFiles(files)
-    received_us = to_micros(received or datetime.now(UTC))
-    checked = messages | "ValidateEvents" >> ValidateEvents(
-        "import",
-        registry,
-        archive=True,
-        received_us=received_us,
-        clock_skew_s=config.clock_skew_s,
-    )
-    write_dead_letter_file(checked[DEAD_LETTER], dead_path)
-    unique = (
-        checked[ARCHIVE]
-        | "KeyByEventId" >> beam.Map(lambda tr: ((tr[0], tr[1]["event_id"]), tr[1]))
-        | "OnePerEventId" >> beam.CombinePerKey(_first)
-    )
-    for source in registry.sources:
-        spec = archive_table(source, config.archive_dataset)
-        table = f"{config.project}.{spec.dataset}.{spec.name}"
-        _ = (
-            unique
-            | f"Only {source.topic}" >> beam.Filter(lambda kv, t=source.topic: kv[0][0] == t)
-            | f"Rows {source.topic}" >> beam.Map(lambda kv: kv[1])
-            | f"Batch {source.topic}"
-            >> beam.BatchElements(min_batch_size=10_000, max_batch_size=100_000)
-            | f"Append {source.topic}"
-            >> WriteToBigQueryClient(
-                table,
-                bigquery_schema(spec),
-                project=config.project,
-                endpoint=config.bigquery_endpoint,
-            )
-        )
+    wire_import(pipeline, config, registry, paths, dead_path, received)
     result = pipeline.run()
     result.wait_until_finish()
     counters = {

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
     from common.inference.settings import ModelSettings
 
+Command = TypeVar("Command", bound=Callable[..., Any])
 
-def model_options(  # type: ignore[no-untyped-def]
+
+def model_options(
     default_sample: float = 1.0, default_models: str = "semantic,paraphrase"
-):
+) -> Callable[[Command], Command]:
     """`--models` and `--model-sample` (see `model_settings`)."""
 
-    def decorate(command):  # type: ignore[no-untyped-def]
+    def decorate(command: Command) -> Command:
         command = click.option(
             "--model-sample",
             type=float,

@@ -97,7 +97,7 @@ def _contents(objects: list[Any], config: PlatformConfig) -> Any:
     views = [o for o in objects if isinstance(o, FeatureView)]
     return RepoContents(
         projects=[Project(name=config.feast_project)],
-        data_sources=[v.batch_source for v in views],
+        data_sources=[v.batch_source for v in views if v.batch_source is not None],
         feature_views=views,
         on_demand_feature_views=[],
         stream_feature_views=[],

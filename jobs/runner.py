@@ -26,6 +26,6 @@ def make_pipeline(args: Sequence[str], *, streaming: bool = False) -> beam.Pipel
         from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
 
         return beam.Pipeline(runner=BundleBasedDirectRunner(), options=options)
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
 
     return beam.Pipeline(runner=FnApiRunner(), options=options)

@@ -15,6 +15,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from common.beam_types import Transform
 from common.counting import stream_reconciliation
 from common.inference.settings import BACK, SENT
 from common.stages import expand_at_top_level
@@ -60,7 +61,7 @@ def build_stream(
     registry: Registry,
     plans: Sequence[ViewPlan],
     settings: StreamSettings,
-    sink: beam.PTransform,
+    sink: Transform,
     started_us: int | None = None,
 ) -> None:
     """Wires the streaming job into `pipeline` (its stages keep their top-level labels)."""

@@ -19,10 +19,11 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from common.beam_types import PColl, Transform
 from common.bigquery_admin import bigquery_schema
 from common.stages import IO_HINTS, Stage
 from feature_store.core.plan import ViewPlan
@@ -37,7 +38,7 @@ from offline.bigquery_sink import WriteToBigQueryClient
 log = logging.getLogger(__name__)
 
 
-class _ToArrowBatches(beam.DoFn):  # type: ignore[misc]
+class _ToArrowBatches(beam.DoFn):
     """Buffers a bundle's RowBatches per view and emits one Arrow table per view."""
 
     def __init__(
@@ -61,7 +62,7 @@ class _ToArrowBatches(beam.DoFn):  # type: ignore[misc]
         for view in list(self.buffer):
             if self.buffer[view]:
                 yield WindowedValue(
-                    self._flush(view), GlobalWindow().max_timestamp(), [GlobalWindow()]
+                    self._flush(view), GlobalWindow().max_timestamp(), (GlobalWindow(),)
                 )
 
     def _flush(self, view: str) -> tuple[str, pa.Table]:
@@ -102,7 +103,7 @@ class WriteOffline(Stage):
         self.plans, self.tables, self.computed_at_us = list(plans), tables, computed_at_us
         self.project, self.endpoint, self.replace, self.sink = project, endpoint, replace, sink
 
-    def expand(self, rows: beam.PCollection) -> beam.pvalue.PDone:
+    def expand(self, rows: PColl) -> beam.pvalue.PDone:
         batches = rows | "ArrowBatches" >> beam.ParDo(
             _ToArrowBatches(self.plans, self.computed_at_us)
         )
@@ -117,7 +118,7 @@ class WriteOffline(Stage):
             _ = mine | f"Write {plan.view}" >> self._writer(spec, table_ref)
         return beam.pvalue.PDone(rows.pipeline)
 
-    def _writer(self, spec: TableSpec, table_ref: str) -> beam.PTransform:
+    def _writer(self, spec: TableSpec, table_ref: str) -> Transform:
         schema = bigquery_schema(spec)
         if self.sink == "beam":
             return _BeamFileLoads(table_ref, schema)
@@ -139,14 +140,14 @@ class WriteOffline(Stage):
         )
 
 
-class _BeamFileLoads(beam.PTransform):  # type: ignore[misc]
+class _BeamFileLoads(Transform):
     """Beam's own BigQuery sink (file loads), for Dataflow."""
 
     def __init__(self, table_ref: str, schema: list[Any]) -> None:
         super().__init__()
         self.table_ref, self.schema = table_ref, schema
 
-    def expand(self, tables: beam.PCollection) -> Any:
+    def expand(self, tables: PColl) -> Any:
         from apache_beam.io.gcp.bigquery import BigQueryDisposition, WriteToBigQuery
 
         fields = [{"name": f.name, "type": f.field_type, "mode": f.mode} for f in self.schema]

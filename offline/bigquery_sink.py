@@ -239,7 +239,7 @@ def load_rows(
         write_disposition=write_disposition,
         create_disposition=bigquery.CreateDisposition.CREATE_IF_NEEDED,
     )
-    config.parquet_options = bigquery.format_options.ParquetOptions()  # type: ignore[no-untyped-call]
+    config.parquet_options = bigquery.format_options.ParquetOptions()
     config.parquet_options.enable_list_inference = True  # REPEATED from Parquet LIST
     job = client.load_table_from_file(_parquet(table), table_ref, job_config=config)
     job.result(timeout=timeout)

@@ -188,7 +188,7 @@ def emulator_client(
     return FeastEmulatorClient(
         project=project or LOCAL_PROJECT,
         location=location,
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+        credentials=AnonymousCredentials(),
         client_options={"api_endpoint": validate_endpoint(endpoint)},
     )
 

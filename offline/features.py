@@ -30,10 +30,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import Metrics
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
+from common.beam_types import PColl
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from common.transforms import KeyByViewEntity
 from feature_store.core.change_rows import KeyedEvents, compute_rows_many
@@ -55,7 +56,7 @@ def copy_order(record: Mapping[str, Any]) -> tuple[int, str]:
     return (int(record["event_time"]), repr(sorted(record.items(), key=lambda kv: kv[0])))
 
 
-class _ByIdShard(beam.DoFn):  # type: ignore[misc]
+class _ByIdShard(beam.DoFn):
     """Records → (id shard, list of records): one element per shard per `chunk` records."""
 
     def __init__(self, shards: int, chunk: int) -> None:
@@ -77,7 +78,7 @@ class _ByIdShard(beam.DoFn):  # type: ignore[misc]
         self.lists.clear()
 
 
-class _FirstCopies(beam.DoFn):  # type: ignore[misc]
+class _FirstCopies(beam.DoFn):
     """(id shard, lists of records) → one copy per (topic, event_id), the first by
     (event_time, content), in lists of up to `batch_size`; the other copies are counted."""
 
@@ -127,13 +128,14 @@ class DeduplicateEvents(Stage):
             raise ValueError(msg)
         self.shards, self.batch_size = shards, batch_size
 
-    def expand(self, records: beam.PCollection) -> beam.PCollection:
-        return (
+    def expand(self, records: PColl) -> PColl:
+        first: PColl = (
             records
             | "ToIdShards" >> beam.ParDo(_ByIdShard(self.shards, ID_CHUNK))
             | "GroupByIdShard" >> beam.GroupByKey()
             | "FirstCopies" >> beam.ParDo(_FirstCopies(self.batch_size))
         )
+        return first
 
 
 def shard_of(key: str, shards: int) -> int:
@@ -141,7 +143,7 @@ def shard_of(key: str, shards: int) -> int:
     return zlib.crc32(key.encode("utf-8")) % shards
 
 
-class _KeyByShard(beam.DoFn):  # type: ignore[misc]
+class _KeyByShard(beam.DoFn):
     """A list of records → ((view, shard), KeyedEvents) for each view and shard it feeds."""
 
     def __init__(
@@ -160,7 +162,7 @@ class _KeyByShard(beam.DoFn):  # type: ignore[misc]
             yield (view, shard), KeyedEvents.from_records(pairs, self.fields[view])
 
 
-class _ComputeRows(beam.DoFn):  # type: ignore[misc]
+class _ComputeRows(beam.DoFn):
     def __init__(self, plans: Sequence[ViewPlan], start: int | None, end: int | None) -> None:
         self.plans = {p.view: p for p in plans}
         self.start, self.end = start, end
@@ -196,14 +198,15 @@ class ComputeChangePoints(Stage):
         self.registry, self.plans, self.start, self.end = registry, list(plans), start, end
         self.shards = shards
 
-    def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return (
+    def expand(self, batches: PColl) -> PColl:
+        rows: PColl = (
             batches
             | "KeyByViewAndShard"
             >> beam.ParDo(_KeyByShard(self.registry, self.plans, self.end, self.shards))
             | "GroupByShard" >> beam.GroupByKey()
             | "ChangePoints" >> beam.ParDo(_ComputeRows(self.plans, self.start, self.end))
         )
+        return rows
 
 
 def latest_row(batch: RowBatch) -> RowBatch:

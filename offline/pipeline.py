@@ -17,6 +17,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.pvalue import PBegin
 
+from common.beam_types import Transform
 from common.counting import CountElements
 from common.inference.settings import ModelSettings, model_fields
 from common.projections import ApplyProjections, FitProjections, used_projections
@@ -39,9 +40,9 @@ class OnlineOutput:
 
     The job's wiring provides them (the batch job never imports the streaming side)."""
 
-    to_rows: beam.PTransform
-    sink: beam.PTransform
-    rejected: beam.PTransform | None = None
+    to_rows: Transform
+    sink: Transform
+    rejected: Transform | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,13 +57,13 @@ class OfflineOutput:
     sink: str = "client"
 
 
-class BackfillFeatures(beam.PTransform):  # type: ignore[misc]
+class BackfillFeatures(Transform):
     """The backfill, from an event `reader` to the offline (and optionally online) stores."""
 
     def __init__(
         self,
         *,
-        reader: beam.PTransform,
+        reader: Transform,
         registry: Registry,
         plans: Sequence[ViewPlan],
         span_us: tuple[int | None, int],

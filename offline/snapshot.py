@@ -17,6 +17,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from common.beam_types import PColl, Transform
 from common.bigquery_admin import bigquery_schema
 from common.stages import FEATURE_HINTS, IO_HINTS, Stage
 from common.transforms import KeyByViewEntity
@@ -53,7 +54,7 @@ class SnapshotOutput:
     endpoint: str | None
 
 
-class _FoldUnbounded(beam.CombineFn):  # type: ignore[misc]
+class _FoldUnbounded(beam.CombineFn):
     """(view, event) → the view's base over the events; the accumulator is (view, base,
     events not folded yet)."""
 
@@ -105,7 +106,7 @@ class _FoldUnbounded(beam.CombineFn):  # type: ignore[misc]
         return None if view is None else self._fold(view, base, events)
 
 
-class _Events(beam.DoFn):  # type: ignore[misc]
+class _Events(beam.DoFn):
     """Lists of records → ((view, entity), (view, event)) for the events up to each view's cut."""
 
     def __init__(self, registry: Registry, plans: Sequence[ViewPlan], cuts: dict[str, int]) -> None:
@@ -161,7 +162,7 @@ class SnapshotUnbounded(Stage):
         self.registry, self.plans, self.out = registry, snapshot_plans(plans), out
         self.cuts = {p.view: snapshot_cut(p.longest, out.end_us) for p in self.plans}
 
-    def expand(self, batches: beam.PCollection) -> beam.pvalue.PDone:
+    def expand(self, batches: PColl) -> beam.pvalue.PDone:
         out = self.out
         written = (
             batches
@@ -177,7 +178,7 @@ class SnapshotUnbounded(Stage):
         )
         return beam.pvalue.PDone(batches.pipeline)
 
-    def _writer(self, spec: TableSpec) -> beam.PTransform:
+    def _writer(self, spec: TableSpec) -> Transform:
         return WriteToBigQueryClient(
             f"{self.out.project}.{spec.dataset}.{spec.name}",
             bigquery_schema(spec),

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import apache_beam as beam
 import numpy as np
 
+from common.beam_types import Transform
 from common.stages import IO_HINTS
 from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import RowBatch
@@ -54,7 +55,7 @@ def _rows_of(batch: RowBatch, plans: dict[str, ViewPlan]) -> list[OnlineRow]:
     return online_rows(plans[batch.view], batch)
 
 
-def to_online_rows(plans: Sequence[ViewPlan]) -> beam.PTransform:
+def to_online_rows(plans: Sequence[ViewPlan]) -> Transform:
     """RowBatches → the latest `OnlineRow` of each (both jobs' `ToOnlineRows` stage)."""
-    rows = beam.FlatMap(_rows_of, {p.view: p for p in plans})
+    rows: Transform = beam.FlatMap(_rows_of, {p.view: p for p in plans})
     return rows.with_resource_hints(**IO_HINTS)

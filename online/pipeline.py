@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import apache_beam as beam
-from apache_beam.pvalue import PBegin, PCollection
+from apache_beam.pvalue import PBegin
 
 from common import vector_index
 from common.archive import ARCHIVE
+from common.beam_types import PColl, Transform
 from common.counting import CountElements
 from common.inference.settings import ModelSettings, model_fields
 from common.projections import ApplyProjections, used_projections
@@ -109,7 +110,7 @@ def plan_warm_start(
     return WarmStart(since_us=since, snapshots=chosen)
 
 
-class StreamFeatures(beam.PTransform):  # type: ignore[misc]
+class StreamFeatures(Transform):
     """The streaming job, from Pub/Sub to the online `sink` (given by the job's wiring)."""
 
     def __init__(
@@ -119,7 +120,7 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         registry: Registry,
         plans: Sequence[ViewPlan],
         settings: StreamSettings,
-        sink: beam.PTransform,
+        sink: Transform,
         started_us: int,
     ) -> None:
         super().__init__()
@@ -217,7 +218,7 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
             | "DeadLetters" >> PublishPerTopic(config.project, self.topics, "dlq", prefix)
         )
 
-    def _write_archive(self) -> beam.PTransform:
+    def _write_archive(self) -> Transform:
         from common.archive_write import WriteArchive
         from common.bigquery_admin import bigquery_schema
         from common.bigquery_client import cached_client
@@ -230,7 +231,7 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
         factory = functools.partial(cached_client, config.project, config.bigquery_endpoint)
         return WriteArchive(factory, archive_table_ids(config, self.registry), schemas)
 
-    def _read_history(self, begin: PBegin) -> tuple[PCollection, PCollection]:
+    def _read_history(self, begin: PBegin) -> tuple[PColl, PColl]:
         """The archive's valid events since the horizon, and the archived records the
         contract now refuses (dead letters like live ones)."""
         from common.archive_read import ReadArchiveTables
@@ -280,7 +281,7 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
             )
         return warm
 
-    def _group_history(self, records: PCollection) -> PCollection:
+    def _group_history(self, records: PColl) -> PColl:
         """The warm start's events grouped per (view, entity)."""
         fields = used_projections(self.registry, self.plans)
         if fields:
@@ -306,7 +307,7 @@ class StreamFeatures(beam.PTransform):  # type: ignore[misc]
                 {view: sid for view, (sid, _) in self.warm.snapshots.items()},
             )
             keyed = (keyed, snapshots) | "WithSnapshots" >> beam.Flatten()
-        history: PCollection = (
+        history: PColl = (
             keyed
             | "GroupHistory" >> beam.GroupByKey()
             # each key's whole history in memory at once

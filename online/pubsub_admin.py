@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from google.api_core import exceptions
 from google.cloud import pubsub_v1
@@ -27,8 +28,8 @@ def pubsub_changes(
             path = publisher.topic_path(project, prefix + spec.name)
             changes.append(
                 _ensure(
-                    lambda p=path: publisher.get_topic(topic=p),
-                    lambda p=path: publisher.create_topic(name=p),
+                    partial(publisher.get_topic, topic=path),
+                    partial(publisher.create_topic, name=path),
                     "topic",
                     prefix + spec.name,
                     apply,
@@ -38,9 +39,12 @@ def pubsub_changes(
                 sub_path = subscriber.subscription_path(project, prefix + sub)
                 changes.append(
                     _ensure(
-                        lambda s=sub_path: subscriber.get_subscription(subscription=s),
-                        lambda s=sub_path, t=path: subscriber.create_subscription(
-                            name=s, topic=t, ack_deadline_seconds=STREAM_ACK_DEADLINE_S
+                        partial(subscriber.get_subscription, subscription=sub_path),
+                        partial(
+                            subscriber.create_subscription,
+                            name=sub_path,
+                            topic=path,
+                            ack_deadline_seconds=STREAM_ACK_DEADLINE_S,
                         ),
                         "subscription",
                         prefix + sub,

@@ -10,6 +10,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub, WriteToPubSub
 
+from common.beam_types import PColl, partition_fn
 from common.stages import DEAD_LETTER_HINTS, IO_HINTS, Stage
 from feature_store.events import DeadLetter
 from feature_store.resources import dlq_topic, late_topic, stream_subscription
@@ -32,7 +33,7 @@ class ReadEvents(Stage):
         super().__init__()
         self.project, self.topics, self.prefix = project, list(topics), prefix
 
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+    def expand(self, pbegin: beam.pvalue.PBegin) -> PColl:
         parts = []
         for topic in self.topics:
             sub_id = self.prefix + stream_subscription(topic)
@@ -42,7 +43,8 @@ class ReadEvents(Stage):
                 | f"Read {topic}" >> ReadFromPubSub(subscription=sub, with_attributes=True)
                 | f"Tag {topic}" >> beam.Map(_message, topic)
             )
-        return parts | "AllEvents" >> beam.Flatten()
+        events: PColl = parts | "AllEvents" >> beam.Flatten()
+        return events
 
 
 def dead_letter_message(letter: DeadLetter) -> PubsubMessage:
@@ -76,12 +78,11 @@ class PublishPerTopic(Stage):
         super().__init__()
         self.project, self.topics, self.kind, self.prefix = project, list(topics), kind, prefix
 
-    def expand(self, items: beam.PCollection) -> beam.pvalue.PDone:
+    def expand(self, items: PColl) -> beam.pvalue.PDone:
         side = dlq_topic if self.kind == "dlq" else late_topic
         convert = dead_letter_message if self.kind == "dlq" else late_message
-        parts = items | "ByTopic" >> beam.Partition(
-            lambda item, n: self.topics.index(_topic_of(item)), len(self.topics)
-        )
+        by_topic = partition_fn(lambda item, _n: self.topics.index(_topic_of(item)))
+        parts = items | "ByTopic" >> beam.Partition(by_topic, len(self.topics))
         for topic, part in zip(self.topics, parts, strict=True):
             _ = (
                 part

@@ -173,7 +173,8 @@ class RedisOnlineWriter:
             return self._execute(calls())
         except redis_errors.NoScriptError:  # a restarted or flushed server
             for script in self._scripts.values():
-                script.sha = self._client.script_load(script.script)
+                # The server names a script by its SHA-1, so `script.sha` stays right.
+                self._client.script_load(script.script)
             return self._execute(calls())
 
     def _execute(self, calls: Iterable[ScriptCall]) -> int:
@@ -186,7 +187,8 @@ class RedisOnlineWriter:
             for script, keys, args in calls:
                 connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
                 sent += 1
-            return sum(int(connection.read_response()) for _ in range(sent))
+            replies = [int(connection.read_response()) for _ in range(sent)]
+            return sum(replies)
         except BaseException:
             connection.disconnect()
             raise

@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindows
 from google.protobuf.json_format import MessageToDict
 
+from common.beam_types import PColl, Transform
 from feature_store.errors import ConfigError
 from feature_store.events import DeadLetter
 from online.rows import RejectedRow
@@ -55,7 +57,7 @@ def rejected_dead_letter(rejected: RejectedRow, topics: Mapping[str, str]) -> De
     )
 
 
-class RejectedToDeadLetters(beam.PTransform):  # type: ignore[misc]
+class RejectedToDeadLetters(Transform):
     """`RejectedRow`s → `DeadLetter`s under their view's source topic, in the global
     window (where the jobs' other dead letters are)."""
 
@@ -66,9 +68,10 @@ class RejectedToDeadLetters(beam.PTransform):  # type: ignore[misc]
             raise ConfigError(msg)
         self.topics = dict(topics)
 
-    def expand(self, rejected: beam.PCollection) -> beam.PCollection:
-        return (
+    def expand(self, rejected: PColl) -> PColl:
+        letters: PColl = (
             rejected
             | "AsDeadLetters" >> beam.Map(rejected_dead_letter, self.topics)
-            | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
+            | "GlobalWindow" >> beam.WindowInto(GlobalWindows())
         )
+        return letters

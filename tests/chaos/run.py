@@ -46,6 +46,7 @@ from infra import services
 from infra import stack as local_stack
 from simulator.traffic import SimulatedMessage, SimulationConfig, simulate, write_jsonl
 from tests.integration.checks import VIEWS, check_online
+from tests.integration.history import two_days_of_history
 
 log = logging.getLogger("chaos")
 REPO = Path(__file__).resolve().parents[2]
@@ -577,19 +578,8 @@ def _scenario(run: Run) -> None:
     config = run.config
     apply(config)
     now = datetime.now(UTC)
-    history = list(
-        simulate(
-            SimulationConfig(
-                seed=7000,
-                start=now - timedelta(days=2),
-                duration=timedelta(days=2) - timedelta(minutes=10),
-                events=1500,
-                users=USERS,
-                businesses=BUSINESSES,
-                bad_share=0.01,
-                duplicate_share=0.02,
-            )
-        )
+    history = two_days_of_history(
+        now, seed=7000, users=USERS, businesses=BUSINESSES, bad_share=0.01
     )
     folder = config.state_dir / "chaos" / "history"
     write_jsonl(history, folder)

@@ -38,21 +38,7 @@ def stack() -> Iterator[PlatformConfig]:
 def platform(stack: PlatformConfig, tmp_path_factory: pytest.TempPathFactory) -> PlatformConfig:
     """A platform of its own on the shared emulators: its own topics, datasets, Feast
     project (so its own Redis keys and Bigtable tables) and state dir; all applied."""
-    import dataclasses
-    import uuid
-
     from feature_store.reference import REGISTRY
-    from jobs.provision import feast_changes, infrastructure_changes
+    from tests.integration.platforms import own_platform
 
-    uid = uuid.uuid4().hex[:8]
-    config = dataclasses.replace(
-        stack,
-        features_dataset=f"features_{uid}",
-        archive_dataset=f"events_{uid}",
-        feast_project=f"t{uid}",
-        topic_prefix=f"t{uid}-",
-        state_dir=tmp_path_factory.mktemp(f"platform-{uid}"),
-    )
-    infrastructure_changes(config, REGISTRY, apply=True)
-    feast_changes(config, REGISTRY, apply=True)
-    return config
+    return own_platform(stack, tmp_path_factory, REGISTRY)

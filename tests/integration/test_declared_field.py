@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from jobs.runner import make_pipeline
 from jobs.stream import StreamSettings, build_stream
 from simulator.publisher import publish_messages
 from simulator.traffic import MessageKind, SimulatedMessage, write_jsonl
+from tests.integration.platforms import own_platform
 from tests.integration.test_loop import _message
 
 pytestmark = pytest.mark.integration
@@ -111,20 +111,7 @@ def expected(at: datetime) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def platform(stack: PlatformConfig, tmp_path_factory: pytest.TempPathFactory) -> PlatformConfig:
     """A platform of its own, applied with the registry that declares the new field."""
-    from jobs.provision import feast_changes, infrastructure_changes
-
-    uid = uuid.uuid4().hex[:8]
-    config = dataclasses.replace(
-        stack,
-        features_dataset=f"features_{uid}",
-        archive_dataset=f"events_{uid}",
-        feast_project=f"t{uid}",
-        topic_prefix=f"t{uid}-",
-        state_dir=tmp_path_factory.mktemp(f"platform-{uid}"),
-    )
-    infrastructure_changes(config, REGISTRY, apply=True)
-    feast_changes(config, REGISTRY, apply=True)
-    return config
+    return own_platform(stack, tmp_path_factory, REGISTRY)
 
 
 def _wait_for(counter: str, value: int, timeout_s: float = 90.0) -> None:

@@ -31,6 +31,7 @@ from simulator.traffic import (
     write_jsonl,
 )
 from tests.integration.checks import VIEWS, check_online, us
+from tests.integration.history import two_days_of_history
 
 pytestmark = pytest.mark.integration
 LOOP_USER = "u-loop"
@@ -109,19 +110,7 @@ def _check_online(platform: PlatformConfig, messages: list[SimulatedMessage]) ->
 def test_the_loop_is_exact_through_restarts(platform: PlatformConfig, tmp_path: Path) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     users, businesses = 12, 5
-    history = list(
-        simulate(
-            SimulationConfig(
-                seed=21,
-                start=now - timedelta(days=2),
-                duration=timedelta(days=2) - timedelta(minutes=10),
-                events=1500,
-                users=users,
-                businesses=businesses,
-                duplicate_share=0.02,
-            )
-        )
-    )
+    history = two_days_of_history(now, seed=21, users=users, businesses=businesses)
     history += _leaving(now)
     write_jsonl(history, tmp_path / "history")
     run_import(platform, REGISTRY, [str(tmp_path / "history")])

@@ -89,6 +89,17 @@ def test_redis_url_connections_write_the_same_rows(
     assert redis_repo.read(["ivy"])["review_count"] == [9]
 
 
+def test_redis_writes_go_on_after_the_server_forgets_its_scripts(
+    redis_repo: OnlineRepo, endpoints: Endpoints
+) -> None:
+    """A restarted or flushed server has no scripts: the writer loads them again (under
+    the SHA-1 it already holds) and writes the rows."""
+    redis_repo.writer.write([row("kim", 1)])
+    Redis.from_url(f"redis://{endpoints.redis}/0").script_flush()
+    assert redis_repo.writer.write([row("kim", 4, T0 + timedelta(hours=1))]).written == 1
+    assert redis_repo.read(["kim"])["review_count"] == [4]
+
+
 def test_view_dropped_by_feast_can_be_backfilled_with_older_rows(redis_repo: OnlineRepo) -> None:
     """Feast deletes its fields of a dropped view, not our `_vf:` one; that must not block
     a later backfill of the view with older change points."""

@@ -23,6 +23,7 @@ import torch
 
 from common.inference import models
 from common.inference.sentiment import WEIGHTS, SentimentHead, save_head
+from common.inference.settings import PARAPHRASE, SEMANTIC
 from common.inference.training import data
 from common.inference.training.evaluate import scores, vader
 
@@ -34,7 +35,8 @@ C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 def embeddings(name: str, texts: list[str], cache: Path, tag: str) -> np.ndarray:
     path = cache / f"{tag}-{name}.npy"
     if path.exists():
-        return np.load(path)
+        cached: np.ndarray = np.load(path)
+        return cached
     spec = models.specs()[name]
     model = (
         models.SemanticWithSentiment(with_head=False) if name == "semantic" else models.build(name)
@@ -108,8 +110,7 @@ def main() -> None:
     }
     if len(emb) == 2:
         emb["both"] = {
-            tag: np.concatenate([emb[models.SEMANTIC][tag], emb[models.PARAPHRASE][tag]], axis=1)
-            for tag in sets
+            tag: np.concatenate([emb[SEMANTIC][tag], emb[PARAPHRASE][tag]], axis=1) for tag in sets
         }
     results: dict[str, object] = {
         "data": {tag: len(s.texts) for tag, s in sets.items()},
@@ -129,7 +130,7 @@ def main() -> None:
             }
         results[f"head_{name}"] = {"C": c, **evals}
         log.info("head on %s: %s", name, results[f"head_{name}"])
-        if name == models.SEMANTIC and args.write_weights:
+        if name == SEMANTIC and args.write_weights:
             save_head(head, WEIGHTS)
             log.info("wrote %s", WEIGHTS)
     args.out.write_text(json.dumps(results, indent=2))

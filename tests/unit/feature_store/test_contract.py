@@ -14,6 +14,7 @@ from feature_store.definitions import DType, EventField, Source
 from feature_store.errors import FeatureDefinitionError
 from feature_store.events import Contract, DeadLetter, Event, contract_for, serialize_event
 from feature_store.reference import ENVELOPE_FIELDS, REVIEW_EVENTS
+from tests.unit.feature_store.bodies import overridden
 
 RECEIVED = datetime(2024, 3, 1, 12, tzinfo=UTC)
 SHOP = Source(
@@ -62,8 +63,7 @@ def order(**overrides: Any) -> dict[str, Any]:
         "amount": 12.5,
         "items": 2,
     }
-    body.update(overrides)
-    return {k: v for k, v in body.items() if v is not None}
+    return overridden(body, overrides, drop=None)
 
 
 def dead(body: dict[str, Any]) -> DeadLetter:

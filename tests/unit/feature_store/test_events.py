@@ -28,11 +28,10 @@ from feature_store.events import (
     validate,
 )
 from feature_store.reference import COUNTRIES, REVIEW_EVENTS, USER_EVENTS
+from tests.unit.feature_store.bodies import DROP, overridden
 
 REVIEW_FIELDS = tuple(f.name for f in REVIEW_EVENTS.fields)
 USER_FIELDS = tuple(f.name for f in USER_EVENTS.fields)
-
-DROP = object()  # an override that removes the field
 
 
 def review(**overrides: Any) -> dict[str, Any]:
@@ -49,14 +48,12 @@ def review(**overrides: Any) -> dict[str, Any]:
         "ip_hash": "ip-1",
         "device_id": "d-1",
     }
-    body.update(overrides)
-    return {k: v for k, v in body.items() if v is not DROP}
+    return overridden(body, overrides)
 
 
 def flag(**overrides: Any) -> dict[str, Any]:
     base = review(event_type="review_flagged", rating=DROP, text=DROP, reason="spam")
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not DROP}
+    return overridden(base, overrides)
 
 
 def user(**overrides: Any) -> dict[str, Any]:
@@ -68,8 +65,7 @@ def user(**overrides: Any) -> dict[str, Any]:
         "ip_hash": "ip-1",
         "country": "US",
     }
-    body.update(overrides)
-    return {k: v for k, v in body.items() if v is not DROP}
+    return overridden(body, overrides)
 
 
 def raw(body: object) -> bytes:

@@ -3,7 +3,6 @@ brute force."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -17,12 +16,9 @@ from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import RowBatch, compute_rows
 from feature_store.definitions import (
     Condition,
-    DType,
     Entity,
-    EventField,
     Feature,
     FeatureView,
-    Source,
     count,
     count_distinct,
     last,
@@ -36,23 +32,8 @@ from feature_store.definitions import (
 from feature_store.reference import REGISTRY
 from feature_store.registry import Registry
 from tests.unit.feature_store.core.bruteforce import values_at
+from tests.unit.feature_store.core.window_cases import IS_A, SOURCE, W, in_units_of_w, same
 
-W = 10  # window unit in µs keeps examples small and dense
-
-SOURCE = Source(
-    name="things",
-    topic="things",
-    event_types=("a", "b"),
-    fields=(
-        EventField(name="event_id", dtype=DType.STRING),
-        EventField(name="event_type", dtype=DType.STRING),
-        EventField(name="event_time", dtype=DType.TIMESTAMP),
-        EventField(name="key", dtype=DType.STRING),
-        EventField(name="x", dtype=DType.INT64),
-        EventField(name="tag", dtype=DType.STRING),
-    ),
-)
-IS_A = Condition(field="event_type", equals="a")
 VIEW = FeatureView(
     name="things_view",
     entity="thing",
@@ -81,16 +62,7 @@ VIEW = FeatureView(
     ),
 )
 REG = Registry(entities=(Entity(name="thing", join_key="key"),), sources=(SOURCE,), views=(VIEW,))
-_BUILT = ViewPlan.build(REG, "things_view")
-PLAN = ViewPlan(
-    **{
-        **_BUILT.__dict__,
-        "features": tuple(
-            type(f)(**{**f.__dict__, "window": None if f.window is None else f.window // 1_000_000})
-            for f in _BUILT.features
-        ),
-    }
-)
+PLAN = in_units_of_w(ViewPlan.build(REG, "things_view"))
 
 event = st.fixed_dictionaries(
     {
@@ -141,16 +113,6 @@ def assert_same_as_one_at_a_time(
         else:
             assert_same_batch(batches[key], want)
     return batches
-
-
-def same(a: Any, b: Any) -> bool:
-    a_null = a is None or (isinstance(a, float) and math.isnan(a))
-    b_null = b is None or (isinstance(b, float) and math.isnan(b))
-    if a_null or b_null:
-        return a_null and b_null
-    if isinstance(a, str) or isinstance(b, str):
-        return a == b
-    return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=1e-12)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

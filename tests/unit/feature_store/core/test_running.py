@@ -13,7 +13,7 @@ from feature_store.core.plan import ViewPlan
 from feature_store.core.running import RunningWindows, exact, supported
 from feature_store.core.windows import compute_rows
 from feature_store.reference import REGISTRY
-from tests.unit.feature_store.core.test_windows import (
+from tests.unit.feature_store.core.window_cases import (
     PLAN,
     W,
     as_rows,
