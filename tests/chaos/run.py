@@ -474,29 +474,92 @@ def _backfilled_twice(run: Run, end: datetime) -> str:
     )
 
 
-def _bigquery_down(run: Run) -> str:
-    config = run.config
-    before = feature_tables(config)
-    # Same range as before but a later end: a finished run would change the tables.
-    args = ["backfill", "--views", ",".join(VIEWS), "--models", "none"]
-    done: dict[str, Any] = {}
+def staging_tables(config: PlatformConfig) -> list[str]:
+    """The backfill's staging tables in the features dataset: they exist from its first
+    write to BigQuery until its commit."""
+    from common.bigquery_client import make_client
 
-    def backfill_process() -> None:
-        done["result"] = cli(args, timeout_s=400)
+    client = make_client(config.project, config.endpoints.bigquery)
+    dataset = f"{config.project}.{config.features_dataset}"
+    return [t.table_id for t in client.list_tables(dataset) if "__staging_" in t.table_id]
 
-    worker = threading.Thread(target=backfill_process)
-    worker.start()
-    time.sleep(12)
+
+def _backfill_through_outage(
+    config: PlatformConfig, args: Sequence[str]
+) -> tuple[int, str, float, str]:
+    """Runs `feature-store ARGS`, stops BigQuery for 10 s once it wrote its first staging
+    table; (exit code, stderr, seconds, that staging table)."""
+    begun = time.monotonic()
+    backfill_process = subprocess.Popen(
+        [sys.executable, "-m", "jobs", *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    stderr = backfill_process.stderr
+    assert stderr is not None
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.append(stderr.read()))
+    reader.start()
+    seen: list[str] = []
+    while not seen and backfill_process.poll() is None and time.monotonic() - begun < 300:
+        seen = staging_tables(config)
+        time.sleep(0.05)
+    if not seen:
+        backfill_process.kill()
+        msg = "the backfill never wrote a staging table: the fault found no write to land in"
+        raise Failed(msg)
+    os.killpg(backfill_process.pid, signal.SIGSTOP)
     stop_service(config, "bigquery")
+    os.killpg(backfill_process.pid, signal.SIGCONT)
+    log.info("BigQuery stopped while the backfill wrote %s", seen[0])
     time.sleep(10)
     start_service(config, "bigquery")
-    worker.join()
-    code, err, took = done["result"]
+    try:
+        code = backfill_process.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        backfill_process.kill()
+        msg = "the backfill did not end within 600 s of BigQuery's restart"
+        raise Failed(msg) from None
+    reader.join()
+    return code, errors[0] if errors else "", time.monotonic() - begun, seen[0]
+
+
+def _bigquery_down(run: Run) -> str:
+    """BigQuery stopped while the backfill writes: after its first staging table, before
+    its commit. The backfill is paused (SIGSTOP) for the moment the emulator is stopped,
+    so that the fault lands there and not after the commit, then goes on with BigQuery
+    down for 10 s. It may fail (one clear line, every table as before) or ride the outage
+    out on its client's retries (then its tables must equal a clean rerun's): either way,
+    no half-written range."""
+    config = run.config
+    before = feature_tables(config)
+    # A later end than before, so that a finished run changes the tables; fixed, so that
+    # a rerun computes the same range.
+    end = datetime.now(UTC).isoformat()
+    args = ["backfill", "--views", ",".join(VIEWS), "--models", "none", "--end", end]
+    code, err, took, staging = _backfill_through_outage(config, args)
     lines = [line for line in err.strip().splitlines() if line.strip()]
-    if code == 0:
-        msg = "the backfill succeeded although BigQuery was down during it"
-        raise Failed(msg)
     after = feature_tables(config)
+    if code == 0:
+        rerun_code, rerun_err, _ = cli(args, timeout_s=600)
+        if rerun_code:
+            msg = f"the backfill after BigQuery came back exited {rerun_code}: {rerun_err[-300:]}"
+            raise Failed(msg)
+        if after != feature_tables(config):
+            msg = "the backfill that rode the outage out wrote other tables than a clean rerun"
+            raise Failed(msg)
+        if staging_tables(config):
+            msg = f"staging tables left behind: {staging_tables(config)}"
+            raise Failed(msg)
+        return (
+            f"stopped after the backfill's first staging table ({staging}), before its "
+            f"commit; the backfill rode the outage out on its client's retries (exit 0 after "
+            f"{took:.0f} s); its tables equal a clean rerun's (contents compared), no staging "
+            "table left"
+        )
     if after != before:
         msg = "the change-point tables changed: a half-written range"
         raise Failed(msg)
@@ -504,12 +567,13 @@ def _bigquery_down(run: Run) -> str:
     if not clean:
         msg = f"the backfill failed with {len(lines)} lines of error output: {lines[-1:]}"
         raise Failed(msg)
-    code, err, _ = cli(args, timeout_s=600)
-    if code:
-        msg = f"the backfill after BigQuery came back exited {code}: {err[-300:]}"
+    rerun_code, rerun_err, _ = cli(args, timeout_s=600)
+    if rerun_code:
+        msg = f"the backfill after BigQuery came back exited {rerun_code}: {rerun_err[-300:]}"
         raise Failed(msg)
     changed = feature_tables(config) != before
     return (
+        f"stopped after the backfill's first staging table ({staging}), before its commit; "
         f"backfill exited {code} after {took:.0f} s with one line: {lines[-1][:160]!r}; "
         "every table as before (contents compared); rerun after the restart succeeded"
         f"{' and changed the tables' if changed else ''}"
