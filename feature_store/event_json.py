@@ -5,6 +5,7 @@ error messages (`feature_store.events` documents the rules)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Final
 
@@ -54,6 +55,26 @@ _DECODER: Final = json.JSONDecoder(
 )
 
 
+MAX_JSON_DEPTH: Final = 64
+"""Deepest nesting of arrays and objects a message may have (an event is a flat object).
+Checked before parsing: the JSON scanner's own limit is the interpreter's recursion
+limit less the caller's stack, so without this bound the same deep message would be
+`not_object` in one call and `not_json` in a deeper one."""
+_STRINGS: Final = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS: Final = re.compile(r"[\[\]{}]")
+
+
+def _nested_deeper_than(text: str, limit: int) -> bool:
+    if text.count("[") + text.count("{") <= limit:  # the common case: no scan
+        return False
+    depth = 0
+    for bracket in _BRACKETS.findall(_STRINGS.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
 def _load(raw: bytes) -> dict[str, object]:
     try:
         text = raw.decode("utf-8")
@@ -61,6 +82,9 @@ def _load(raw: bytes) -> dict[str, object]:
         bad = raw[exc.start : exc.start + 4]
         msg = f"byte {raw[exc.start]:#04x} at offset {exc.start} is not UTF-8 ({bad!r}...)"
         raise InvalidEventError(Reason.NOT_UTF8, msg) from None
+    if _nested_deeper_than(text, MAX_JSON_DEPTH):
+        msg = f"body {_show(text)} nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+        raise InvalidEventError(Reason.NOT_JSON, msg)
     try:
         obj = _DECODER.decode(text) if not text.startswith("\ufeff") else json.loads(text)
     except InvalidEventError:

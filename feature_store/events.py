@@ -38,7 +38,7 @@ from typing import Final
 
 from feature_store.definitions import ENVELOPE, EventField, Source
 from feature_store.errors import InvalidEventError
-from feature_store.event_json import _load, _show, _wrong_type
+from feature_store.event_json import MAX_JSON_DEPTH, _load, _show, _wrong_type
 from feature_store.event_reasons import Reason
 from feature_store.event_rules import _TIME, _Rule
 from feature_store.timestamps import (
@@ -56,6 +56,7 @@ __all__ = [
     "DEFAULT_CLOCK_SKEW",
     "EARLIEST_EVENT_TIME",
     "EPOCH",
+    "MAX_JSON_DEPTH",
     "REVIEW_TOPIC",
     "TOPICS",
     "USER_TOPIC",

@@ -30,6 +30,7 @@ from feature_store.schemas import (
     snapshots_table,
 )
 from jobs.runner import make_pipeline
+from jobs.watch import JobFailedError
 from offline.pipeline import BackfillFeatures, OfflineOutput, OnlineOutput
 from offline.snapshot import SnapshotOutput
 
@@ -155,8 +156,12 @@ def run_backfill(
         to_micros(received or started),
         models,
     )
-    result = pipeline.run()
-    result.wait_until_finish()
+    try:
+        result = pipeline.run()
+        result.wait_until_finish()
+    except Exception as err:  # one line for the user; the cause stays chained
+        msg = f"the backfill failed: {type(err).__name__}: {' '.join(str(err).split())}"
+        raise JobFailedError(msg) from err
     if profile:  # per-stage profile for `feature-store cost-plan`
         from common.profile import write_profile
 

@@ -94,6 +94,7 @@ def backfill(
     Extra arguments after `--` go to Beam (e.g. `-- --runner DataflowRunner ...`).
     """
     from jobs.backfill import run_backfill
+    from jobs.watch import JobFailedError
 
     settings = model_settings(models, model_sample)
     since, until, received = (
@@ -121,7 +122,7 @@ def backfill(
             ),
             total=count_lines(events) if events else None,
         )
-    except ConfigError as exc:
+    except (ConfigError, JobFailedError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         print_json(summary.as_dict())

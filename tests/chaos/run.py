@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -353,6 +353,7 @@ class Run:
     outcomes: list[Outcome]
     replays: list[Outcome]
     notes: list[str]
+    burst: list[tuple[str, int, int]] = field(default_factory=list)  # kind, sent, lost
 
     def record(self, fault: str, body: Callable[[], str], *, replay: bool = False) -> None:
         log.info("--- %s", fault)
@@ -474,29 +475,92 @@ def _backfilled_twice(run: Run, end: datetime) -> str:
     )
 
 
-def _bigquery_down(run: Run) -> str:
-    config = run.config
-    before = feature_tables(config)
-    # Same range as before but a later end: a finished run would change the tables.
-    args = ["backfill", "--views", ",".join(VIEWS), "--models", "none"]
-    done: dict[str, Any] = {}
+def staging_tables(config: PlatformConfig) -> list[str]:
+    """The backfill's staging tables in the features dataset: they exist from its first
+    write to BigQuery until its commit."""
+    from common.bigquery_client import make_client
 
-    def backfill_process() -> None:
-        done["result"] = cli(args, timeout_s=400)
+    client = make_client(config.project, config.endpoints.bigquery)
+    dataset = f"{config.project}.{config.features_dataset}"
+    return [t.table_id for t in client.list_tables(dataset) if "__staging_" in t.table_id]
 
-    worker = threading.Thread(target=backfill_process)
-    worker.start()
-    time.sleep(12)
+
+def _backfill_through_outage(
+    config: PlatformConfig, args: Sequence[str]
+) -> tuple[int, str, float, str]:
+    """Runs `feature-store ARGS`, stops BigQuery for 10 s once it wrote its first staging
+    table; (exit code, stderr, seconds, that staging table)."""
+    begun = time.monotonic()
+    backfill_process = subprocess.Popen(
+        [sys.executable, "-m", "jobs", *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    stderr = backfill_process.stderr
+    assert stderr is not None
+    errors: list[str] = []
+    reader = threading.Thread(target=lambda: errors.append(stderr.read()))
+    reader.start()
+    seen: list[str] = []
+    while not seen and backfill_process.poll() is None and time.monotonic() - begun < 300:
+        seen = staging_tables(config)
+        time.sleep(0.05)
+    if not seen:
+        backfill_process.kill()
+        msg = "the backfill never wrote a staging table: the fault found no write to land in"
+        raise Failed(msg)
+    os.killpg(backfill_process.pid, signal.SIGSTOP)
     stop_service(config, "bigquery")
+    os.killpg(backfill_process.pid, signal.SIGCONT)
+    log.info("BigQuery stopped while the backfill wrote %s", seen[0])
     time.sleep(10)
     start_service(config, "bigquery")
-    worker.join()
-    code, err, took = done["result"]
+    try:
+        code = backfill_process.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        backfill_process.kill()
+        msg = "the backfill did not end within 600 s of BigQuery's restart"
+        raise Failed(msg) from None
+    reader.join()
+    return code, errors[0] if errors else "", time.monotonic() - begun, seen[0]
+
+
+def _bigquery_down(run: Run) -> str:
+    """BigQuery stopped while the backfill writes: after its first staging table, before
+    its commit. The backfill is paused (SIGSTOP) for the moment the emulator is stopped,
+    so that the fault lands there and not after the commit, then goes on with BigQuery
+    down for 10 s. It may fail (one clear line, every table as before) or ride the outage
+    out on its client's retries (then its tables must equal a clean rerun's): either way,
+    no half-written range."""
+    config = run.config
+    before = feature_tables(config)
+    # A later end than before, so that a finished run changes the tables; fixed, so that
+    # a rerun computes the same range.
+    end = datetime.now(UTC).isoformat()
+    args = ["backfill", "--views", ",".join(VIEWS), "--models", "none", "--end", end]
+    code, err, took, staging = _backfill_through_outage(config, args)
     lines = [line for line in err.strip().splitlines() if line.strip()]
-    if code == 0:
-        msg = "the backfill succeeded although BigQuery was down during it"
-        raise Failed(msg)
     after = feature_tables(config)
+    if code == 0:
+        rerun_code, rerun_err, _ = cli(args, timeout_s=600)
+        if rerun_code:
+            msg = f"the backfill after BigQuery came back exited {rerun_code}: {rerun_err[-300:]}"
+            raise Failed(msg)
+        if after != feature_tables(config):
+            msg = "the backfill that rode the outage out wrote other tables than a clean rerun"
+            raise Failed(msg)
+        if staging_tables(config):
+            msg = f"staging tables left behind: {staging_tables(config)}"
+            raise Failed(msg)
+        return (
+            f"stopped after the backfill's first staging table ({staging}), before its "
+            f"commit; the backfill rode the outage out on its client's retries (exit 0 after "
+            f"{took:.0f} s); its tables equal a clean rerun's (contents compared), no staging "
+            "table left"
+        )
     if after != before:
         msg = "the change-point tables changed: a half-written range"
         raise Failed(msg)
@@ -504,15 +568,155 @@ def _bigquery_down(run: Run) -> str:
     if not clean:
         msg = f"the backfill failed with {len(lines)} lines of error output: {lines[-1:]}"
         raise Failed(msg)
-    code, err, _ = cli(args, timeout_s=600)
-    if code:
-        msg = f"the backfill after BigQuery came back exited {code}: {err[-300:]}"
+    rerun_code, rerun_err, _ = cli(args, timeout_s=600)
+    if rerun_code:
+        msg = f"the backfill after BigQuery came back exited {rerun_code}: {rerun_err[-300:]}"
         raise Failed(msg)
     changed = feature_tables(config) != before
     return (
+        f"stopped after the backfill's first staging table ({staging}), before its commit; "
         f"backfill exited {code} after {took:.0f} s with one line: {lines[-1][:160]!r}; "
         "every table as before (contents compared); rerun after the restart succeeded"
         f"{' and changed the tables' if changed else ''}"
+    )
+
+
+def _no_defaults(body: Callable[..., None]) -> Callable[[str, bytes], None]:
+    """`body` (which binds its tally as a default) as the two-argument function
+    Hypothesis' @given accepts (it refuses one with defaults)."""
+
+    def test(topic: str, raw: bytes) -> None:
+        body(topic, raw)
+
+    return test
+
+
+FUZZ_PER_KIND = 40
+"""The burst's bound: at most this many invalid messages of each kind (Hypothesis stops
+earlier for a kind with fewer distinct values)."""
+
+
+def fuzz_messages() -> list[tuple[str, str, bytes, str]]:
+    """(kind, topic, raw, reason): invalid messages drawn, reproducibly, from the kinds
+    tests/unit/common/test_validate_fuzz.py fuzzes `ValidateEvents` with (the valid kind
+    and drawn messages that happen to be valid left out: they would change features),
+    each with the reason the job's validation gives it. An empty message is left out too:
+    Pub/Sub refuses a message with neither data nor attributes."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from common.transforms import DEAD_LETTER
+    from tests.unit.common import test_validate_fuzz as fuzz
+
+    out: list[tuple[str, str, bytes, str]] = []
+    for kind, strategy in fuzz.KINDS.items():
+        if kind == "valid event":
+            continue
+        drawn: dict[tuple[str, bytes], str] = {}
+
+        def keep(topic: str, raw: bytes, drawn: dict[tuple[str, bytes], str] = drawn) -> None:
+            (result,) = fuzz._outputs(topic, raw)
+            if raw and getattr(result, "tag", None) == DEAD_LETTER:
+                drawn[(topic, raw)] = str(result.value.reason)
+
+        settings(
+            max_examples=FUZZ_PER_KIND,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )(given(topic=st.sampled_from(fuzz.TOPICS), raw=strategy)(_no_defaults(keep)))()
+        out += [(kind, topic, raw, reason) for (topic, raw), reason in drawn.items()]
+    return out
+
+
+def pull_dead_letters(
+    config: PlatformConfig, wanted: Sequence[tuple[str, bytes]], timeout_s: float
+) -> list[tuple[str, bytes, dict[str, str]]]:
+    """(topic, raw, attributes) of the dead letters on every `<topic>-dlq`, pulled (and
+    acknowledged) through its inspection subscription until each (topic, raw) in `wanted`
+    came or `timeout_s` passed."""
+    from google.cloud import pubsub_v1
+
+    from feature_store.resources import dlq_topic, inspect_subscription
+
+    subscriber = pubsub_v1.SubscriberClient()
+    paths = {
+        s.topic: subscriber.subscription_path(
+            config.project, config.topic_id(inspect_subscription(dlq_topic(s.topic)))
+        )
+        for s in REGISTRY.sources
+    }
+    got: list[tuple[str, bytes, dict[str, str]]] = []
+    missing = set(wanted)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while missing and time.monotonic() < deadline:
+            for topic, path in paths.items():
+                response = subscriber.pull(subscription=path, max_messages=500, timeout=5)
+                received = response.received_messages
+                if not received:
+                    continue
+                subscriber.acknowledge(subscription=path, ack_ids=[r.ack_id for r in received])
+                for r in received:
+                    got.append((topic, r.message.data, dict(r.message.attributes)))
+                    missing.discard((topic, r.message.data))
+    finally:
+        subscriber.close()
+    return got
+
+
+def _fuzz_burst(run: Run, stream: Stream) -> str:
+    """Invalid messages of every fuzzed kind published at once into the running stream:
+    it must live, send each to its topic's dlq with the raw bytes and the reason, archive
+    none of them and change no feature value."""
+    from collections import Counter
+
+    from google.cloud import pubsub_v1
+
+    config = run.config
+    burst = fuzz_messages()
+    archived_before = archived_ids(config)
+    publisher = pubsub_v1.PublisherClient()
+    futures = [
+        publisher.publish(publisher.topic_path(config.project, config.topic_id(topic)), raw)
+        for _, topic, raw, _ in burst
+    ]
+    for future in futures:
+        future.result(timeout=60)
+    log.info("fuzz burst: %d invalid messages published", len(burst))
+    letters = pull_dead_letters(config, [(t, r) for _, t, r, _ in burst], timeout_s=180)
+    stream.check_alive("after the fuzz burst")
+    arrived = Counter(
+        (topic, raw, attrs.get("dlq_reason", ""), attrs.get("source_topic", ""))
+        for topic, raw, attrs in letters
+        if attrs.get("dlq_detail")
+    )
+    sent: Counter[str] = Counter()
+    lost: Counter[str] = Counter()
+    for kind, topic, raw, reason in burst:
+        sent[kind] += 1
+        key = (topic, raw, reason, topic)
+        if arrived[key]:
+            arrived[key] -= 1
+        else:
+            lost[kind] += 1
+    run.burst[:] = [(kind, sent[kind], lost[kind]) for kind in sent]
+    if sum(lost.values()):
+        msg = (
+            f"{sum(lost.values())} of {len(burst)} invalid messages did not reach the dlq "
+            f"with their raw bytes and reason: {dict(lost)}"
+        )
+        raise Failed(msg)
+    new_ids = archived_ids(config) - archived_before
+    if new_ids:
+        msg = f"the burst archived events: {sorted(new_ids)[:5]}"
+        raise Failed(msg)
+    settle(config, valid(run.published), config.online_stores, stream)
+    return (
+        f"{len(burst)} invalid messages of {len(sent)} kinds published at once: stream alive; "
+        "each one on its topic's dlq with its raw bytes, the reason validation gives it and "
+        "a detail; no event archived; every online value still exact in both stores"
     )
 
 
@@ -530,8 +734,6 @@ def bad_input() -> list[tuple[str, int, int]]:
     for kind, strategy in fuzz.KINDS.items():
         tally = {"tried": 0, "lost": 0}
 
-        @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-        @given(topic=st.sampled_from(fuzz.TOPICS), raw=strategy)
         def count(topic: str, raw: bytes, tally: dict[str, int] = tally) -> None:
             tally["tried"] += 1
             try:
@@ -539,13 +741,28 @@ def bad_input() -> list[tuple[str, int, int]]:
             except AssertionError:
                 tally["lost"] += 1
 
-        count()
+        settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))(
+            given(topic=st.sampled_from(fuzz.TOPICS), raw=strategy)(_no_defaults(count))
+        )()
         out.append((kind, tally["tried"], tally["lost"]))
     return out
 
 
+def interruptible_children() -> None:
+    """Let the stream processes this run starts be stopped with Ctrl-C (SIGINT).
+
+    A shell without job control starts a background command (`make chaos &`, nohup, CI
+    steps) with SIGINT ignored, and an ignored signal stays ignored in every process it
+    starts: the stream would then never see the Ctrl-C `Stream.stop` sends. A handler
+    (unlike SIG_IGN) is reset to the default at exec, so each child gets Python's own
+    KeyboardInterrupt again."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    interruptible_children()
     for noisy in ("apache_beam", "feast", "google", "urllib3", "infra", "simulator"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     state = Path(os.environ.get("FEATURE_STORE_HOME", str(REPO / ".local")))
@@ -600,6 +817,10 @@ def _scenario(run: Run) -> None:
             lambda: _published_twice(run, holder[0]),
             replay=True,
         )
+        run.record(
+            "bounded fuzz burst through the running stream",
+            lambda: _fuzz_burst(run, holder[0]),
+        )
         try:
             summary = holder[0].stop()
         except Failed as err:  # a finding, reported; the run goes on with the batch faults
@@ -648,6 +869,20 @@ def write_report(run: Run, elapsed_s: float) -> None:
         "|---|---|---|",
     ]
     lines += [f"| {kind} | {tried} | {lost} |" for kind, tried, lost in _BAD]
+    lines += [
+        "",
+        "## Bad input through the running stream: kinds sent / lost",
+        "",
+        "One bounded burst (row `bounded fuzz burst` above): invalid messages drawn "
+        f"reproducibly from the same strategies (at most {FUZZ_PER_KIND} a kind), published "
+        "at once to the running `feature-store stream` on the emulators; lost = a message "
+        "not found on its topic's `-dlq` with its raw bytes, the reason validation gives "
+        "it and a detail (pulled through the `-dlq-inspect` subscriptions).",
+        "",
+        "| kind | sent | lost |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {kind} | {sent} | {lost} |" for kind, sent, lost in run.burst]
     lines += ["", "## Notes", ""]
     lines += [f"- {n}" for n in run.notes]
     (REPO / "RELIABILITY.md").write_text("\n".join(lines) + "\n")

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from feature_store.errors import InvalidEventError
 from feature_store.events import (
+    MAX_JSON_DEPTH,
     REVIEW_TOPIC,
     TOPICS,
     USER_TOPIC,
@@ -507,6 +508,32 @@ def test_escaped_lone_surrogate_is_rejected_as_not_utf8() -> None:
 )
 def test_body_that_is_not_json_is_rejected(data: bytes) -> None:
     assert rejection(REVIEW_TOPIC, data).reason == "not_json"
+
+
+def _reason_at_stack_depth(frames: int, data: bytes) -> str:
+    if frames:
+        return _reason_at_stack_depth(frames - 1, data)
+    return str(rejection(REVIEW_TOPIC, data).reason)
+
+
+@pytest.mark.parametrize("levels", [MAX_JSON_DEPTH + 1, 900, 980, 5000])
+def test_deep_json_gets_one_reason_whatever_the_callers_stack(levels: int) -> None:
+    """Found by the fault run's fuzz burst: Python's JSON scanner gives up at the
+    recursion limit less the caller's stack, so `[` * 980 was `not_object` called from
+    a shallow stack and `not_json` from a deep one."""
+    data = b"[" * levels + b"]" * levels
+    inner = b"[" * (levels - 1) + b"]" * (levels - 1)
+    nested = raw(review())[:-1] + b', "extra": ' + inner + b"}"
+    for message in (data, nested):
+        reasons = {_reason_at_stack_depth(frames, message) for frames in (0, 150, 400)}
+        assert reasons == {"not_json"}
+    assert "deeper than" in rejection(REVIEW_TOPIC, nested).detail
+
+
+def test_json_as_deep_as_the_limit_is_parsed() -> None:
+    levels = MAX_JSON_DEPTH - 1  # the event object itself is the first level
+    extra = json.loads("[" * levels + '"[{ in a string"' + "]" * levels)
+    assert isinstance(validate(REVIEW_TOPIC, raw({**review(), "extra": extra})), Event)
 
 
 @pytest.mark.parametrize("body", [[review()], "review", 42, None, True])
