@@ -28,8 +28,10 @@ from apache_beam import pvalue
 from apache_beam.coders import PickleCoder
 from apache_beam.ml.inference.base import KeyedModelHandler, KeyModelMapping, RunInference
 from apache_beam.transforms.userstate import BagStateSpec
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
 
-from common.beam_types import PColl, Transform, partition_fn
+from common.beam_types import PColl, TimestampParam, Transform, partition_fn
 from common.inference import models as catalog
 from common.inference.handlers import PackagedModelHandler
 from common.inference.settings import OUTPUTS, PARAPHRASE, SEMANTIC
@@ -236,7 +238,10 @@ def _failures(failed: tuple[Any, Any]) -> Iterable[tuple[str, tuple[str, Mapping
 
 
 class JoinParts(beam.DoFn):
-    """Gathers a record and one part per model; emits the record with its model fields."""
+    """Gathers a record and one part per model; emits the record with its model fields,
+    at the record's own timestamp. The model parts come out of `BatchElements`, which
+    stamps a batch at the end of the global window: a record stamped so would reach the
+    stateful steps after it at the end of time (on the local runner it never did)."""
 
     PARTS = BagStateSpec("parts", PickleCoder())
 
@@ -244,24 +249,32 @@ class JoinParts(beam.DoFn):
         self.names = names
 
     def process(
-        self, element: tuple[str, tuple[str, Any]], parts: Any = beam.DoFn.StateParam(PARTS)
+        self,
+        element: tuple[str, tuple[str, Any]],
+        timestamp: Any = TimestampParam,
+        parts: Any = beam.DoFn.StateParam(PARTS),
     ) -> Iterator[Any]:
-        parts.add(element[1])
+        name, value = element[1]
+        if name == RECORD:
+            value = (value, int(timestamp.micros))
+        parts.add((name, value))
         seen = dict(parts.read())
         if RECORD not in seen or not all(name in seen for name in self.names):
             return
         parts.clear()
-        record = seen.pop(RECORD)
+        record, micros = seen.pop(RECORD)
+        at = Timestamp(micros=micros)
         failed = [v["failed"] for v in seen.values() if "failed" in v]
         if failed:
             detail = "; ".join(failed)
-            yield pvalue.TaggedOutput(DEAD_LETTER, dead_letter(record, "inference_failed", detail))
+            letter = dead_letter(record, "inference_failed", detail)
+            yield pvalue.TaggedOutput(DEAD_LETTER, TimestampedValue(letter, at))
             return
         for name in self.names:
             for output, column in OUTPUTS[name].items():
                 value = seen[name][output]
                 record[column] = value if isinstance(value, float) else value.tolist()
-        yield record
+        yield TimestampedValue(record, at)
 
 
 class ComputeModelFeatures(Transform):

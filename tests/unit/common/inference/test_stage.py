@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import TimestampedValue
 
 from common.inference import models, paraphrase
 from common.inference.enrich import ModelFeatures
@@ -94,6 +95,30 @@ def test_stage_outputs_match_direct_model_calls(expected) -> None:
         )
         want = [(r.get("event_id"), reason, True) for r, reason in BAD]
         assert_that(reasons, equal_to(want), label="DeadLetters")
+
+
+def test_records_keep_their_timestamps_through_the_stage() -> None:
+    """`BatchElements` stamps the model batches at the end of the global window; the
+    records leave the stage at their own timestamps, refused ones included."""
+    stamped = [
+        TimestampedValue({"event_id": k, "text": t}, 1_700_000_000 + i)
+        for i, (k, t) in enumerate(GOOD.items())
+    ] + [TimestampedValue({"event_id": "empty", "text": " "}, 1_700_000_100)]
+
+    def stamps(pcoll: beam.PCollection, label: str) -> beam.PCollection:
+        return pcoll | f"Stamps{label}" >> beam.ParDo(_WithTimestamp())
+
+    with BeamTestPipeline() as p:
+        out = p | beam.Create(stamped) | ComputeModelFeatures(_settings())
+        want = [(k, 1_700_000_000 + i) for i, k in enumerate(GOOD)]
+        assert_that(stamps(out[FEATURES], "F"), equal_to(want), label="Features")
+        refused = out[DEAD_LETTER] | "Records" >> beam.Map(lambda d: d["record"])
+        assert_that(stamps(refused, "R"), equal_to([("empty", 1_700_000_100)]), label="Refused")
+
+
+class _WithTimestamp(beam.DoFn):
+    def process(self, record: dict, timestamp=beam.DoFn.TimestampParam):  # type: ignore[no-untyped-def]
+        yield record["event_id"], int(timestamp.micros // 1_000_000)
 
 
 def test_settings_refuse_unknown_models_and_limits() -> None:
