@@ -107,9 +107,15 @@ class _Step:
         self.base = _Value(spec.BASE.coder, self.meter)
         self.timer = _Timer(self.meter, len(VIEW) + len(KEY[1]))
         self.last: RowBatch | None = None
+        self.cells = {
+            "state": self.state,
+            "events": self.events,
+            "head": self.head,
+            "base": self.base,
+        }
 
     def _cells(self) -> dict[str, Any]:
-        return {"state": self.state, "events": self.events, "head": self.head, "base": self.base}
+        return self.cells
 
     def _keep(self, out: Any) -> None:
         for batch in out:
@@ -118,6 +124,7 @@ class _Step:
 
     def process(self, records: list[dict[str, Any]]) -> None:
         self._keep(self.dofn.process((KEY, records), change=self.timer, **self._cells()))
+        self.dofn.finish_bundle()  # a bundle per arriving event: its counters, its gauge
 
     def fire_until(self, t: int) -> None:
         while self.timer.at is not None and self.timer.at <= t:

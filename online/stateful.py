@@ -289,6 +289,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         self.rebuilds = JobCounter("stream", "state_rebuilds")
         self._runnings: dict[str, RunningWindows | None] = {}
         self.watermark = JobEventTime("stream", WATERMARK_REACHED)
+        self._reached = NEVER  # the latest time reached in this bundle, reported at its end
 
     def _aggregator(self, view: str) -> WindowAggregator:
         # vector kinds pending: the kernel stage (`common.vectors`) evaluates them
@@ -317,13 +318,14 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         hold before the live events, whenever it arrives. The key then jumps to the
         job's start time, emitting the value of now (windows that ended while no stream
         ran included)."""
-        (view, key), records = item
+        cache_key, records = item
+        view, key = cache_key
         running = self._running(view)
         stored = _Stored(events, head, base)
         loaded = None
         if running is not None:
-            loaded = stored.head.read()
-            current: Any = self._load(running, (view, key), stored, loaded)
+            loaded = head.read()
+            current: Any = self._load(running, cache_key, stored, loaded)
             emitted_until = current.emitted_until
         else:
             aggregator = self._aggregator(view)
@@ -343,18 +345,18 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             accepted.append(record)
         if not accepted:
             if running is not None:
-                self._commit(running, (view, key), current, stored, change, [], loaded)
+                self._commit(running, cache_key, current, stored, change, (), loaded)
             return
         self.tally.add(self.events, len(accepted))
-        until = max(
-            [emitted_until]
-            + [int(r["event_time"]) for r in accepted]
-            + ([self.started_us] if history else [])
-        )
+        until = max(emitted_until, self.started_us) if history else emitted_until
+        for record in accepted:
+            if record["event_time"] > until:
+                until = int(record["event_time"])
         if running is not None:
             fresh = running.add(current, accepted)
-            rows = running.advance_to(current, key, until, settle=history)
-            self._commit(running, (view, key), current, stored, change, fresh, loaded)
+            found = running.advance_rows(current, until, settle=history)
+            self._commit(running, cache_key, current, stored, change, fresh, loaded)
+            rows = running.batch(key, found) if found else None
         else:
             aggregator.add(current, accepted)
             rows = aggregator.advance_to(current, key, until, settle=history)
@@ -363,13 +365,17 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         if history:
             # the key jumped to the job's start: its rows are complete up to then (a restart
             # after the last change point of every key fires no timer to prove it)
-            self.watermark.reached(self.started_us)
-        if len(rows):
+            self._reached = max(self._reached, self.started_us)
+        if rows is not None and len(rows):
             self.tally.add(self.rows, len(rows))
             yield rows
 
     def finish_bundle(self) -> None:
         self.tally.flush()
+        if self._reached != NEVER:
+            # one gauge update per bundle: its rows leave with it
+            self.watermark.reached(self._reached)
+            self._reached = NEVER
 
     def _load(
         self,
@@ -396,7 +402,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         current: RunningState,
         stored: _Stored,
         change: Any,
-        fresh: list[Event],
+        fresh: Sequence[Event],
         head: tuple[Any, ...] | None,
         fired: bool = False,
     ) -> None:
@@ -404,11 +410,16 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         the last rewrite kept (each event is rewritten about once: constant cost). The
         timer is set at the next change point rounded up to `coalesce_us`, and only when
         that moves it: every change point due by then is handled in one firing."""
-        count, compact_at = (head[3], head[4]) if head is not None else (0, MIN_COMPACTION)
-        timer_at = None if fired or head is None or len(head) < 6 else head[5]
-        for event in fresh:
-            stored.events.add(event)
-        count += len(fresh)
+        if head is None:
+            count, compact_at, timer_at = 0, MIN_COMPACTION, None
+        else:
+            count, compact_at = head[3], head[4]
+            timer_at = None if fired or len(head) < 6 else head[5]
+        if fresh:
+            add = stored.events.add
+            for event in fresh:
+                add(event)
+            count += len(fresh)
         if count >= compact_at and running.prunable:
             running.drop(current)
             stored.events.clear()
@@ -417,12 +428,12 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             stored.base.write(running.dump_base(current))
             count = len(current.dropping)
             compact_at = max(MIN_COMPACTION, 2 * count)
-        nxt = running.next_change(current)
-        if nxt is not None:
+        queue = current.queue
+        if queue:  # the next change point, rounded up
             step = self.coalesce_us
-            at = -(-nxt // step) * step
+            at = -(-queue[0][0] // step) * step
             if at != timer_at:
-                change.set(_timestamp(at))
+                change.set(Timestamp(micros=at))
                 timer_at = at
         token = random.getrandbits(62)
         stored.head.write(
@@ -431,9 +442,11 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         _RUNNING_CACHE.put(key, token, current)
 
     def _measure(self, records: list[dict[str, Any]]) -> None:
-        now_us = time_ns() // 1000
+        now_us = None
         for record in records:
             if record.get("publish_us") and not record.get("history"):
+                if now_us is None:
+                    now_us = time_ns() // 1000
                 self.compute_lag.update(int((now_us - record["publish_us"]) / 1000))
 
     @on_timer(CHANGE)
@@ -448,23 +461,27 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         change: Any = beam.DoFn.TimerParam(CHANGE),
     ) -> Iterator[RowBatch]:
         view, entity = key
-        self.watermark.reached(int(fired.micros))
+        at = int(fired.micros)
+        self._reached = max(self._reached, at)
         running = self._running(view)
         if running is not None:
-            stored = _Stored(events, head, base)
-            loaded = stored.head.read()
+            loaded = head.read()
             if loaded is None:
                 return
-            current = self._load(running, (view, entity), stored, loaded)
-            rows = running.advance_to(current, entity, int(fired.micros))
-            self._commit(running, (view, entity), current, stored, change, [], loaded, fired=True)
-        else:
-            legacy: EntityState | None = state.read()
-            if legacy is None:
-                return
-            aggregator = self._aggregator(view)
-            rows = aggregator.advance_to(legacy, entity, int(fired.micros))
-            self._save(aggregator, legacy, state, change)
+            stored = _Stored(events, head, base)
+            current = self._load(running, key, stored, loaded)
+            found = running.advance_rows(current, at)
+            self._commit(running, key, current, stored, change, (), loaded, fired=True)
+            if found:
+                self.tally.add(self.expiry_rows, len(found))
+                yield running.batch(entity, found)
+            return
+        legacy: EntityState | None = state.read()
+        if legacy is None:
+            return
+        aggregator = self._aggregator(view)
+        rows = aggregator.advance_to(legacy, entity, at)
+        self._save(aggregator, legacy, state, change)
         if len(rows):
             self.tally.add(self.expiry_rows, len(rows))
             yield rows
