@@ -12,11 +12,11 @@ output (the nightly backfill makes them exact).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
 import zlib
-from collections import OrderedDict
 from collections.abc import Hashable, Iterator, Sequence
 from time import time_ns
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -50,6 +50,12 @@ T = TypeVar("T")
 
 
 COALESCE_US = 1_000_000  # change points due within this share one timer firing
+AFTER_US = 1
+"""A change timer is set just after the change points it emits: the watermark reaching
+a time `t` fires timers at `t` (the local runner fires a timer once the watermark is at
+its time) while an event at `t` is still on time, and rows emitted before that event
+would make its own row a correction, labelled after them (rows of a hot key's burst
+would all shift by the label step). At `t + 1 µs` the watermark has passed `t`."""
 MIN_COMPACTION = 64  # stored events before the first rewrite of a key's event bag
 _CACHE_KEYS = 100_000
 
@@ -63,7 +69,8 @@ class _Cache(Generic[T]):
 
     def __init__(self, capacity: int = _CACHE_KEYS) -> None:
         self.capacity = capacity
-        self.entries: OrderedDict[Hashable, tuple[int, T]] = OrderedDict()
+        # insertion-ordered: a key put back goes last, the first is the least recent
+        self.entries: dict[Hashable, tuple[int, T]] = {}
         self.lock = threading.Lock()
 
     def take(self, key: Hashable, token: int) -> T | None:
@@ -72,10 +79,12 @@ class _Cache(Generic[T]):
         return found[1] if found is not None and found[0] == token else None
 
     def put(self, key: Hashable, token: int, state: T) -> None:
+        entries = self.entries
         with self.lock:
-            self.entries[key] = (token, state)
-            while len(self.entries) > self.capacity:
-                self.entries.popitem(last=False)
+            entries[key] = (token, state)
+            if len(entries) > self.capacity:
+                for old in list(itertools.islice(entries, len(entries) - self.capacity)):
+                    del entries[old]
 
 
 _RUNNING_CACHE: _Cache[RunningState] = _Cache()
@@ -429,9 +438,9 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
             count = len(current.dropping)
             compact_at = max(MIN_COMPACTION, 2 * count)
         queue = current.queue
-        if queue:  # the next change point, rounded up
+        if queue:  # the next change point, rounded up, and the timer just after it
             step = self.coalesce_us
-            at = -(-queue[0][0] // step) * step
+            at = -(-queue[0][0] // step) * step + AFTER_US
             if at != timer_at:
                 change.set(Timestamp(micros=at))
                 timer_at = at
@@ -461,7 +470,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
         change: Any = beam.DoFn.TimerParam(CHANGE),
     ) -> Iterator[RowBatch]:
         view, entity = key
-        at = int(fired.micros)
+        at = int(fired.micros) - AFTER_US  # the change points up to here are due
         self._reached = max(self._reached, at)
         running = self._running(view)
         if running is not None:
@@ -490,7 +499,7 @@ class _WindowState(beam.DoFn):  # type: ignore[misc]
     def _save(aggregator: WindowAggregator, current: EntityState, state: Any, change: Any) -> None:
         nxt = aggregator.next_change(current)
         if nxt is not None:
-            change.set(_timestamp(nxt))
+            change.set(_timestamp(nxt + AFTER_US))
         # Kept even when no event is left: `emitted_until` is what tells a late event.
         state.write(current)
 

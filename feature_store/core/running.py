@@ -322,6 +322,9 @@ class RunningWindows:
         self.unbounded = [c for c in self.features if c.slot == -1]
         self.prunable = plan.prunable
         self._floats = tuple(spec.dtype.numeric or spec.dtype is DType.BOOL for spec in plan.fields)
+        self._field_reads = tuple(
+            (spec.name, to_float) for spec, to_float in zip(plan.fields, self._floats, strict=True)
+        )
         self._where = self._compile(plan.where)
         self._specs: list[_Spec] = [
             (
@@ -354,10 +357,12 @@ class RunningWindows:
 
     def event_of(self, record: Mapping[str, Any]) -> Event:
         values = []
-        for spec, to_float in zip(self.plan.fields, self._floats, strict=True):
-            v = record.get(spec.name)
-            if to_float:
-                v = None if _null(v) else float(v)  # type: ignore[arg-type]
+        for name, to_float in self._field_reads:
+            v = record.get(name)
+            if to_float and v is not None:
+                v = float(v)
+                if math.isnan(v):
+                    v = None
             values.append(v)
         return (int(record["event_time"]), str(record["event_id"]), tuple(values))
 
@@ -546,12 +551,23 @@ class RunningWindows:
         if state.dirty:
             state.current = self._values(state)
         queue = state.queue
+        current = state.current
         while queue and queue[0][0] <= t:
             at = queue[0][0]
             values = self._changed_values(state, self._step(state, at))
-            if values != state.current:
+            if values != current:
                 rows.append((at, values))
-                state.current = values
+                current = values
+        state.current = current
+        if not (state.dirty or settle):  # the usual visit: rows of change points, in order
+            if rows:
+                last = rows[-1]
+                if last[0] <= state.last_label:
+                    rows = [(state.last_label + self.tie_step, last[1])]
+                state.last_label = rows[-1][0]
+            state.emitted_until = max(state.emitted_until, t)
+            state.touched = False
+            return rows
         rewrite = state.dirty or (settle and (state.touched or bool(rows)))
         if rewrite and not rows:
             rows.append((max(state.emitted_until, NEVER + 1), state.current))
