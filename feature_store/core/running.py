@@ -551,14 +551,12 @@ class RunningWindows:
         if state.dirty:
             state.current = self._values(state)
         queue = state.queue
-        current = state.current
         while queue and queue[0][0] <= t:
             at = queue[0][0]
             values = self._changed_values(state, self._step(state, at))
-            if values != current:
+            if values != state.current:  # (the next step's unchanged values come from it)
                 rows.append((at, values))
-                current = values
-        state.current = current
+                state.current = values
         if not (state.dirty or settle):  # the usual visit: rows of change points, in order
             if rows:
                 last = rows[-1]
