@@ -12,11 +12,11 @@ output (the nightly backfill makes them exact).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
 import zlib
-from collections import OrderedDict
 from collections.abc import Hashable, Iterator, Sequence
 from time import time_ns
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -58,6 +58,12 @@ fires every `clock_s` of event time, so the watermark the step has reached is pr
 every change point. It ticks up to `CLOCK_AHEAD_US` past the wall clock, then stops (the
 watermark of a finished or drained input jumps to the end of time)."""
 CLOCK_AHEAD_US = 60_000_000
+AFTER_US = 1
+"""A change timer is set just after the change points it emits: the watermark reaching
+a time `t` fires timers at `t` (the local runner fires a timer once the watermark is at
+its time) while an event at `t` is still on time, and rows emitted before that event
+would make its own row a correction, labelled after them (rows of a hot key's burst
+would all shift by the label step). At `t + 1 µs` the watermark has passed `t`."""
 MIN_COMPACTION = 64  # stored events before the first rewrite of a key's event bag
 _CACHE_KEYS = 100_000
 
@@ -71,7 +77,8 @@ class _Cache(Generic[T]):
 
     def __init__(self, capacity: int = _CACHE_KEYS) -> None:
         self.capacity = capacity
-        self.entries: OrderedDict[Hashable, tuple[int, T]] = OrderedDict()
+        # insertion-ordered: a key put back goes last, the first is the least recent
+        self.entries: dict[Hashable, tuple[int, T]] = {}
         self.lock = threading.Lock()
 
     def take(self, key: Hashable, token: int) -> T | None:
@@ -80,10 +87,12 @@ class _Cache(Generic[T]):
         return found[1] if found is not None and found[0] == token else None
 
     def put(self, key: Hashable, token: int, state: T) -> None:
+        entries = self.entries
         with self.lock:
-            self.entries[key] = (token, state)
-            while len(self.entries) > self.capacity:
-                self.entries.popitem(last=False)
+            entries[key] = (token, state)
+            if len(entries) > self.capacity:
+                for old in list(itertools.islice(entries, len(entries) - self.capacity)):
+                    del entries[old]
 
 
 _RUNNING_CACHE: _Cache[RunningState] = _Cache()
@@ -300,6 +309,7 @@ class _WindowState(beam.DoFn):
         self.rebuilds = JobCounter("stream", "state_rebuilds")
         self._runnings: dict[str, RunningWindows | None] = {}
         self.watermark = JobEventTime("stream", WATERMARK_REACHED)
+        self._reached = NEVER  # the latest time reached in this bundle, reported at its end
 
     def _aggregator(self, view: str) -> WindowAggregator:
         # vector kinds pending: the kernel stage (`common.vectors`) evaluates them
@@ -328,7 +338,8 @@ class _WindowState(beam.DoFn):
         hold before the live events, whenever it arrives. The key then jumps to the
         job's start time, emitting the value of now (windows that ended while no stream
         ran included)."""
-        (view, key), records = item
+        cache_key, records = item
+        view, key = cache_key
         if view == CLOCK:
             change.set(_timestamp(self.started_us + self.clock_us))
             return
@@ -336,28 +347,19 @@ class _WindowState(beam.DoFn):
         stored = _Stored(events, head, base)
         loaded = None
         if running is not None:
-            loaded = stored.head.read()
-            current: Any = self._load(running, (view, key), stored, loaded)
+            loaded = head.read()
+            current: Any = self._load(running, cache_key, stored, loaded)
             emitted_until = current.emitted_until
         else:
             aggregator = self._aggregator(view)
             current = state.read() or aggregator.new_state()
             emitted_until = current.emitted_until
-        horizon = emitted_until - self.allowed_lateness_us
-        accepted, history, snapshot = [], False, None
-        for record in records:
-            if "snapshot" in record:  # the unbounded features over events before the history
-                history, snapshot = True, record["snapshot"]
-                continue
-            if record.get("history"):
-                history = True
-            elif emitted_until != NEVER and record["event_time"] < horizon:
-                self.tally.add(self.late)
-                yield pvalue.TaggedOutput(
-                    LATE, (view, key, {**record, "topic": self.plans[view].source})
-                )
-                continue
-            accepted.append(record)
+        accepted, late, history, snapshot = self._sort(records, emitted_until)
+        for record in late:
+            self.tally.add(self.late)
+            yield pvalue.TaggedOutput(
+                LATE, (view, key, {**record, "topic": self.plans[view].source})
+            )
         if snapshot is not None:
             if running is None:
                 msg = f"view {view!r} has no running form: its warm start takes no snapshot"
@@ -366,29 +368,53 @@ class _WindowState(beam.DoFn):
             stored.base.write(running.dump_base(current))  # what a rebuilt state starts from
         if not accepted and snapshot is None:
             if running is not None:
-                self._commit(running, (view, key), current, stored, change, [], loaded)
+                self._commit(running, cache_key, current, stored, change, (), loaded)
             return
         self.tally.add(self.events, len(accepted))
-        until = max(
-            [emitted_until]
-            + [int(r["event_time"]) for r in accepted]
-            + ([self.started_us] if history else [])
-        )
+        until = max(emitted_until, self.started_us) if history else emitted_until
+        for record in accepted:
+            if record["event_time"] > until:
+                until = int(record["event_time"])
         if running is not None:
             fresh = running.add(current, accepted)
-            rows = running.advance_to(current, key, until, settle=history)
-            self._commit(running, (view, key), current, stored, change, fresh, loaded)
+            found = running.advance_rows(current, until, settle=history)
+            self._commit(running, cache_key, current, stored, change, fresh, loaded)
+            rows = running.batch(key, found) if found else None
         else:
             aggregator.add(current, accepted)
             rows = aggregator.advance_to(current, key, until, settle=history)
             self._save(aggregator, current, state, change)
         self._measure(accepted)
-        if len(rows):
+        if rows is not None and len(rows):
             self.tally.add(self.rows, len(rows))
             yield rows
 
+    def _sort(
+        self, records: list[dict[str, Any]], emitted_until: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool, Any]:
+        """A key's batch → (accepted, late, history?, snapshot or None). History (and a
+        snapshot) is never late; a live event is when it is older than what the key has
+        emitted minus the allowed lateness."""
+        horizon = emitted_until - self.allowed_lateness_us
+        accepted, late, history, snapshot = [], [], False, None
+        for record in records:
+            if "snapshot" in record:  # the unbounded features over events before the history
+                history, snapshot = True, record["snapshot"]
+                continue
+            if record.get("history"):
+                history = True
+            elif emitted_until != NEVER and record["event_time"] < horizon:
+                late.append(record)
+                continue
+            accepted.append(record)
+        return accepted, late, history, snapshot
+
     def finish_bundle(self) -> None:
         self.tally.flush()
+        if self._reached != NEVER:
+            # one gauge update per bundle: its rows leave with it
+            self.watermark.reached(self._reached)
+            self._reached = NEVER
 
     def _load(
         self,
@@ -415,7 +441,7 @@ class _WindowState(beam.DoFn):
         current: RunningState,
         stored: _Stored,
         change: Any,
-        fresh: list[Event],
+        fresh: Sequence[Event],
         head: tuple[Any, ...] | None,
         fired: bool = False,
     ) -> None:
@@ -423,11 +449,16 @@ class _WindowState(beam.DoFn):
         the last rewrite kept (each event is rewritten about once: constant cost). The
         timer is set at the next change point rounded up to `coalesce_us`, and only when
         that moves it: every change point due by then is handled in one firing."""
-        count, compact_at = (head[3], head[4]) if head is not None else (0, MIN_COMPACTION)
-        timer_at = None if fired or head is None or len(head) < 6 else head[5]
-        for event in fresh:
-            stored.events.add(event)
-        count += len(fresh)
+        if head is None:
+            count, compact_at, timer_at = 0, MIN_COMPACTION, None
+        else:
+            count, compact_at = head[3], head[4]
+            timer_at = None if fired or len(head) < 6 else head[5]
+        if fresh:
+            add = stored.events.add
+            for event in fresh:
+                add(event)
+            count += len(fresh)
         if count >= compact_at and running.prunable:
             running.drop(current)
             stored.events.clear()
@@ -436,12 +467,12 @@ class _WindowState(beam.DoFn):
             stored.base.write(running.dump_base(current))
             count = len(current.dropping)
             compact_at = max(MIN_COMPACTION, 2 * count)
-        nxt = running.next_change(current)
-        if nxt is not None:
+        queue = current.queue
+        if queue:  # the next change point, rounded up, and the timer just after it
             step = self.coalesce_us
-            at = -(-nxt // step) * step
+            at = -(-queue[0][0] // step) * step + AFTER_US
             if at != timer_at:
-                change.set(_timestamp(at))
+                change.set(Timestamp(micros=at))
                 timer_at = at
         token = random.getrandbits(62)
         stored.head.write(
@@ -450,9 +481,11 @@ class _WindowState(beam.DoFn):
         _RUNNING_CACHE.put(key, token, current)
 
     def _measure(self, records: list[dict[str, Any]]) -> None:
-        now_us = time_ns() // 1000
+        now_us = None
         for record in records:
             if record.get("publish_us") and not record.get("history"):
+                if now_us is None:
+                    now_us = time_ns() // 1000
                 self.compute_lag.update(int((now_us - record["publish_us"]) / 1000))
 
     @on_timer(CHANGE)
@@ -467,28 +500,33 @@ class _WindowState(beam.DoFn):
         change: Any = beam.DoFn.TimerParam(CHANGE),
     ) -> Iterator[RowBatch]:
         view, entity = key
-        self.watermark.reached(int(fired.micros))
         if view == CLOCK:
+            self._reached = max(self._reached, int(fired.micros))
             tick = int(fired.micros) + self.clock_us
             if tick <= time_ns() // 1000 + CLOCK_AHEAD_US:
                 change.set(_timestamp(tick))
             return
+        at = int(fired.micros) - AFTER_US  # the change points up to here are due
+        self._reached = max(self._reached, at)
         running = self._running(view)
         if running is not None:
-            stored = _Stored(events, head, base)
-            loaded = stored.head.read()
+            loaded = head.read()
             if loaded is None:
                 return
-            current = self._load(running, (view, entity), stored, loaded)
-            rows = running.advance_to(current, entity, int(fired.micros))
-            self._commit(running, (view, entity), current, stored, change, [], loaded, fired=True)
-        else:
-            legacy: EntityState | None = state.read()
-            if legacy is None:
-                return
-            aggregator = self._aggregator(view)
-            rows = aggregator.advance_to(legacy, entity, int(fired.micros))
-            self._save(aggregator, legacy, state, change)
+            stored = _Stored(events, head, base)
+            current = self._load(running, key, stored, loaded)
+            found = running.advance_rows(current, at)
+            self._commit(running, key, current, stored, change, (), loaded, fired=True)
+            if found:
+                self.tally.add(self.expiry_rows, len(found))
+                yield running.batch(entity, found)
+            return
+        legacy: EntityState | None = state.read()
+        if legacy is None:
+            return
+        aggregator = self._aggregator(view)
+        rows = aggregator.advance_to(legacy, entity, at)
+        self._save(aggregator, legacy, state, change)
         if len(rows):
             self.tally.add(self.expiry_rows, len(rows))
             yield rows
@@ -497,7 +535,7 @@ class _WindowState(beam.DoFn):
     def _save(aggregator: WindowAggregator, current: EntityState, state: Any, change: Any) -> None:
         nxt = aggregator.next_change(current)
         if nxt is not None:
-            change.set(_timestamp(nxt))
+            change.set(_timestamp(nxt + AFTER_US))
         # Kept even when no event is left: `emitted_until` is what tells a late event.
         state.write(current)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,6 +288,7 @@ class RunningState:
     dirty: bool = False  # a late event changed the value at `emitted_until`
     touched: bool = False  # events were added since the last advance
     seq: int = 0
+    moved: set[int] = field(default_factory=set)  # slots left since values were read
 
 
 @dataclass(frozen=True)
@@ -317,9 +318,14 @@ class RunningWindows:
             for i, f in enumerate(plan.features)
         ]
         self.by_slot = [[c for c in self.features if c.slot == s] for s in range(len(self.windows))]
+        self.slot_indices = [tuple(c.index for c in slot) for slot in self.by_slot]
+        self.enumerated_windows = tuple(enumerate(self.windows))
         self.unbounded = [c for c in self.features if c.slot == -1]
         self.prunable = plan.prunable
         self._floats = tuple(spec.dtype.numeric or spec.dtype is DType.BOOL for spec in plan.fields)
+        self._field_reads = tuple(
+            (spec.name, to_float) for spec, to_float in zip(plan.fields, self._floats, strict=True)
+        )
         self._where = self._compile(plan.where)
         self._specs: list[_Spec] = [
             (
@@ -331,6 +337,7 @@ class RunningWindows:
             for c in self.features
         ]
         self._nothing: Reads = tuple((False, None) for _ in self.features)
+        self._readers = [self._reader(spec) for spec in self._specs]
         self._numeric = [c for c in self.features if c.feature.dtype not in _OBJECT_DTYPES]
         self._objects = [c for c in self.features if c.feature.dtype in _OBJECT_DTYPES]
         self._numeric_names = [c.feature.name for c in self._numeric]
@@ -351,10 +358,12 @@ class RunningWindows:
 
     def event_of(self, record: Mapping[str, Any]) -> Event:
         values = []
-        for spec, to_float in zip(self.plan.fields, self._floats, strict=True):
-            v = record.get(spec.name)
-            if to_float:
-                v = None if _null(v) else float(v)  # type: ignore[arg-type]
+        for name, to_float in self._field_reads:
+            v = record.get(name)
+            if to_float and v is not None:
+                v = float(v)
+                if math.isnan(v):
+                    v = None
             values.append(v)
         return (int(record["event_time"]), str(record["event_id"]), tuple(values))
 
@@ -396,8 +405,42 @@ class RunningWindows:
         """What each feature reads of `event` (the view's filter checked once)."""
         if not self._matches(self._where, event):
             return self._nothing
-        read = self._read
-        return tuple([read(spec, event) for spec in self._specs])
+        return tuple([read(event) for read in self._readers])
+
+    def _reader(self, spec: _Spec) -> Callable[[Event], tuple[bool, Any]]:
+        """`_read` of one feature, its common forms specialised (a count or a share of
+        a field's values under a filter on another: most of what a view declares)."""
+        kind, _, where, share_where = spec
+        if kind not in ("count", "share") or (where is not None and where[0] < 0):
+            return lambda event: self._read(spec, event)
+        if share_where is not None and share_where[0] < 0:
+            return lambda event: self._read(spec, event)
+        nope: tuple[bool, Any] = (False, None)
+        yes: tuple[bool, Any] = (True, None)
+        if kind == "count":
+            if where is None:
+                return lambda event: yes
+            w_index, w_values = where
+
+            def count(event: Event) -> tuple[bool, Any]:
+                value = event[2][w_index]
+                return yes if value is not None and value in w_values else nope
+
+            return count
+        s_index, s_values = share_where if share_where is not None else (0, ())
+        hit: tuple[bool, Any] = (True, True)
+        miss: tuple[bool, Any] = (True, False)
+
+        def share(event: Event) -> tuple[bool, Any]:
+            fields = event[2]
+            if where is not None:
+                found = fields[where[0]]
+                if found is None or found not in where[1]:
+                    return nope
+            value = fields[s_index]
+            return hit if value is not None and value in s_values else miss
+
+        return share
 
     def _read(self, spec: _Spec, event: Event) -> tuple[bool, Any]:
         """Whether `event` counts for the feature, and what it adds."""
@@ -455,41 +498,75 @@ class RunningWindows:
 
     # -- time ------------------------------------------------------------------------------
 
-    def _step(self, state: RunningState, at: int) -> None:
-        """Apply every enter and leave at time `at`."""
+    def _step(self, state: RunningState, at: int) -> bool:
+        """Apply every enter and leave at time `at`; True when an event entered (every
+        feature may have changed), else the leaving windows' slots are in `state.moved`."""
         queue = state.queue
         accumulators = state.accumulators
+        entered = False
+        moved = state.moved
         while queue and queue[0][0] == at:
             _, _, slot, event, reads = heapq.heappop(queue)
             if slot >= 0:
-                for c in self.by_slot[slot]:
-                    counts, value = reads[c.index]
+                moved.add(slot)
+                for i in self.slot_indices[slot]:
+                    counts, value = reads[i]
                     if counts:
-                        accumulators[c.index].leave(value)
+                        accumulators[i].leave(value)
                 continue
-            for c in self.features:
-                counts, value = reads[c.index]
+            entered = True
+            for acc, (counts, value) in zip(accumulators, reads, strict=True):
                 if counts:
-                    accumulators[c.index].enter(value)
-            for s, w in enumerate(self.windows):
+                    acc.enter(value)
+            for s, w in self.enumerated_windows:
                 state.seq += 1
                 heapq.heappush(queue, (at + w, state.seq, s, event, reads))
+        return entered
+
+    def _changed_values(self, state: RunningState, entered: bool) -> Values:
+        """The values after a step: only the features of the windows that moved are
+        read again when no event entered (a leave changes nothing else)."""
+        if entered:
+            state.moved.clear()
+            return self._values(state)
+        values = list(state.current)
+        accumulators = state.accumulators
+        for slot in state.moved:
+            for i in self.slot_indices[slot]:
+                values[i] = accumulators[i].value()
+        state.moved.clear()
+        return tuple(values)
 
     def advance_to(
         self, state: RunningState, entity_key: str, t: int, settle: bool = False
     ) -> RowBatch:
         """Rows of every change point up to `t` (see `WindowAggregator.advance_to`)."""
+        return self.batch(entity_key, self.advance_rows(state, t, settle))
+
+    def advance_rows(
+        self, state: RunningState, t: int, settle: bool = False
+    ) -> list[tuple[int, Values]]:
+        """`advance_to`'s rows as (valid_from, values) pairs, no batch built (a visit
+        that changes nothing costs no arrays)."""
         rows: list[tuple[int, Values]] = []
         if state.dirty:
             state.current = self._values(state)
         queue = state.queue
         while queue and queue[0][0] <= t:
             at = queue[0][0]
-            self._step(state, at)
-            values = self._values(state)
-            if values != state.current:
+            values = self._changed_values(state, self._step(state, at))
+            if values != state.current:  # (the next step's unchanged values come from it)
                 rows.append((at, values))
                 state.current = values
+        if not (state.dirty or settle):  # the usual visit: rows of change points, in order
+            if rows:
+                last = rows[-1]
+                if last[0] <= state.last_label:
+                    rows = [(state.last_label + self.tie_step, last[1])]
+                state.last_label = rows[-1][0]
+            state.emitted_until = max(state.emitted_until, t)
+            state.touched = False
+            return rows
         rewrite = state.dirty or (settle and (state.touched or bool(rows)))
         if rewrite and not rows:
             rows.append((max(state.emitted_until, NEVER + 1), state.current))
@@ -501,7 +578,7 @@ class RunningWindows:
             state.last_label = max(state.last_label, rows[-1][0])
         state.emitted_until = max(state.emitted_until, t)
         state.dirty = state.touched = False
-        return self._batch(entity_key, rows)
+        return rows
 
     def next_change(self, state: RunningState) -> int | None:
         return state.queue[0][0] if state.queue else None
@@ -525,12 +602,14 @@ class RunningWindows:
         while state.dropping and state.dropping[0][0] <= horizon:
             _, event_id, event = heapq.heappop(state.dropping)
             del state.held[event_id]
+            dropped += 1
+            if not self.unbounded:
+                continue
             reads = self._reads(event)
             for i, contribution in enumerate(self.unbounded):
                 counts, value = reads[contribution.index]
                 if counts:
                     state.base[i].enter(value)
-            dropped += 1
         return dropped
 
     def oldest_held(self, state: RunningState) -> int | None:
@@ -585,6 +664,7 @@ class RunningWindows:
         queue = state.queue
         while queue and queue[0][0] <= emitted_until:
             self._step(state, queue[0][0])
+        state.moved.clear()
         state.current = self._values(state)
         state.emitted_until, state.last_label = emitted_until, last_label
         state.dirty = state.touched = False
@@ -592,11 +672,21 @@ class RunningWindows:
 
     # -- rows ------------------------------------------------------------------------------
 
-    def _batch(self, entity_key: str, rows: list[tuple[int, Values]]) -> RowBatch:
+    def batch(self, entity_key: str, rows: list[tuple[int, Values]]) -> RowBatch:
+        """The rows as one entity's `RowBatch` (numeric columns share one array)."""
         if not rows:
             return RowBatch(self.plan.view, entity_key, self._empty[0], self._empty[1])
-        valid_from = np.array([r[0] for r in rows], dtype=np.int64)
         numeric, objects = self._numeric, self._objects
+        if len(rows) == 1 and not objects:  # a visit's usual output: one row
+            at, values = rows[0]
+            row = np.array(values, dtype=np.float64)  # None is NaN
+            return RowBatch(
+                self.plan.view,
+                entity_key,
+                np.array((at,), dtype=np.int64),
+                dict(zip(self._numeric_names, row.reshape(len(values), 1), strict=True)),
+            )
+        valid_from = np.array([r[0] for r in rows], dtype=np.int64)
         columns: dict[str, AnyArray] = {}
         if numeric:  # one conversion for every numeric column (None is NaN), then views
             if objects:

@@ -301,7 +301,7 @@ def test_de_duplication_sets_a_bounded_number_of_timers() -> None:
 
 def test_change_points_within_a_second_share_one_firing() -> None:
     """Events at 1.2 s and 1.5 s leave the 10 s window at 11.2 s and 11.5 s: one timer,
-    at 12 s, emits both rows, each at its exact time."""
+    just after 12 s, emits both rows, each at its exact time."""
     from apache_beam.utils.timestamp import Timestamp
 
     from online.stateful import _WindowState
@@ -323,4 +323,33 @@ def test_change_points_within_a_second_share_one_firing() -> None:
             rows.extend(_rows(batch))
     assert rows == [(1.2, 1), (1.5, 2), (11.2, 1), (11.5, 0)]
     assert firings == 1
-    assert sets == [("v/k", 12 * US)]
+    assert sets == [("v/k", 12 * US + 1)]
+
+
+def test_an_event_at_a_timers_time_is_not_a_correction() -> None:
+    """The local runner fires a timer once the watermark is at its time, while an event
+    at that very time is still on time. The change timer is set just after its change
+    points, so the event at 12 s comes before the expiry at 12 s is emitted: at 12 s one
+    event left and one came (no change, no row) and every row keeps its own time. (A
+    timer at 12 s emitted a count of 0 at 12 s that the definition never gives, then
+    the event's row as a correction labelled after it, and each later row after that:
+    a burst's rows all shifted by the label step.)"""
+    from apache_beam.utils.timestamp import Timestamp
+
+    from online.stateful import _WindowState
+
+    dofn = _WindowState([PLAN], allowed_lateness_us=0, started_us=0)
+    sets: list[tuple[str, int]] = []
+    timer = _Timer(sets, "v/k")
+    cells = {"state": _Value(), "events": _Bag(), "head": _Value(), "base": _Value()}
+    rows: list[tuple[float, int]] = []
+    for event_id, t in (("e1", 2.0), ("e2", 12.0), ("e3", 12.001)):
+        now = int(t * US)
+        while timer.at is not None and timer.at <= now:  # the watermark is at `now`
+            at, timer.at = timer.at, None
+            fired = Timestamp(micros=at)
+            for batch in dofn.on_change(key=("v", "k"), fired=fired, change=timer, **cells):
+                rows.extend(_rows(batch))
+        for batch in dofn.process((("v", "k"), [_record(event_id, t)]), change=timer, **cells):
+            rows.extend(_rows(batch))
+    assert rows == [(2.0, 1), (12.001, 2)]

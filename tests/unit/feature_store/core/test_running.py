@@ -64,6 +64,28 @@ def test_in_order_rows_are_the_batch_rows(events: list[dict[str, Any]]) -> None:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events_strategy, st.integers(1, 4 * W))
+def test_one_advance_over_many_change_points_gives_every_row(
+    events: list[dict[str, Any]], step: int
+) -> None:
+    """Advances that each cross many change points (a timer firing late, a coalesced
+    one): every row, not only the newest, is the batch's (a leave reads again only its
+    window's features, the others come from the row just before)."""
+    running = RunningWindows(PLAN)
+    state = running.new_state()
+    running.add(state, events)
+    rows: list[tuple[int, dict[str, Any]]] = []
+    t = min((e["event_time"] for e in events), default=0) - 1
+    while running.next_change(state) is not None:
+        t += step
+        rows += as_rows(running.advance_to(state, "k", t))
+    expected = as_rows(compute_rows(PLAN, "k", events))
+    assert [vf for vf, _ in rows] == [vf for vf, _ in expected]
+    for t in range(-1, 13 * W):
+        check_at(rows, events, t)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events_strategy, st.integers(1, 30), st.integers(0, 2 * W))
 def test_a_state_rebuilt_from_storage_goes_on_exactly(
     events: list[dict[str, Any]], cut: int, lateness: int
