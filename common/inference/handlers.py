@@ -50,6 +50,10 @@ def padded_inference(
     inference_args: dict[str, Any] | None = None,
     model_id: str | None = None,
 ) -> Iterable[PredictionResult]:
+    # The inputs go where the model is. Not `device`, the handler's: Beam's local runner
+    # copies the handler per bundle while the loaded model is shared, so a copy that did
+    # not load it still holds the device of its construction (CUDA for `auto`).
+    device = next(model.parameters()).device
     pad = torch.nn.utils.rnn.pad_sequence
     ids = pad([_longs(e["input_ids"]) for e in batch], batch_first=True, padding_value=0)
     mask = pad([_longs(e["attention_mask"]) for e in batch], batch_first=True, padding_value=0)

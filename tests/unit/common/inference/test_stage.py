@@ -9,12 +9,14 @@ component (float32; the stage pads per batch, `encode` per call).
 import apache_beam as beam
 import numpy as np
 import pytest
+import torch
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
 from common.inference import models, paraphrase
 from common.inference.enrich import ModelFeatures
+from common.inference.handlers import padded_inference
 from common.inference.settings import ModelSettings
 from common.inference.stage import (
     DEAD_LETTER,
@@ -140,3 +142,25 @@ def test_the_models_are_shared_across_processes_only_when_asked() -> None:
     semantic = ModelSettings(models=("semantic",))
     assert not ModelFeatures(REGISTRY, [], semantic, local=True).inference.share_across_processes
     assert ModelFeatures(REGISTRY, [], semantic).inference.share_across_processes
+
+
+class _Mean(torch.nn.Module):
+    """A stand-in model: the mean of an embedding of the token ids."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = torch.nn.Embedding(100, 4)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"embedding": (self.table(ids) * mask.unsqueeze(-1)).sum(1) / mask.sum(1, True)}
+
+
+def test_inputs_go_where_the_model_is() -> None:
+    """A handler copy that did not load the shared model still holds the device of its
+    construction (CUDA for `auto`): the batch follows the model, on the CPU here."""
+    model = _Mean()
+    batch = [{"input_ids": [1, 2, 3], "attention_mask": [1, 1, 1], "id": "a"}]
+    (result,) = padded_inference(batch, model, torch.device("cuda"))
+    want = model.table.weight[[1, 2, 3]].mean(0).detach().numpy()
+    np.testing.assert_allclose(result.inference["embedding"], want, rtol=1e-6)
+    assert result.example == "a"
