@@ -12,10 +12,8 @@ from jobs.model_options import model_options, model_settings
 @click.option("--history-events", default=20_000, show_default=True)
 @click.option("--live-seconds", default=60.0, show_default=True)
 @click.option("--live-rate", default=40.0, show_default=True, help="Messages per second.")
-# No model by default: in the stream, some live reviews that go through the models reach
-# no `review_content` row (README, Status), and the demo's consistency check fails on
-# them. `--models semantic,paraphrase` shows the model views.
-@model_options(default_sample=0.02, default_models="none")
+# Both models, on 2% of the users: the model views with a few live reviews each.
+@model_options(default_sample=0.02)
 @click.pass_obj
 def demo(
     ctx: CliContext,
