@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -96,7 +99,8 @@ def run_stream(
     begun = time.monotonic()
     result = pipeline.run()
     try:
-        wait_for(result, math.inf if duration_s is None else duration_s)
+        with sigterm_as_interrupt():
+            wait_for(result, math.inf if duration_s is None else duration_s)
     except KeyboardInterrupt:
         log.info("stopping the streaming job")
     finally:
@@ -104,6 +108,25 @@ def run_stream(
         summary.ran_s = time.monotonic() - begun
         _stop(result)
     return summary
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (`kill`, a service manager stopping the job) stops the stream as Ctrl-C
+    does: the job is cancelled and its summary printed. Only in the main thread, where
+    Python runs signal handlers; the previous handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _stop(result: Any) -> None:
