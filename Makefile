@@ -26,7 +26,9 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy feature_store common online offline jobs simulator ui
 
+# The Beam backfill row and the online peers write to the local emulators: start them.
 bench: setup
+	$(FS) up
 	$(BIN)/python -m bench
 
 # Faults injected into the running loop (README "Reliability"); writes RELIABILITY.md.
