@@ -25,7 +25,7 @@ from jobs.retrieval import get_online
 from jobs.runner import make_pipeline
 from jobs.stream import StreamProgress, StreamSettings, build_stream
 from simulator.publisher import publish_messages
-from simulator.traffic import SimulationConfig, simulate, write_jsonl
+from simulator.traffic import SimulatedMessage, SimulationConfig, simulate, write_jsonl
 
 pytestmark = pytest.mark.integration
 VIEWS = ("review_content", "user_content_stats")
@@ -43,37 +43,30 @@ def _caught_up(timeout_s: float = 420.0) -> datetime:
     raise AssertionError(f"the stream did not settle in {timeout_s} s: {local_counts()}")
 
 
+def _traffic(
+    seed: int, start: datetime, duration: timedelta, events: int
+) -> list[SimulatedMessage]:
+    """Clean traffic of the test's four users and three businesses."""
+    config = SimulationConfig(
+        seed=seed,
+        start=start,
+        duration=duration,
+        events=events,
+        users=4,
+        businesses=3,
+        bad_share=0.0,
+        duplicate_share=0.0,
+    )
+    return list(simulate(config))
+
+
 def test_live_reviews_get_their_model_rows(platform: PlatformConfig, tmp_path: Path) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    history = simulate(
-        SimulationConfig(
-            seed=30,
-            start=now - timedelta(days=1),
-            duration=timedelta(hours=23),
-            events=80,
-            users=4,
-            businesses=3,
-            bad_share=0.0,
-            duplicate_share=0.0,
-        )
-    )
-    write_jsonl(list(history), tmp_path)
+    history = _traffic(30, now - timedelta(days=1), timedelta(hours=23), 80)
+    write_jsonl(history, tmp_path)
     run_import(platform, REGISTRY, [str(tmp_path)])
     run_backfill(platform, REGISTRY, [], views=VIEWS, models=MODELS)
-    live = list(
-        simulate(
-            SimulationConfig(
-                seed=31,
-                start=now - timedelta(seconds=30),
-                duration=timedelta(seconds=30),
-                events=60,
-                users=4,
-                businesses=3,
-                bad_share=0.0,
-                duplicate_share=0.0,
-            )
-        )
-    )
+    live = _traffic(31, now - timedelta(seconds=30), timedelta(seconds=30), 60)
     reviews = [m for m in live if b'"review_created"' in m.raw]
     assert len(reviews) >= 5
     plans, _ = plans_for(REGISTRY, VIEWS, MODELS)
