@@ -80,16 +80,22 @@ def check_online(
     at_us: int | None = None,
     store: str | None = None,
     keys_per_view: int | None = None,
+    since_us: int | None = None,
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Asserts that every entity's online value equals the definition at `at_us` — or,
     when None, at some instant while it was read (values also change as events leave
-    their windows during a read) — and returns the rows read."""
+    their windows during a read), or from `since_us` on when given: the event time a
+    running stream's rows were proven complete to just before the read (a value that
+    changes as an event leaves its window is written once the watermark passed that
+    time, a second or two after the wall clock) — and returns the rows read."""
     per_key = records(messages)
     rows_read: dict[tuple[str, str], dict[str, Any]] = {}
     for view in VIEWS:
         plan = ViewPlan.build(REGISTRY, view)
         keys = sorted(k for v, k in per_key if v == view)[:keys_per_view]
         before = at_us if at_us is not None else us(datetime.now(UTC))
+        if at_us is None and since_us is not None:
+            before = min(before, since_us)
         rows = get_online(
             platform,
             [f"{view}:{f.name}" for f in plan.features],

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from common.metrics import local_counts, reset_local
+from common.metrics import local_counts, local_event_time, reset_local
 from feature_store.config import PlatformConfig
 from feature_store.events import Event, attributes_for, contract_for, serialize_event
 from feature_store.reference import REGISTRY, REVIEW_EVENTS, USER_EVENTS
@@ -22,6 +22,7 @@ from jobs.importer import run_import
 from jobs.online_sink import online_sink
 from jobs.runner import make_pipeline
 from jobs.stream import StreamProgress, StreamSettings, build_stream
+from online.stateful import WATERMARK_REACHED
 from simulator.publisher import publish_messages
 from simulator.traffic import (
     MessageKind,
@@ -102,8 +103,9 @@ def _caught_up(timeout_s: float = 180.0, quiet_s: int = 4) -> datetime | None:
 
 
 def _check_online(platform: PlatformConfig, messages: list[SimulatedMessage]) -> dict[str, Any]:
-    """Every entity's online value equals the definition now; the loop user's rows."""
-    rows = check_online(platform, messages)
+    """Every entity's online value equals the definition at an instant from the event time
+    the stream's rows are proven complete to, to now; the loop user's rows."""
+    rows = check_online(platform, messages, since_us=local_event_time(WATERMARK_REACHED))
     return {view: row for (view, key), row in rows.items() if key == LOOP_USER}
 
 
