@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from common.metrics import local_counts, local_event_time, reset_local
+from common.metrics import local_event_time, reset_local
 from feature_store.config import PlatformConfig
 from feature_store.events import Event, attributes_for, contract_for, serialize_event
 from feature_store.reference import REGISTRY, REVIEW_EVENTS, USER_EVENTS
@@ -21,7 +21,7 @@ from jobs.consistency import check_consistency
 from jobs.importer import run_import
 from jobs.online_sink import online_sink
 from jobs.runner import make_pipeline
-from jobs.stream import StreamProgress, StreamSettings, build_stream
+from jobs.stream import StreamSettings, build_stream
 from online.stateful import WATERMARK_REACHED
 from simulator.publisher import publish_messages
 from simulator.traffic import (
@@ -33,6 +33,7 @@ from simulator.traffic import (
 )
 from tests.integration.checks import VIEWS, check_online, us
 from tests.integration.history import two_days_of_history
+from tests.integration.streams import wait_settled
 
 pytestmark = pytest.mark.integration
 LOOP_USER = "u-loop"
@@ -90,18 +91,6 @@ def _start_stream(platform: PlatformConfig) -> Any:
     return pipeline.run()
 
 
-def _caught_up(timeout_s: float = 180.0, quiet_s: int = 4) -> datetime | None:
-    """Waits until the job's counters stop moving (everything read and aggregated);
-    returns the event time up to which its online rows are then complete."""
-    deadline, progress = time.monotonic() + timeout_s, StreamProgress(quiet_polls=quiet_s)
-    while time.monotonic() < deadline:
-        time.sleep(1)
-        progress.poll_job()
-        if progress.caught_up() and local_counts().get("events_aggregated"):
-            return progress.complete_until()
-    raise AssertionError(f"the stream did not settle in {timeout_s} s: {local_counts()}")
-
-
 def _check_online(platform: PlatformConfig, messages: list[SimulatedMessage]) -> dict[str, Any]:
     """Every entity's online value equals the definition at an instant from the event time
     the stream's rows are proven complete to, to now; the loop user's rows."""
@@ -137,7 +126,7 @@ def test_the_loop_is_exact_through_restarts(platform: PlatformConfig, tmp_path: 
     reset_local()
     job = _start_stream(platform)
     publish_messages(platform.project, first, rate=200, topic_ids=topics)
-    _caught_up()
+    wait_settled(quiet_polls=4)
     before = _check_online(platform, history + first)
     assert before["user_review_stats"]["user_review_stats__review_count_24h"] == 2
 
@@ -147,7 +136,7 @@ def test_the_loop_is_exact_through_restarts(platform: PlatformConfig, tmp_path: 
     # can finish a pull already under way (30 s at most): so the kill comes once what it
     # pulled is archived, and the next messages are published once it is surely gone;
     # they wait in the subscription for the new job.
-    _caught_up()
+    wait_settled(quiet_polls=4)
     job.cancel()
     time.sleep(35)
     publish_messages(platform.project, second[150:], rate=300, topic_ids=topics)
@@ -156,7 +145,7 @@ def test_the_loop_is_exact_through_restarts(platform: PlatformConfig, tmp_path: 
     try:
         # the loop user's 1 h and 24 h windows end while the new job runs
         time.sleep(max(0.0, (now + timedelta(seconds=80) - datetime.now(UTC)).total_seconds()))
-        complete = _caught_up()
+        complete = wait_settled(quiet_polls=4)
         after = _check_online(platform, history + live)
     finally:
         job.cancel()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apache_beam.runners.runner import PipelineState
 from google.cloud import pubsub_v1
 
 from common.metrics import local_counts, reset_local
@@ -61,8 +62,10 @@ def streamed(platform: PlatformConfig, tmp_path_factory: pytest.TempPathFactory)
         publish_messages(platform.project, messages, rate=400, topic_ids=topics)
         _wait_until(now + timedelta(seconds=65))  # every 1 h expiry of these events passed
         time.sleep(5)
+        assert result.state == PipelineState.RUNNING, f"the stream stopped: {result.state}"
     finally:
         result.cancel()
+    print("the stream's counters:", local_counts())  # shown when a test fails
     late = local_counts().get("events_late", 0)
     assert not late, f"{late} events reached the stream after their key's 1 h window ended"
     at = datetime.now(UTC)

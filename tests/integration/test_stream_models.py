@@ -7,7 +7,6 @@ stream's rows are complete (the consistency check, model tolerance)."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,24 +22,14 @@ from jobs.importer import run_import
 from jobs.online_sink import online_sink
 from jobs.retrieval import get_online
 from jobs.runner import make_pipeline
-from jobs.stream import StreamProgress, StreamSettings, build_stream
+from jobs.stream import StreamSettings, build_stream
 from simulator.publisher import publish_messages
 from simulator.traffic import SimulatedMessage, SimulationConfig, simulate, write_jsonl
+from tests.integration.streams import wait_settled
 
 pytestmark = pytest.mark.integration
 VIEWS = ("review_content", "user_content_stats")
 MODELS = ModelSettings()
-
-
-def _caught_up(timeout_s: float = 420.0) -> datetime:
-    deadline, progress = time.monotonic() + timeout_s, StreamProgress(quiet_polls=5)
-    while time.monotonic() < deadline:
-        time.sleep(1)
-        progress.poll_job()
-        complete = progress.complete_until()
-        if complete is not None and local_counts().get("events_aggregated"):
-            return complete
-    raise AssertionError(f"the stream did not settle in {timeout_s} s: {local_counts()}")
 
 
 def _traffic(
@@ -79,7 +68,8 @@ def test_live_reviews_get_their_model_rows(platform: PlatformConfig, tmp_path: P
     try:
         topics = {t: platform.topic_id(t) for t in ("review-events", "user-events")}
         publish_messages(platform.project, live, rate=100, topic_ids=topics)
-        at = _caught_up()
+        at = wait_settled(420.0)
+        assert at is not None, "no change timer fired: the stream proved no event time"
     finally:
         job.cancel()
     counts = local_counts()

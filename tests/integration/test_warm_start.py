@@ -4,14 +4,13 @@ online value equal to the brute force; with no snapshot, the whole archive is re
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from common.metrics import local_counts, reset_local
+from common.metrics import local_counts, local_event_time, reset_local
 from feature_store.config import PlatformConfig
 from feature_store.events import contract_for
 from feature_store.reference import REGISTRY, REVIEW_EVENTS
@@ -20,8 +19,10 @@ from jobs.importer import run_import
 from jobs.online_sink import online_sink
 from jobs.runner import make_pipeline
 from jobs.stream import StreamSettings, build_stream
+from online.stateful import WATERMARK_REACHED
 from simulator.traffic import SimulationConfig, simulate, write_jsonl
 from tests.integration.checks import VIEWS, check_online, us
+from tests.integration.streams import wait_settled
 from tests.integration.test_loop import _message
 
 pytestmark = pytest.mark.integration
@@ -54,12 +55,7 @@ def _warm_start(platform: PlatformConfig, started: datetime) -> dict[str, int]:
     )
     job = pipeline.run()
     try:
-        deadline, last, quiet = time.monotonic() + 240, None, 0
-        while time.monotonic() < deadline and quiet < 5:
-            time.sleep(1)
-            counts = dict(local_counts())
-            quiet = quiet + 1 if counts == last and counts.get("events_aggregated") else 0
-            last = counts
+        wait_settled(240.0)
     finally:
         job.cancel()
     return dict(local_counts())
@@ -101,7 +97,7 @@ def test_a_warm_start_reads_the_snapshot_and_a_bounded_archive(
     # never backfilled: no snapshot, the whole archive is read (and exact)
     counts = _warm_start(platform, now)
     assert counts["archive_rows_read"] == archived
-    check_online(platform, history)
+    check_online(platform, history, since_us=local_event_time(WATERMARK_REACHED))
 
     run_backfill(platform, REGISTRY, [], views=VIEWS, end=now)
     counts = _warm_start(platform, now)
@@ -109,7 +105,7 @@ def test_a_warm_start_reads_the_snapshot_and_a_bounded_archive(
     # longest window 30 d), every key of the snapshot read besides
     assert counts["archive_rows_read"] == len(recent)
     assert counts["snapshot_rows_read"] >= 7  # 6 simulated users and the old one
-    rows = check_online(platform, history)
+    rows = check_online(platform, history, since_us=local_event_time(WATERMARK_REACHED))
     # the old user's last review is 90 days back: only the snapshot knows it
     got = rows[("user_review_stats", OLD_USER)]["user_review_stats__last_review_at"]
     assert datetime.fromisoformat(got) == now - timedelta(days=90)
