@@ -26,6 +26,7 @@ from jobs.stream import StreamSettings, build_stream
 from simulator.publisher import publish_messages
 from simulator.traffic import MessageKind, SimulationConfig, simulate, write_jsonl
 from tests.integration.checks import VIEWS, check_online, us
+from tests.integration.streams import wait_settled
 
 pytestmark = pytest.mark.integration
 
@@ -60,15 +61,26 @@ def streamed(platform: PlatformConfig, tmp_path_factory: pytest.TempPathFactory)
         messages = list(simulate(config))
         topics = {t: platform.topic_id(t) for t in ("review-events", "user-events")}
         publish_messages(platform.project, messages, rate=400, topic_ids=topics)
-        _wait_until(now + timedelta(seconds=65))  # every 1 h expiry of these events passed
-        time.sleep(5)
+        last_expiry = config.start + config.duration + timedelta(hours=1)
+        _wait_until(last_expiry + timedelta(seconds=5))  # by the wall clock
+        # The rows are checked where the job proved them complete, once it settled (on a
+        # busy machine it can be well behind the wall clock); after that time, no row is
+        # written by anyone.
+        at = wait_settled(180.0)
+        for _ in range(20):  # a pause of the job is no proof: wait until it is past them all
+            if at is not None and at >= last_expiry:
+                break
+            at = wait_settled(180.0)
         assert result.state == PipelineState.RUNNING, f"the stream stopped: {result.state}"
     finally:
         result.cancel()
-    print("the stream's counters:", local_counts())  # shown when a test fails
-    late = local_counts().get("events_late", 0)
+    counts = local_counts()
+    print("the stream's counters:", counts)  # shown when a test fails
+    assert counts.get("events_received") == len(messages), "not every message was read"
+    late = counts.get("events_late", 0)
     assert not late, f"{late} events reached the stream after their key's 1 h window ended"
-    at = datetime.now(UTC)
+    assert at is not None, "the stream proved no event time"
+    assert at >= last_expiry, f"the stream's rows are complete only to {at}"
     folder = tmp_path_factory.mktemp("streamed")
     write_jsonl(messages, folder)
     return {"messages": messages, "folder": folder, "at": at}
