@@ -16,22 +16,24 @@ six INT64 counts, two FLOAT64, one timestamp), with values shaped like the core'
   entities, on rows our writer wrote and on rows Feast wrote itself (same values,
   entity ids differing only in their first character), calls interleaved in random
   order after a warm-up, one process. The check reads both back and compares values.
-- **Freshness**: the streaming job (`jobs.stream.build_stream` + the online sink, all
-  three computable views, both online stores, the raw archive) runs in this process
-  on the local runner with `StreamSettings(warm_start=False)`, a fresh job (new
-  subscriptions, empty state, no archive read-back) for each rate. Simulated traffic is
-  published at a steady rate with event times set to the wall clock; among it, probe
-  `review_created` events of fresh users. A reader polls Feast `get_online_features`
-  every 50 ms; a probe's freshness is from its publish call to the first read that
-  returns its row. Throughput is the job's intake (events validated a second) over the
-  last three quarters of each phase. After the required rates, a short search finds
-  the highest rate at which the p99 stays under 5 s.
+- **Freshness** (`bench/freshness.py`): the local runner's intake ceiling, a trivial
+  pipeline (the job's Pub/Sub reader, `json.loads`, a count) draining a flood of
+  simulated messages, on Beam's streaming DirectRunner as it comes and on the jobs'
+  `LocalStreamingRunner`; then the streaming job (`jobs.stream.build_stream` + the
+  online sink: all three computable views, both online stores, the raw archive, dead
+  letters), a fresh job for each rate (new subscriptions, empty state, no warm start),
+  fed 20 s of simulated traffic at a steady rate with event times set to the wall
+  clock. Intake is the events the job validated a second over the last three quarters
+  of the publishing; a search finds the knee, the highest rate whose intake keeps
+  within 95% of what was published (everything validated, every probe read, no runner
+  error). At 50% and 80% of the knee, freshness: probe `review_created` events of fresh
+  users among the traffic, polled through Feast `get_online_features` every 50 ms, from
+  the publish call to the first read that returns the probe's row.
 
-The publisher, the reader and the job share one Python process (and the GIL), so the
-freshness figures are those of the local runner, not of Dataflow. That runner scans
-every key's timers at each watermark step, and the job keeps a timer per entity (the
-de-duplication keeps one per id shard, at most 1,024 per topic): its throughput falls as
-entity keys accumulate.
+The publisher and the Feast reader run in a process of their own
+(`bench/freshness_load.py`); the job runs in the benchmark's process, so the figures
+are those of Beam's local runner on this machine's cores (shared with the load and
+with anything else running), not of Dataflow.
 """
 
 from __future__ import annotations
