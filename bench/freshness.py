@@ -46,7 +46,7 @@ from typing import Any
 
 import apache_beam as beam
 
-from bench.harness import Context, Row
+from bench.harness import Context, Row, load_average
 from feature_store.config import PlatformConfig
 from feature_store.events import attributes_for, contract_for, serialize_event, to_micros
 from feature_store.reference import REGISTRY, REVIEW_EVENTS
@@ -132,6 +132,7 @@ class Freshness:
     ceiling: Ceiling  # on the jobs' local runner
     stock: Ceiling  # on Beam's streaming DirectRunner as it comes (10-message pulls)
     phases: list[Phase]
+    load: tuple[str, str] = ("", "")  # the machine's load average before and after
 
     @property
     def knee(self) -> float | None:
@@ -145,6 +146,7 @@ class Freshness:
 def freshness(ctx: Context, platform: PlatformConfig) -> Freshness:
     quick = 1 if ctx.quick else 0
     seconds = PHASE_S[quick]
+    load_before = load_average()
     stock = trivial_ceiling(ctx, platform, CEILING_MESSAGES[quick], stock=True)
     ceiling = trivial_ceiling(ctx, platform, CEILING_MESSAGES[quick])
     log.info("trivial pipeline: %.0f msg/s (Beam's runner %.0f)", ceiling.rate, stock.rate)
@@ -167,6 +169,7 @@ def freshness(ctx: Context, platform: PlatformConfig) -> Freshness:
         for share in FRESH_SHARES:
             purpose = f"freshness at {share:.0%} of the knee"
             phases.append(job_phase(ctx, platform, round(share * knee), seconds, purpose))
+    result.load = (load_before, load_average())
     return result
 
 
@@ -305,7 +308,8 @@ def _with_load(
     published: list[int] | None = None,
 ) -> tuple[list[tuple[float, int]], dict[str, Any]]:
     """Runs the load's process on `spec`, sampling this process's `counter` every
-    `SAMPLE_S` until the load has ended and `done(count)` holds (or `DRAIN_S` after)."""
+    `SAMPLE_S` until the load has ended and `done(count)` holds (or `DRAIN_S` after its
+    publishing ended)."""
     from common.metrics import local_counts
 
     path = ctx.workdir / f"load-{time.monotonic_ns()}.pickle"
@@ -330,8 +334,8 @@ def _with_load(
     result: dict[str, Any] = json.loads(out[0].strip().splitlines()[-1])
     if published is not None and "published" in result:
         published.append(int(result["published"]))
-    deadline = time.monotonic() + DRAIN_S
-    while "error" not in result and time.monotonic() < deadline:
+    deadline = float(result.get("ended", time.time())) + DRAIN_S
+    while "error" not in result and time.time() < deadline:
         count = local_counts().get(counter, 0)
         samples.append((time.time(), count))
         if done(count):
@@ -596,5 +600,7 @@ def fresh_text(result: Freshness) -> str:
         f"fresh job (`StreamSettings(warm_start=False)`), {PHASE_S[0]:.0f} s of publishing "
         f"({PHASE_S[1]:.0f} s with `--quick`), {PROBES_PER_S:.0f} probes a second; the "
         "publisher and the Feast reader run in a process of their own "
-        "(`bench/freshness_load.py`)."
+        "(`bench/freshness_load.py`). The machine's cores are shared (with the load's "
+        f"process and whatever else runs): load average {result.load[0]} before this "
+        f"part, {result.load[1]} after."
     )

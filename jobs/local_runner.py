@@ -54,8 +54,9 @@ Specs = tuple[set[Any], set[Any]]
 
 
 class LocalStreamingRunner(BundleBasedDirectRunner):
-    """Beam's streaming DirectRunner, pulling up to `pull_max` messages a bundle and
-    remembering each DoFn's state and timer specs (see the module's docstring)."""
+    """Beam's streaming DirectRunner, pulling up to `pull_max` messages a bundle,
+    remembering each DoFn's state and timer specs and, in a pipeline that reads Pub/Sub,
+    scanning for due timers at most every `timer_scan_s` (see the module's docstring)."""
 
     def __init__(self, pull_max: int = PULL_MAX, timer_scan_s: float = TIMER_SCAN_S) -> None:
         super().__init__()

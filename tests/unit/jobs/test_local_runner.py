@@ -4,6 +4,7 @@ the definition says."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import apache_beam as beam
@@ -108,6 +109,35 @@ def test_pulls_ask_for_pull_max() -> None:
     assert wide.pull(subscription="s", max_messages=10, timeout=30) == "response"
     wide.acknowledge(subscription="s", ack_ids=["a", "b"])
     assert client.calls == [("pull", ("s", 500, 30)), ("ack", ("s", ["a", "b"]))]
+
+
+class _Monitor:
+    def __init__(self, context: Any) -> None:
+        self._executor = type("Executor", (), {"evaluation_context": context})()
+
+
+def test_timer_scans_are_spaced_only_where_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `timer_scan_s` on the evaluation context, a scan within that time of the
+    last one is skipped (reported as no timer fired); without it, every call scans."""
+    scans: list[float] = []
+
+    def scan(monitor: Any) -> bool:
+        scans.append(time.monotonic())
+        return True
+
+    monkeypatch.setattr(local_runner, "_FIRE_TIMERS", scan)
+    plain = _Monitor(type("Context", (), {})())
+    assert [local_runner._spaced_fire_timers(plain) for _ in range(3)] == [True] * 3
+    assert len(scans) == 3
+    spaced_context = type("Context", (), {})()
+    spaced_context.timer_scan_s = 0.2
+    spaced = _Monitor(spaced_context)
+    assert local_runner._spaced_fire_timers(spaced) is True
+    assert local_runner._spaced_fire_timers(spaced) is False
+    assert len(scans) == 4
+    time.sleep(0.25)
+    assert local_runner._spaced_fire_timers(spaced) is True
+    assert len(scans) == 5
 
 
 @pytest.mark.parametrize("pull_max", [0, 1001])
