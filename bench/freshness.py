@@ -4,7 +4,9 @@ streaming job's knee, and its freshness below the knee.
 1. **Ceiling.** A trivial pipeline on the same local runner and the same emulator,
    reading the job's two subscriptions with the job's reader, parsing each message's
    JSON and counting it, drains a flood of simulated messages published by a process
-   of its own: messages/s from a quarter of them counted to all of them.
+   of its own: messages/s from a quarter of them counted to the last (all of them, or
+   as many as `DRAIN_S` after the publishing allowed), on Beam's streaming DirectRunner
+   as it comes and on the jobs' `LocalStreamingRunner`.
 2. **Knee.** The streaming job (`jobs.stream.build_stream` + the online sink: all three
    computable views, both online stores, the raw archive, dead letters), a fresh job
    for each rate (new subscriptions, empty state, no warm start), fed `PHASE_S` of
@@ -12,9 +14,9 @@ streaming job's knee, and its freshness below the knee.
    the job validated (`events_valid`) a second over the last three quarters of the
    publishing. A rate holds when intake keeps within `HOLD_SHARE` of what was
    published a second, the job has validated every event `DRAIN_S` after, every probe
-   is readable and the runner logged no error. The search starts at half the ceiling,
-   goes up by half or down by 40% until one rate held and one did not, then halves
-   the gap; the knee is the highest rate that held.
+   is readable and the runner logged no error. The search starts at a quarter of the
+   ceiling, goes up by half or down by half until one rate held and one did not, then
+   halves the gap; the knee is the highest rate that held.
 3. **Freshness** at `FRESH_SHARES` of the knee, each a fresh job: among the traffic,
    `PROBES_PER_S` probe `review_created` events of fresh users; the load's process
    polls Feast `get_online_features` every `POLL_S`, and a probe's freshness is from
@@ -59,7 +61,8 @@ VIEW = "user_review_stats"
 JOIN_KEY = "user_id"
 PHASE_S = (20.0, 8.0)  # publishing, full and quick
 CEILING_MESSAGES = (6000, 2000)
-KNEE_STEPS = (5, 2)  # job phases of the knee search, full and quick
+KNEE_STEPS = (4, 2)  # job phases of the knee search, full and quick
+KNEE_START = 0.25  # of the ceiling: the first rate tried
 HOLD_SHARE = 0.95
 FRESH_SHARES = (0.5, 0.8)
 GOAL_KNEE_SHARE = 0.5  # of the ceiling
@@ -77,8 +80,8 @@ COUNTED = "bench_trivial_parsed"
 @dataclass
 class Ceiling:
     published: int
-    counted: int
-    seconds: float  # from a quarter of the messages counted to all of them
+    counted: int  # all of them, or as many as were counted `DRAIN_S` after publishing
+    seconds: float  # from a quarter of the messages counted to the last one
     rate: float
 
 
@@ -151,7 +154,7 @@ def freshness(ctx: Context, platform: PlatformConfig) -> Freshness:
     ceiling = trivial_ceiling(ctx, platform, CEILING_MESSAGES[quick])
     log.info("trivial pipeline: %.0f msg/s (Beam's runner %.0f)", ceiling.rate, stock.rate)
     phases: list[Phase] = []
-    rate = round(0.5 * ceiling.rate)
+    rate = round(KNEE_START * ceiling.rate)
     for _ in range(KNEE_STEPS[quick]):
         phase = job_phase(ctx, platform, rate, seconds, "knee search")
         phases.append(phase)
@@ -205,11 +208,11 @@ def trivial_ceiling(
         samples, load = _with_load(ctx, spec, COUNTED, lambda n: n >= messages)
     finally:
         result.cancel()
-    published = int(load["published"])
-    quarter, done = _first_at(samples, published / 4), _first_at(samples, published)
-    seconds = done - quarter if not math.isnan(done) else math.nan
-    counted = samples[-1][1]
-    rate = 0.75 * published / seconds if seconds > 0 else math.nan
+    published, counted = int(load["published"]), samples[-1][1]
+    quarter = _first_at(samples, published / 4)
+    last = _first_at(samples, counted)  # all of them, or as many as `DRAIN_S` allowed
+    seconds = last - quarter
+    rate = (counted - published / 4) / seconds if seconds > 0 else math.nan
     log.info("trivial pipeline: %d published, %d counted", published, counted)
     return Ceiling(published, counted, seconds, rate)
 
@@ -519,7 +522,7 @@ def fresh_rows(result: Freshness) -> list[Row]:
             group="local intake of a trivial pipeline (read, parse, count)",
             system=system,
             reference=reference,
-            events=round(0.75 * c.published),
+            events=max(0, round(c.counted - c.published / 4)),
             wall_s=c.seconds,
             variant="the job's Pub/Sub reader, json.loads, count: draining a flood",
             check=f"{c.counted:,} of {c.published:,} counted",
