@@ -16,22 +16,24 @@ six INT64 counts, two FLOAT64, one timestamp), with values shaped like the core'
   entities, on rows our writer wrote and on rows Feast wrote itself (same values,
   entity ids differing only in their first character), calls interleaved in random
   order after a warm-up, one process. The check reads both back and compares values.
-- **Freshness**: the streaming job (`jobs.stream.build_stream` + the online sink, all
-  three computable views, both online stores, the raw archive) runs in this process
-  on the local runner with `StreamSettings(warm_start=False)`, a fresh job (new
-  subscriptions, empty state, no archive read-back) for each rate. Simulated traffic is
-  published at a steady rate with event times set to the wall clock; among it, probe
-  `review_created` events of fresh users. A reader polls Feast `get_online_features`
-  every 50 ms; a probe's freshness is from its publish call to the first read that
-  returns its row. Throughput is the job's intake (events validated a second) over the
-  last three quarters of each phase. After the required rates, a short search finds
-  the highest rate at which the p99 stays under 5 s.
+- **Freshness** (`bench/freshness.py`): the local runner's intake ceiling, a trivial
+  pipeline (the job's Pub/Sub reader, `json.loads`, a count) draining a flood of
+  simulated messages, on Beam's streaming DirectRunner as it comes and on the jobs'
+  `LocalStreamingRunner`; then the streaming job (`jobs.stream.build_stream` + the
+  online sink: all three computable views, both online stores, the raw archive, dead
+  letters), a fresh job for each rate (new subscriptions, empty state, no warm start),
+  fed 20 s of simulated traffic at a steady rate with event times set to the wall
+  clock. Intake is the events the job validated a second over the last three quarters
+  of the publishing; a search finds the knee, the highest rate whose intake keeps
+  within 95% of what was published (everything validated, every probe read, no runner
+  error). At 50% and 80% of the knee, freshness: probe `review_created` events of fresh
+  users among the traffic, polled through Feast `get_online_features` every 50 ms, from
+  the publish call to the first read that returns the probe's row.
 
-The publisher, the reader and the job share one Python process (and the GIL), so the
-freshness figures are those of the local runner, not of Dataflow. That runner scans
-every key's timers at each watermark step, and the job keeps a timer per entity (the
-de-duplication keeps one per id shard, at most 1,024 per topic): its throughput falls as
-entity keys accumulate.
+The publisher and the Feast reader run in a process of their own
+(`bench/freshness_load.py`); the job runs in the benchmark's process, so the figures
+are those of Beam's local runner on this machine's cores (shared with the load and
+with anything else running), not of Dataflow.
 """
 
 from __future__ import annotations
@@ -40,30 +42,27 @@ import contextlib
 import dataclasses
 import gc
 import logging
-import math
 import random
 import re
 import shutil
 import statistics
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench.freshness import Freshness, fresh_rows, fresh_text, freshness
 from bench.harness import Context, Row
 from feature_store.config import PlatformConfig
-from feature_store.events import attributes_for, contract_for, serialize_event, to_micros
 from feature_store.feast_repo import COMPUTED_AT, VALID_FROM
-from feature_store.reference import REGISTRY, REVIEW_EVENTS
+from feature_store.reference import REGISTRY
 from online.rows import OnlineRow
-from simulator.traffic import MessageKind, SimulatedMessage, SimulationConfig, simulate
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +76,6 @@ REDIS_BENCH_REQUESTS = (2_000_000, 200_000)
 READ_CALLS = (1000, 100)
 READ_WARMUP = 50
 READ_ENTITIES = (1, 100)
-PHASE_S = (20.0, 8.0)
-RATES = (50, 200)
-SEARCH_STEPS = 3  # further rates tried for the highest sustainable one
-PROBES_PER_S = 5.0
-POLL_S = 0.05
-BLOWN_P99_S = 5.0
-DRAIN_S = 60.0
 _SERVICES = ("pubsub", "bigtable", "bigquery", "redis")
 
 
@@ -97,7 +89,7 @@ def run(ctx: Context) -> list[Row]:
         reads = read_latency(ctx, platform, written)
         fresh = freshness(ctx, platform)
     _sections(ctx, writes, reads, fresh)
-    return [*_write_rows(writes), *_read_rows(reads), *_fresh_rows(fresh)]
+    return [*_write_rows(writes), *_read_rows(reads), *fresh_rows(fresh)]
 
 
 # ----------------------------------------------------------------------------- platform
@@ -471,318 +463,6 @@ def _percentiles(values: list[float]) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
-# ----------------------------------------------------------------------------- freshness
-
-
-@dataclass
-class Phase:
-    """One steady rate: what was published, what the job took in, and how fresh the
-    probes were."""
-
-    rate: float
-    seconds: float  # publishing
-    published: int = 0
-    steady: tuple[int, float] = (0, math.nan)  # events taken in, seconds: the last 3/4
-    taken_in: int = 0  # the job's `events_valid` from the start until drained
-    drained_s: float = math.nan  # from the start until all was taken in and read back
-    fresh_ms: list[float] = field(default_factory=list)
-    unseen: int = 0
-    job_errors: int = 0  # errors the runner logged (failed bundles, retried or not)
-
-    @property
-    def p50_p99(self) -> tuple[float, float]:
-        return _percentiles(self.fresh_ms) if len(self.fresh_ms) > 1 else (math.nan, math.nan)
-
-    @property
-    def throughput(self) -> float:
-        """Events/s the job took in (validated) over the last 3/4 of the publishing."""
-        events, seconds = self.steady
-        return events / seconds if seconds > 0 else 0.0
-
-    @property
-    def held(self) -> bool:
-        """The job kept up without an error: every probe readable, p99 under the limit."""
-        return self.unseen == 0 and self.job_errors == 0 and self.p50_p99[1] <= BLOWN_P99_S * 1000
-
-
-class ErrorCount(logging.Handler):
-    """Counts the error records of Beam's loggers while installed (`with`)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
-
-    def __enter__(self) -> ErrorCount:
-        logging.getLogger("apache_beam").addHandler(self)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        logging.getLogger("apache_beam").removeHandler(self)
-
-
-class ProbeWatcher:
-    """Polls Feast for the probes' users on a thread of its own; knows when each
-    probe was published and when its row was first read back."""
-
-    def __init__(self, fs: Any) -> None:
-        self._fs = fs
-        self._lock = threading.Lock()
-        self._announced: str | None = None
-        self._sent: dict[str, float] = {}
-        self._seen: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name="probe-watcher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def announce(self, user: str | None) -> None:
-        """The next message to be published is the probe of `user` (None: not a probe)."""
-        self._announced = user
-
-    def published(self, _count: int) -> None:
-        """`publish_messages`' progress callback: the announced message just went out."""
-        if self._announced is not None:
-            with self._lock:
-                self._sent[self._announced] = time.perf_counter()
-            self._announced = None
-
-    def wait(self, users: Sequence[str], timeout_s: float) -> dict[str, float]:
-        """Freshness in ms of each of `users` read back within `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._lock:
-                if all(user in self._seen for user in users):
-                    break
-            time.sleep(POLL_S)
-        with self._lock:
-            return {u: (self._seen[u] - self._sent[u]) * 1000 for u in users if u in self._seen}
-
-    def _poll(self) -> None:
-        feature = f"{VIEW}:review_count_1h"
-        while not self._stop.wait(POLL_S):
-            with self._lock:
-                pending = [u for u in self._sent if u not in self._seen]
-            if not pending:
-                continue
-            try:
-                read = self._fs.get_online_features(
-                    features=[feature], entity_rows=[{JOIN_KEY: u} for u in pending]
-                ).to_dict()
-            except Exception:
-                log.warning("probe read failed; polling on", exc_info=True)
-                continue
-            now = time.perf_counter()
-            with self._lock:
-                for user, count in zip(read[JOIN_KEY], read["review_count_1h"], strict=True):
-                    if count:
-                        self._seen.setdefault(user, now)
-
-
-def probe_message(user: str) -> SimulatedMessage:
-    """A `review_created` event of a user never seen before, timed now."""
-    now = datetime.now(UTC)
-    event = contract_for(REVIEW_EVENTS).event(
-        event_id=f"{user}-review",
-        event_type="review_created",
-        event_time=now,
-        review_id=f"{user}-review",
-        user_id=user,
-        business_id="probe-business",
-        rating=4,
-        text="A probe review, to measure freshness.",
-    )
-    return SimulatedMessage(
-        event.topic,
-        serialize_event(event),
-        attributes_for(event),
-        MessageKind.VALID,
-        to_micros(now),
-    )
-
-
-def freshness(ctx: Context, platform: PlatformConfig) -> list[Phase]:
-    """The required rates, then a search for the highest rate that holds: doubling
-    while every rate held, else halving the gap between the last that held and the
-    first that did not. Each rate gets a job of its own."""
-    seconds = PHASE_S[1] if ctx.quick else PHASE_S[0]
-    phases = [stream_phase(platform, rate, seconds, ctx.seed) for rate in RATES]
-    for _ in range(0 if ctx.quick else SEARCH_STEPS):
-        held = [p.rate for p in phases if p.held]
-        failed = [p.rate for p in phases if not p.held]
-        if failed and held and min(failed) <= 1.25 * max(held):
-            break
-        if not failed:
-            rate = 2 * max(held)
-        else:
-            rate = (max(held) + min(failed)) / 2 if held else min(failed) / 2
-        phases.append(stream_phase(platform, round(rate), seconds, ctx.seed))
-    return sorted(phases, key=lambda p: p.rate)
-
-
-def stream_phase(platform: PlatformConfig, rate: float, seconds: float, seed: int) -> Phase:
-    """A fresh streaming job in this process (empty subscriptions, empty state), made
-    ready with one probe, then fed `seconds` of traffic at `rate`."""
-    from common.inference.settings import NO_MODELS
-    from common.metrics import reset_local
-    from jobs.backfill import plans_for
-    from jobs.online_sink import online_sink
-    from jobs.provision import feature_store
-    from jobs.runner import make_pipeline
-    from jobs.stream import StreamSettings, build_stream
-
-    _fresh_subscriptions(platform)
-    plans, _ = plans_for(REGISTRY, None, NO_MODELS)
-    reset_local()
-    pipeline = make_pipeline([], streaming=True)
-    build_stream(
-        pipeline, platform, REGISTRY, plans, StreamSettings(warm_start=False), online_sink(platform)
-    )
-    result = pipeline.run()
-    watcher = ProbeWatcher(feature_store(platform))
-    watcher.start()
-    try:
-        with ErrorCount() as errors:
-            _until_ready(platform, watcher, f"{rate:g}")
-            phase = run_phase(platform, watcher, rate, seconds, seed)
-        phase.job_errors = errors.count
-        return phase
-    finally:
-        watcher.stop()
-        result.cancel()
-
-
-def _fresh_subscriptions(platform: PlatformConfig) -> None:
-    """The job's subscriptions made anew: nothing left over from an earlier job."""
-    from google.cloud import pubsub_v1
-
-    from feature_store.resources import stream_subscription
-    from online.pubsub_admin import pubsub_changes
-
-    subscriber = pubsub_v1.SubscriberClient()
-    try:
-        for topic in _topic_ids(platform):
-            sub = platform.topic_id(stream_subscription(topic))
-            with contextlib.suppress(Exception):
-                subscriber.delete_subscription(
-                    subscription=subscriber.subscription_path(platform.project, sub)
-                )
-    finally:
-        subscriber.close()
-    pubsub_changes(platform.project, REGISTRY, apply=True, prefix=platform.topic_prefix)
-
-
-def _until_ready(platform: PlatformConfig, watcher: ProbeWatcher, label: str) -> None:
-    """One probe through the job: it has subscribed and compiled everything."""
-    from simulator.publisher import publish_messages
-
-    user = f"probe-{platform.feast_project}-ready-{label}"
-    watcher.announce(user)
-    publish_messages(
-        platform.project,
-        [probe_message(user)],
-        progress=watcher.published,
-        topic_ids=_topic_ids(platform),
-    )
-    if not watcher.wait([user], 180.0):
-        msg = "the streaming job did not make a probe readable within 180 s"
-        raise RuntimeError(msg)
-
-
-def run_phase(
-    platform: PlatformConfig, watcher: ProbeWatcher, rate: float, seconds: float, seed: int
-) -> Phase:
-    """`seconds` of simulated traffic at `rate` messages/s with probes among it."""
-    from common.metrics import local_counts
-    from simulator.publisher import publish_messages
-
-    messages = traffic(rate, seconds, seed, f"probe-{platform.feast_project}-{rate:g}-")
-    probes = [user for _, user in messages if user is not None]
-    phase = Phase(rate, seconds)
-    before = local_counts().get("events_valid", 0)
-    started = time.perf_counter()
-    marks: list[tuple[float, int]] = []
-    stats = publish_messages(
-        platform.project,
-        _announcing(messages, watcher, marks),
-        rate=rate,
-        realtime=True,
-        topic_ids=_topic_ids(platform),
-        progress=watcher.published,
-    )
-    phase.seconds = time.perf_counter() - started
-    marks.append((time.perf_counter(), local_counts().get("events_valid", 0)))
-    phase.steady = (marks[-1][1] - marks[0][1], marks[-1][0] - marks[0][0])
-    phase.published = stats.published
-    fresh = watcher.wait(probes, DRAIN_S)
-    deadline = time.monotonic() + DRAIN_S
-    while local_counts().get("events_valid", 0) - before < phase.published:
-        if time.monotonic() > deadline:
-            break
-        time.sleep(POLL_S)
-    phase.drained_s = time.perf_counter() - started
-    phase.taken_in = local_counts().get("events_valid", 0) - before
-    phase.fresh_ms = sorted(fresh.values())
-    phase.unseen = len(probes) - len(fresh)
-    log.info(
-        "phase %s msg/s: published %d in %.1f s, taken in %d in %.1f s, freshness "
-        "p50/p99 %s ms, %d probes unread",
-        rate,
-        phase.published,
-        phase.seconds,
-        phase.taken_in,
-        phase.drained_s,
-        phase.p50_p99,
-        phase.unseen,
-    )
-    return phase
-
-
-def traffic(
-    rate: float, seconds: float, seed: int, prefix: str
-) -> list[tuple[SimulatedMessage, str | None]]:
-    """Simulated valid traffic of `rate * seconds` messages, every k-th one a probe
-    (`PROBES_PER_S` a second), each with its probe's user (None: not a probe)."""
-    total = int(rate * seconds)
-    every = max(1, round(rate / PROBES_PER_S))
-    config = SimulationConfig(
-        seed=seed, events=total - total // every, duration=timedelta(seconds=seconds), users=10_000
-    )
-    background = iter(simulate(config))
-    out: list[tuple[SimulatedMessage, str | None]] = []
-    for n in range(total):
-        user = f"{prefix}{n}" if n % every == every - 1 else None
-        out.append((probe_message(user), user) if user else (next(background), None))
-    return out
-
-
-def _announcing(
-    messages: Sequence[tuple[SimulatedMessage, str | None]],
-    watcher: ProbeWatcher,
-    marks: list[tuple[float, int]],
-) -> Iterator[SimulatedMessage]:
-    """The messages, each announced to the watcher; a quarter of the way through, the
-    time and the job's intake so far go to `marks`."""
-    from common.metrics import local_counts
-
-    for n, (message, probe) in enumerate(messages):
-        if n == len(messages) // 4:
-            marks.append((time.perf_counter(), local_counts().get("events_valid", 0)))
-        watcher.announce(probe)
-        yield message
-
-
-def _topic_ids(platform: PlatformConfig) -> dict[str, str]:
-    return {topic: platform.topic_id(topic) for topic in ("review-events", "user-events")}
-
-
 # ----------------------------------------------------------------------------- report
 
 _WRITE_GROUP = f"Redis writes of `{VIEW}` rows (rows/s)"
@@ -868,40 +548,10 @@ def _read_rows(results: list[ReadResult]) -> list[Row]:
     return rows
 
 
-def _fresh_rows(phases: list[Phase]) -> list[Row]:
-    rows = []
-    for phase in phases:
-        p50, p99 = phase.p50_p99
-        state = "kept up" if phase.held else "FELL BEHIND"
-        if phase.job_errors:
-            state = f"INVALID, the job logged {phase.job_errors} errors"
-        rows.append(
-            Row(
-                benchmark="online",
-                group=f"stream at {phase.rate:,.0f} msg/s offered",
-                system="feature-store stream (local runner)",
-                events=phase.steady[0],
-                wall_s=phase.steady[1],
-                variant=(
-                    f"publish → readable via Feast: p50 {p50:,.0f} ms, p99 {p99:,.0f} ms "
-                    f"({len(phase.fresh_ms)} probes)"
-                ),
-                check=(
-                    f"{state}: events/s taken in over the last 3/4 of {phase.published:,} "
-                    f"published in {phase.seconds:.1f} s; {phase.taken_in:,} taken in and "
-                    f"probes read after {phase.drained_s:.1f} s, {phase.unseen} unread"
-                ),
-            )
-        )
-    return rows
-
-
-def _sections(
-    ctx: Context, writes: WriteResult, reads: list[ReadResult], phases: list[Phase]
-) -> None:
+def _sections(ctx: Context, writes: WriteResult, reads: list[ReadResult], fresh: Freshness) -> None:
     ctx.section("Online write throughput", _write_text(writes))
     ctx.section("Online read latency", _read_text(reads))
-    ctx.section("Freshness of the streaming job", _fresh_text(phases))
+    ctx.section("Freshness of the streaming job", fresh_text(fresh))
 
 
 def _write_text(w: WriteResult) -> str:
@@ -937,48 +587,6 @@ def _read_text(reads: list[ReadResult]) -> str:
         "\n\nSame process, same Feast `FeatureStore`, the two entity sets read in random "
         "order each iteration. Our hashes hold one more field (`_vf:<view>`, the "
         "valid_from of the newer-wins check), which Feast's `HMGET` does not ask for."
-    )
-
-
-def _fresh_text(phases: list[Phase]) -> str:
-    lines = [
-        "| offered msg/s | taken in events/s | all in, all read after s | p50 ms | p99 ms "
-        "| probes | unread | job errors | kept up |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for p in phases:
-        p50, p99 = p.p50_p99
-        lines.append(
-            f"| {p.rate:,.0f} | {p.throughput:,.0f} | {p.drained_s:.1f} | {p50:,.0f} | "
-            f"{p99:,.0f} | {len(p.fresh_ms)} | {p.unseen} | {p.job_errors} | "
-            f"{'yes' if p.held else 'no'} |"
-        )
-    if not phases:
-        return "The streaming job did not run."
-    held = [p.rate for p in phases if p.held]
-    failed = [p.rate for p in phases if not p.held]
-    verdict = (
-        f"Maximum sustainable rate found: {max(held):,.0f} msg/s"
-        + (
-            f" ({min(failed):,.0f} msg/s did not hold)."
-            if failed
-            else f"; every rate tried held, up to {max(held):,.0f} msg/s."
-        )
-        if held
-        else "No rate held."
-    )
-    return (
-        "\n".join(lines)
-        + f"\n\n{verdict} {PROBES_PER_S:.0f} probes a second, "
-        + (
-            f"each phase {phases[0].seconds:.0f} s; a phase holds when every probe is "
-            f"readable, the p99 is under {BLOWN_P99_S:.0f} s and the job logged no error. "
-            "Taken in: the events the job validated (`events_valid`) over the last three "
-            "quarters of the publishing, per second; then, from the phase's start, when the "
-            "job had validated every published event and every probe was readable. "
-            "`StreamSettings(warm_start=False)`: each job starts with empty state and does "
-            "not read the archive back."
-        )
     )
 
 

@@ -14,7 +14,8 @@ def make_pipeline(args: Sequence[str], *, streaming: bool = False) -> beam.Pipel
 
     Beam's DirectRunner first tries to fetch the Prism runner binary from the network;
     without `--runner` we take the in-process runner it would fall back to anyway (batch)
-    or the DirectRunner's streaming implementation (streaming) directly.
+    or the DirectRunner's streaming implementation (streaming) directly, with less
+    bookkeeping per bundle (`jobs.local_runner`).
     """
     options = PipelineOptions(list(args))
     standard = options.view_as(StandardOptions)
@@ -23,9 +24,9 @@ def make_pipeline(args: Sequence[str], *, streaming: bool = False) -> beam.Pipel
     if standard.runner:
         return beam.Pipeline(options=options)
     if streaming:
-        from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
+        from jobs.local_runner import LocalStreamingRunner
 
-        return beam.Pipeline(runner=BundleBasedDirectRunner(), options=options)
+        return beam.Pipeline(runner=LocalStreamingRunner(), options=options)
     from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
 
     return beam.Pipeline(runner=FnApiRunner(), options=options)

@@ -1,0 +1,169 @@
+"""The local streaming runner: the DoFn specs it remembers are Beam's own answers, its
+pulls ask for `pull_max` messages, and a stateful step with timers computes on it what
+the definition says."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import apache_beam as beam
+import pytest
+from apache_beam.coders import VarIntCoder
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_stream import TestStream as EventStream
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.window import TimestampedValue
+
+from jobs import local_runner
+from jobs.local_runner import LocalStreamingRunner
+from online.stateful import AggregateWindows, _FirstDelivery, _WindowState
+from tests.unit.online.test_stateful_stream import PLAN
+
+US = 1_000_000
+
+
+class _Holder:
+    def double(self, x: int) -> int:
+        return 2 * x
+
+    def flag(self, x: int, timestamp: Any = beam.DoFn.TimestampParam) -> int:
+        return x
+
+
+class _Stateful(beam.DoFn):
+    SEEN = ReadModifyWriteStateSpec("seen", VarIntCoder())
+    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
+
+    def process(
+        self,
+        item: tuple[str, int],
+        seen: Any = beam.DoFn.StateParam(SEEN),
+        expiry: Any = beam.DoFn.TimerParam(EXPIRY),
+    ) -> Any:
+        yield item
+
+    @on_timer(EXPIRY)
+    def expired(self) -> None:
+        return None
+
+
+def _names(specs: tuple[set[Any], set[Any]]) -> tuple[list[str], list[str]]:
+    return sorted(s.name for s in specs[0]), sorted(s.name for s in specs[1])
+
+
+def _dofns() -> list[beam.DoFn]:
+    holder = _Holder()
+    return [
+        _WindowState([PLAN], 0, 0),
+        _FirstDelivery(3600),
+        _Stateful(),
+        beam.Map(lambda x: x).dofn,
+        beam.Map(holder.double).dofn,
+        beam.FlatMap(holder.double).dofn,
+        beam.FlatMap(holder.flag).dofn,
+        beam.ParDo(_Stateful()).dofn,
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_dofns())))
+def test_remembered_specs_are_beams(index: int) -> None:
+    """Asked twice (the second answer from memory), the same specs as Beam's own
+    function on a fresh instance."""
+    dofn = _dofns()[index]
+    expected = _names(local_runner._ORIGINAL(_dofns()[index]))
+    assert _names(local_runner._remembered_specs(dofn)) == expected
+    assert _names(local_runner._remembered_specs(_dofns()[index])) == expected
+
+
+def test_specs_are_remembered_per_class_and_bound_function() -> None:
+    """A `FlatMap` of a bound method holds it as its `process`, which Beam inspects: the
+    function is part of the key (a `Map` wraps its callable in a plain function)."""
+    holder = _Holder()
+    keys = {
+        local_runner._specs_key(d)
+        for d in (beam.FlatMap(holder.double).dofn, beam.FlatMap(holder.flag).dofn, _Stateful())
+    }
+    assert len(keys) == 3
+    assert local_runner._specs_key(beam.FlatMap(_Holder().double).dofn) in keys
+    assert _names(local_runner._remembered_specs(_Stateful())) == (["seen"], ["ts-expiry"])
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def pull(self, *, subscription: str, max_messages: int, timeout: float) -> str:
+        self.calls.append(("pull", (subscription, max_messages, timeout)))
+        return "response"
+
+    def acknowledge(self, *, subscription: str, ack_ids: list[str]) -> None:
+        self.calls.append(("ack", (subscription, ack_ids)))
+
+
+def test_pulls_ask_for_pull_max() -> None:
+    client = _Client()
+    wide = local_runner._WidePull(client, 500)
+    assert wide.pull(subscription="s", max_messages=10, timeout=30) == "response"
+    wide.acknowledge(subscription="s", ack_ids=["a", "b"])
+    assert client.calls == [("pull", ("s", 500, 30)), ("ack", ("s", ["a", "b"]))]
+
+
+class _Monitor:
+    def __init__(self, context: Any) -> None:
+        self._executor = type("Executor", (), {"evaluation_context": context})()
+
+
+def test_timer_scans_are_spaced_only_where_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `timer_scan_s` on the evaluation context, a scan within that time of the
+    last one is skipped (reported as no timer fired); without it, every call scans."""
+    scans: list[float] = []
+
+    def scan(monitor: Any) -> bool:
+        scans.append(time.monotonic())
+        return True
+
+    monkeypatch.setattr(local_runner, "_FIRE_TIMERS", scan)
+    plain = _Monitor(type("Context", (), {})())
+    assert [local_runner._spaced_fire_timers(plain) for _ in range(3)] == [True] * 3
+    assert len(scans) == 3
+    spaced_context = type("Context", (), {})()
+    spaced_context.timer_scan_s = 0.2
+    spaced = _Monitor(spaced_context)
+    assert local_runner._spaced_fire_timers(spaced) is True
+    assert local_runner._spaced_fire_timers(spaced) is False
+    assert len(scans) == 4
+    time.sleep(0.25)
+    assert local_runner._spaced_fire_timers(spaced) is True
+    assert len(scans) == 5
+
+
+@pytest.mark.parametrize("pull_max", [0, 1001])
+def test_pull_max_is_bounded(pull_max: int) -> None:
+    with pytest.raises(ValueError, match=str(pull_max)):
+        LocalStreamingRunner(pull_max)
+
+
+def _record(event_id: str, t_s: float) -> dict[str, Any]:
+    return {"event_id": event_id, "event_time": int(t_s * US), "key": "k"}
+
+
+def test_timers_fire_on_the_local_runner() -> None:
+    """A 10 s count: it changes at each event (1 s, 3 s) and as each leaves (11 s, 13 s)."""
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    stream = (
+        EventStream()
+        .add_elements([TimestampedValue((("v", "k"), [_record("e1", 1)]), 1)])
+        .add_elements([TimestampedValue((("v", "k"), [_record("e2", 3)]), 3)])
+        .advance_watermark_to(100)
+        .advance_watermark_to_infinity()
+    )
+    with beam.Pipeline(runner=LocalStreamingRunner(), options=options) as p:
+        out = p | stream | AggregateWindows([PLAN], 0.0, started_us=0)
+        rows = out.rows | beam.FlatMap(
+            lambda b: [(int(b.valid_from[i]) // US, int(b.values["n"][i])) for i in range(len(b))]
+        )
+        assert_that(rows, equal_to([(1, 1), (3, 2), (11, 1), (13, 0)]))
