@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from feast import FeatureView, RepoConfig
@@ -39,14 +39,14 @@ from redis.commands.core import Script
 from redis.retry import Retry
 
 from feature_store.errors import ConfigError
-from online.feast_layout import RedisViewLayout, redis_key, redis_view_layout
+from online.entity_keys import require_key_version
+from online.feast_layout import RedisViewLayout, redis_key_of, redis_view_layout
 from online.redis_settings import RedisSecurity, RedisTimeouts
 from online.rows import (
     EncodedRow,
     OnlineRow,
     RowEncoder,
     ValueConversionError,
-    entity_identity,
     newest_per_key,
 )
 from online.write_support import RetryPolicy, WriteStats, call_with_retry
@@ -56,7 +56,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 _TRANSIENT = (
     redis_errors.ConnectionError,  # includes BusyLoadingError
@@ -126,7 +125,8 @@ class RedisOnlineWriter:
         if rows_per_script < 1:
             msg = f"rows_per_script must be positive, got {rows_per_script}"
             raise ConfigError(msg)
-        self._config = repo_config
+        require_key_version(repo_config, "Redis online writer")
+        self._project = repo_config.project.encode("utf-8")
         self._encoder = RowEncoder(feature_views)
         self._layouts = {view.name: redis_view_layout(repo_config, view) for view in feature_views}
         self._retry = retry or RetryPolicy()
@@ -141,10 +141,8 @@ class RedisOnlineWriter:
         return self.write_encoded(self._encoder.encode_all(rows))
 
     def write_encoded(self, rows: Sequence[EncodedRow]) -> WriteStats:
-        """Writes the newest row per view and entity key as given: a key spelled two
-        ways (join keys in another order) goes out twice, in order, and the script
-        keeps the newer."""
-        newest = newest_per_key(((row.view, entity_identity(row.entity_key)), row) for row in rows)
+        """Writes the newest row per view and entity key."""
+        newest = newest_per_key(((row.view, row.entity_key), row) for row in rows)
         if not newest:
             return WriteStats(store=self.store, rows=len(rows))
         calls = replayable(self._script_calls(self._by_view(newest.values())))
@@ -204,7 +202,7 @@ class RedisOnlineWriter:
         return by_view
 
     def _script_calls(self, by_view: dict[str, list[EncodedRow]]) -> Iterator[ScriptCall]:
-        config = self._config
+        project = self._project
         stamps: dict[datetime, tuple[int, bytes]] = {}
         for view, rows in by_view.items():
             layout = self._layout(view)
@@ -213,15 +211,15 @@ class RedisOnlineWriter:
             head.extend(layout.feature_fields)
             for start in range(0, len(rows), self._rows_per_script):
                 chunk = rows[start : start + self._rows_per_script]
+                keys = [redis_key_of(row.entity_key, project) for row in chunk]
                 args = list(head)
                 for row in chunk:
                     stamp = stamps.get(row.valid_from)
                     if stamp is None:
                         stamp = stamps[row.valid_from] = event_stamp(row.valid_from)
-                    args.append(stamp[0])
-                    args.append(stamp[1])
-                    args.extend(row.values)
-                yield script, [redis_key(config, row.entity_key) for row in chunk], args
+                    args += stamp
+                    args += row.values
+                yield script, keys, args
 
     def _layout(self, view: str) -> RedisViewLayout:
         layout = self._layouts.get(view)
@@ -251,9 +249,10 @@ def replayable(items: Iterator[T]) -> Callable[[], Iterator[T]]:
 def event_stamp(valid_from: datetime) -> tuple[int, bytes]:
     """valid_from in integer microseconds, and serialized as the `Timestamp` Feast keeps
     in `_ts:<view>` (what `Timestamp.FromDatetime` gives, at half the cost)."""
-    micros = (valid_from - _EPOCH) // _MICROSECOND
-    seconds, rest = divmod(micros, 1_000_000)
-    return micros, Timestamp(seconds=seconds, nanos=rest * 1000).SerializeToString()
+    since = valid_from - _EPOCH
+    seconds, rest = since.days * 86_400 + since.seconds, since.microseconds
+    stamp = Timestamp(seconds=seconds, nanos=rest * 1000).SerializeToString()
+    return seconds * 1_000_000 + rest, stamp
 
 
 def connect_redis(
