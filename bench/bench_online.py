@@ -9,9 +9,12 @@ six INT64 counts, two FLOAT64, one timestamp), with values shaped like the core'
 - **Write throughput** (rows/s, same rows, fresh keys, median of 3 interleaved runs):
   our `RedisOnlineWriter` as the jobs drive it (the Beam sink's DoFn, flushing every
   1,000 rows: coalescing, encoding, the newer-wins Lua script), Feast's
-  `FeatureStore.write_to_online_store` given the same rows as one DataFrame (the
-  reference), and the Redis server's own limit measured by `redis-benchmark -P 64`:
-  its `-t hset` test (one 1-field HSET a request) and a row-shaped HSET of 10 fields.
+  `FeatureStore.write_to_online_store` given the same rows as one DataFrame with
+  Feast's own `RedisOnlineStore` (`type: redis`, the reference) and with the
+  project's store type (`online.feast_stores`, what `write_to_online_store` runs in
+  this project's repos: Feast's DataFrame conversion, then our writer), and the Redis
+  server's own limit measured by `redis-benchmark -P 64`: its `-t hset` test (one
+  1-field HSET a request) and a row-shaped HSET of 10 fields.
 - **Read latency**: Feast's `get_online_features` of the 8 features for 1 and for 100
   entities, on rows our writer wrote and on rows Feast wrote itself (same values,
   entity ids differing only in their first character), calls interleaved in random
@@ -205,7 +208,8 @@ class WriteResult:
     rows: int
     runs: int
     ours_s: float  # medians of the interleaved runs
-    feast_s: float
+    feast_s: float  # Feast's own RedisOnlineStore
+    feast_newer_wins_s: float  # write_to_online_store through the project's store type
     encode_us: float  # per row, of our path: encoding, then the Redis write
     write_us: float
     redis_version: str
@@ -254,23 +258,33 @@ def frame_of(rows: Sequence[OnlineRow]) -> pd.DataFrame:
 def write_throughput(
     ctx: Context, platform: PlatformConfig
 ) -> tuple[WriteResult, tuple[str, str, int]]:
-    """Interleaved runs of both write paths into fresh keys; the last run's rows stay
-    for the read benchmark: (our entity prefix, Feast's, rows)."""
+    """Interleaved runs of the write paths into fresh keys; the last run's rows stay
+    for the read benchmark: (our entity prefix, plain Feast's, rows)."""
     from jobs.provision import feature_store
 
     count = min(ctx.size(*WRITE_ROWS), MAX_WRITE_ROWS)
     fs = feature_store(platform)
+    plain = plain_feast(platform, fs)
     fn = sink_fn(platform, fs)
-    ours, feast, splits = [], [], []
+    ours, feast, newer_wins, splits = [], [], [], []
     prefixes = ("", "")
     for run_no in range(WRITE_RUNS):
         prefixes = (f"o{run_no}-", f"f{run_no}-")
-        mine, theirs = (review_stats_rows(p, count, ctx.seed) for p in prefixes)
-        frame = frame_of(theirs)
+        mine, theirs, via = (
+            review_stats_rows(p, count, ctx.seed) for p in (*prefixes, f"n{run_no}-")
+        )
+        frame, via_frame = frame_of(theirs), frame_of(via)
         ours.append(_timed(lambda rows=mine: write_bundle(fn, rows)))
-        feast.append(_timed(lambda df=frame: fs.write_to_online_store(VIEW, df)))
+        feast.append(_timed(lambda df=frame: plain.write_to_online_store(VIEW, df)))
+        newer_wins.append(_timed(lambda df=via_frame: fs.write_to_online_store(VIEW, df)))
         splits.append(time_split(platform, fs, review_stats_rows(f"s{run_no}-", count, ctx.seed)))
-        log.info("write run %d: ours %.2f s, Feast %.2f s", run_no, ours[-1], feast[-1])
+        log.info(
+            "write run %d: ours %.2f s, Feast %.2f s, Feast through our store %.2f s",
+            run_no,
+            ours[-1],
+            feast[-1],
+            newer_wins[-1],
+        )
     encode_us = statistics.median(split[0] for split in splits)
     write_us = statistics.median(split[1] for split in splits)
     requests = REDIS_BENCH_REQUESTS[1] if ctx.quick else REDIS_BENCH_REQUESTS[0]
@@ -279,6 +293,7 @@ def write_throughput(
         WRITE_RUNS,
         statistics.median(ours),
         statistics.median(feast),
+        statistics.median(newer_wins),
         encode_us,
         write_us,
         _redis(platform).info("server")["redis_version"],
@@ -287,6 +302,25 @@ def write_throughput(
         redis_benchmark(platform, requests, row_shaped=True),
     )
     return result, (*prefixes, count)
+
+
+def plain_feast(platform: PlatformConfig, fs: Any) -> Any:
+    """A `FeatureStore` over the same repo, registry and Redis whose online store is
+    Feast's own `RedisOnlineStore` (the repo names the project's newer-wins type)."""
+    from feast import FeatureStore, RepoConfig
+    from feast.infra.online_stores.redis import RedisOnlineStore
+
+    from jobs.provision import repo_path
+
+    data = fs.config.model_dump(by_alias=True, exclude_unset=True)
+    data["online_store"] = {**fs.config.online_store.model_dump(mode="json"), "type": "redis"}
+    path = repo_path(platform, "redis")
+    store = FeatureStore(config=RepoConfig(**{**data, "repo_path": path}), repo_path=str(path))
+    online = store._get_provider().online_store
+    if type(online) is not RedisOnlineStore:
+        msg = f"the reference must write with Feast's RedisOnlineStore, got {type(online)}"
+        raise RuntimeError(msg)
+    return store
 
 
 def sink_fn(platform: PlatformConfig, fs: Any) -> Any:
@@ -479,9 +513,17 @@ def _write_rows(result: WriteResult) -> list[Row]:
             system=f"Feast {_version('feast')}",
             reference=True,
             events=result.rows,
-            variant="FeatureStore.write_to_online_store, the rows as one DataFrame",
+            variant="FeatureStore.write_to_online_store (Feast's RedisOnlineStore), one DataFrame",
             wall_s=result.feast_s,
             check=runs,
+        ),
+        Row(
+            **common,
+            system=f"Feast {_version('feast')}",
+            events=result.rows,
+            variant="FeatureStore.write_to_online_store through online.feast_stores, one DataFrame",
+            wall_s=result.feast_newer_wins_s,
+            check=f"Feast's DataFrame conversion, then RedisOnlineWriter; {runs}",
         ),
         Row(
             **common,
@@ -555,7 +597,7 @@ def _sections(ctx: Context, writes: WriteResult, reads: list[ReadResult], fresh:
 
 
 def _write_text(w: WriteResult) -> str:
-    ours, feast = w.rows / w.ours_s, w.rows / w.feast_s
+    ours, feast, via = w.rows / w.ours_s, w.rows / w.feast_s, w.rows / w.feast_newer_wins_s
     row_limit = "— | —"
     if w.row_hset_rps:
         row_limit = f"{w.row_hset_rps:,.0f} | {w.row_hset_rps / feast:.1f}×"
@@ -563,18 +605,21 @@ def _write_text(w: WriteResult) -> str:
     return f"""
 | path | rows/s | vs Feast |
 | --- | ---: | ---: |
-| Feast `write_to_online_store` | {feast:,.0f} | 1.0× |
+| Feast `write_to_online_store`, Feast's `RedisOnlineStore` | {feast:,.0f} | 1.0× |
+| Feast `write_to_online_store`, the project's store type | {via:,.0f} | {via / feast:.1f}× |
 | feature-store sink → `RedisOnlineWriter` | {ours:,.0f} | {ours / feast:.1f}× |
 | Redis limit, 10-field HSETs 64 deep, no newer-wins check | {row_limit} |
 | Redis limit, `redis-benchmark -P 64 -t hset` (1-field requests) | {hset_limit} | — |
 
 The issue's goal is 10× Feast's write path; this run measured {ours / feast:.1f}×. Our
-path spends {w.encode_us:.1f} µs a row encoding (Feast's `ValueProto`s and entity keys)
-and {w.write_us:.1f} µs writing (Feast's key serializer, the script's arguments, and
-the newer-wins Lua script on the server, an atomic read-compare-write of each hash).
-Both paths write Feast's own encoding. Feast's converts the DataFrame through Arrow and
+path spends {w.encode_us:.1f} µs a row encoding (Feast's `ValueProto`s and serialized
+entity keys) and {w.write_us:.1f} µs writing (the script calls packed, and the
+newer-wins Lua script on the server, an atomic read-compare-write of each hash). All
+paths write Feast's own encoding. Feast's converts the DataFrame through Arrow and
 `feast.type_map`, reads every hash's timestamp in one pipeline, then writes the newer
-rows in a second.
+rows in a second. The repo's `feature_store.yaml` names the project's newer-wins store
+type, so `write_to_online_store` there runs Feast's conversion and then our writer
+(the middle row); the reference is Feast's own store, the same repo with `type: redis`.
 """
 
 

@@ -36,10 +36,11 @@ from google.rpc import code_pb2
 from google.rpc.status_pb2 import Status
 
 from feature_store.errors import ConfigError
+from online.entity_keys import require_key_version
 from online.feast_layout import (
     BIGTABLE_EVENT_TS,
     BIGTABLE_FAMILY,
-    bigtable_row_key,
+    bigtable_row_key_of,
     bigtable_table_name,
 )
 from online.rows import EncodedRow, OnlineRow, RowEncoder, ValueConversionError, newest_per_key
@@ -85,6 +86,7 @@ class BigtableOnlineWriter:
         """`project`/`instance` default to the repo config's Bigtable online store, as do
         the request size and concurrency (Feast's `mutations_per_write`,
         `write_concurrency`)."""
+        require_key_version(repo_config, "Bigtable online writer")
         self._config = repo_config
         self._settings = _store_settings(repo_config, project, instance)
         self._encoder = RowEncoder(feature_views)
@@ -94,13 +96,14 @@ class BigtableOnlineWriter:
         self._client = bigtable.Client(project=self._settings.project)
         self._instance = self._client.instance(self._settings.instance)
         self._tables: dict[str, Table] = {}
+        self._row_key_suffixes: dict[str, bytes] = {}
 
     def write(self, rows: Sequence[OnlineRow]) -> WriteStats:
         return self.write_encoded(self._encoder.encode_all(rows))
 
     def write_encoded(self, rows: Sequence[EncodedRow]) -> WriteStats:
         newest = newest_per_key(
-            (bigtable_row_key(self._config, self._view(row.view), row.entity_key), row)
+            (bigtable_row_key_of(row.entity_key, self._row_key_suffix(row.view)), row)
             for row in rows
         )
         by_table: dict[str, list[tuple[DirectRow, int]]] = {}
@@ -143,6 +146,13 @@ class BigtableOnlineWriter:
 
     def close(self) -> None:
         self._client.close()
+
+    def _row_key_suffix(self, name: str) -> bytes:
+        """The row key's `#<view>` (Feast's reader uses the unversioned view name)."""
+        suffix = self._row_key_suffixes.get(name)
+        if suffix is None:
+            suffix = self._row_key_suffixes[name] = f"#{self._view(name).name}".encode()
+        return suffix
 
     def _view(self, name: str) -> FeatureView:
         view = self._views.get(name)

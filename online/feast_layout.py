@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import mmh3
 from feast import FeatureView, RepoConfig
 from feast.infra.online_stores.bigtable import BigtableOnlineStore
 from feast.infra.online_stores.helpers import _mmh3, _redis_key, compute_versioned_name
@@ -72,6 +73,20 @@ def redis_key(config: RepoConfig, entity_key: EntityKeyProto) -> bytes:
         entity_key,
         entity_key_serialization_version=config.entity_key_serialization_version,
     )
+
+
+def redis_key_of(serialized_key: bytes, project: bytes) -> bytes:
+    """`redis_key` from an entity key already serialized by Feast's `serialize_entity_key`
+    and the project's name in UTF-8 (what `_redis_key` joins)."""
+    return serialized_key + project
+
+
+def bigtable_row_key_of(serialized_key: bytes, view_suffix: bytes) -> bytes:
+    """`bigtable_row_key` from an entity key already serialized by Feast's
+    `serialize_entity_key` and `b"#" + view name` (Feast's `compute_entity_id` is the
+    hex of the key's 128-bit murmur3)."""
+    entity_id: bytes = mmh3.hash_bytes(serialized_key).hex().encode()
+    return entity_id + view_suffix
 
 
 def bigtable_table_name(config: RepoConfig, view: FeatureView) -> str:

@@ -29,6 +29,7 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from typing_extensions import override
 
 from online.bigtable_writer import BigtableOnlineWriter
+from online.entity_keys import serialize_proto
 from online.redis_writer import RedisOnlineWriter
 from online.rows import EncodedRow
 from online.write_support import OnlineWriter, WriteStats
@@ -45,13 +46,15 @@ _EMPTY = ValueProto().SerializeToString()
 def encoded_rows(view: FeatureView, data: Sequence[FeastRow]) -> list[EncodedRow]:
     """Feast's rows as the writers' `EncodedRow`s: values in the view's feature order
     (a feature Feast left out is written as an empty value, which Feast reads as None),
-    event timestamps as aware UTC (Feast hands naive UTC ones from Arrow)."""
+    event timestamps as aware UTC (Feast hands naive UTC ones from Arrow), entity keys
+    serialized by Feast's own `serialize_entity_key`."""
     names = [feature.name for feature in view.features]
     rows = []
     for entity_key, values, event_ts, _created in data:
         valid_from = event_ts if event_ts.tzinfo else event_ts.replace(tzinfo=UTC)
         encoded = tuple(values[n].SerializeToString() if n in values else _EMPTY for n in names)
-        rows.append(EncodedRow(view.name, entity_key, encoded, valid_from.astimezone(UTC)))
+        key = serialize_proto(entity_key)
+        rows.append(EncodedRow(view.name, key, encoded, valid_from.astimezone(UTC)))
     return rows
 
 

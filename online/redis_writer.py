@@ -10,9 +10,12 @@ valid_from is written again (the later of two such rows wins), so retries and re
 are idempotent.
 
 The script calls of one write are pipelined on one connection, and each is sent as
-soon as its arguments are built: Redis runs one while Python builds the next (entity
-keys included), and the replies are read at the end. One connection keeps them in
-order.
+soon as it is packed: Redis runs one while Python builds the next, and the replies are
+read at the end. One connection keeps them in order. The calls are packed by
+`online.resp` (each row's arguments framed at a look-up each), not by redis-py's
+`pack_command`, which cost as much as the rest of a row's write; the entity keys come
+serialized from the encoder (`EncodedRow.entity_key`), so a key is the serialized key
+and the project's name.
 
 Rows written by Feast's own materialization carry no `_vf:<view>` and count as older.
 Redis Cluster is refused for now: one script call takes many keys, which a cluster
@@ -26,7 +29,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from feast import FeatureView, RepoConfig
@@ -35,18 +38,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from redis import Redis
 from redis import exceptions as redis_errors
 from redis.backoff import NoBackoff
-from redis.commands.core import Script
 from redis.retry import Retry
 
 from feature_store.errors import ConfigError
-from online.feast_layout import RedisViewLayout, redis_key, redis_view_layout
+from online.entity_keys import require_key_version
+from online.feast_layout import RedisViewLayout, redis_key_of, redis_view_layout
 from online.redis_settings import RedisSecurity, RedisTimeouts
+from online.resp import command
 from online.rows import (
     EncodedRow,
     OnlineRow,
     RowEncoder,
     ValueConversionError,
-    entity_identity,
     newest_per_key,
 )
 from online.write_support import RetryPolicy, WriteStats, call_with_retry
@@ -56,7 +59,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 _TRANSIENT = (
     redis_errors.ConnectionError,  # includes BusyLoadingError
@@ -101,7 +103,8 @@ return written
 """
 
 
-ScriptCall = tuple[Script, list[bytes], list[bytes | int]]
+ScriptCall = bytes
+"""One EVALSHA call, packed."""
 
 
 class RedisOnlineWriter:
@@ -126,7 +129,8 @@ class RedisOnlineWriter:
         if rows_per_script < 1:
             msg = f"rows_per_script must be positive, got {rows_per_script}"
             raise ConfigError(msg)
-        self._config = repo_config
+        require_key_version(repo_config, "Redis online writer")
+        self._project = repo_config.project.encode("utf-8")
         self._encoder = RowEncoder(feature_views)
         self._layouts = {view.name: redis_view_layout(repo_config, view) for view in feature_views}
         self._retry = retry or RetryPolicy()
@@ -136,15 +140,14 @@ class RedisOnlineWriter:
         )
         widths = {len(layout.feature_fields) for layout in self._layouts.values()}
         self._scripts = {n: self._client.register_script(newer_wins_script(n)) for n in widths}
+        self._ttl_arg = b"%d" % self._ttl
 
     def write(self, rows: Sequence[OnlineRow]) -> WriteStats:
         return self.write_encoded(self._encoder.encode_all(rows))
 
     def write_encoded(self, rows: Sequence[EncodedRow]) -> WriteStats:
-        """Writes the newest row per view and entity key as given: a key spelled two
-        ways (join keys in another order) goes out twice, in order, and the script
-        keeps the newer."""
-        newest = newest_per_key(((row.view, entity_identity(row.entity_key)), row) for row in rows)
+        """Writes the newest row per view and entity key."""
+        newest = newest_per_key(((row.view, row.entity_key), row) for row in rows)
         if not newest:
             return WriteStats(store=self.store, rows=len(rows))
         calls = replayable(self._script_calls(self._by_view(newest.values())))
@@ -184,8 +187,8 @@ class RedisOnlineWriter:
         connection = pool.get_connection()
         try:
             sent = 0
-            for script, keys, args in calls:
-                connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            for call in calls:
+                connection.send_packed_command([call])
                 sent += 1
             replies = [int(connection.read_response()) for _ in range(sent)]
             return sum(replies)
@@ -204,24 +207,28 @@ class RedisOnlineWriter:
         return by_view
 
     def _script_calls(self, by_view: dict[str, list[EncodedRow]]) -> Iterator[ScriptCall]:
-        config = self._config
-        stamps: dict[datetime, tuple[int, bytes]] = {}
+        """Packed calls of the script: KEYS the rows' hashes, ARGV the view's fields
+        (see `newer_wins_script`), then per row its stamps and values."""
+        project = self._project
+        stamps: dict[datetime, tuple[bytes, bytes]] = {}
         for view, rows in by_view.items():
             layout = self._layout(view)
-            script = self._scripts[len(layout.feature_fields)]
-            head: list[bytes | int] = [layout.valid_from_field, layout.event_ts_field, self._ttl]
-            head.extend(layout.feature_fields)
+            width = len(layout.feature_fields)
+            sha = self._scripts[width].sha.encode()
+            head = [layout.valid_from_field, layout.event_ts_field, self._ttl_arg]
+            head += layout.feature_fields
             for start in range(0, len(rows), self._rows_per_script):
                 chunk = rows[start : start + self._rows_per_script]
-                args = list(head)
+                args = [b"EVALSHA", sha, b"%d" % len(chunk)]
+                args += [redis_key_of(row.entity_key, project) for row in chunk]
+                args += head
                 for row in chunk:
                     stamp = stamps.get(row.valid_from)
                     if stamp is None:
                         stamp = stamps[row.valid_from] = event_stamp(row.valid_from)
-                    args.append(stamp[0])
-                    args.append(stamp[1])
-                    args.extend(row.values)
-                yield script, [redis_key(config, row.entity_key) for row in chunk], args
+                    args += stamp
+                    args += row.values
+                yield command(args)
 
     def _layout(self, view: str) -> RedisViewLayout:
         layout = self._layouts.get(view)
@@ -248,12 +255,14 @@ def replayable(items: Iterator[T]) -> Callable[[], Iterator[T]]:
     return replay
 
 
-def event_stamp(valid_from: datetime) -> tuple[int, bytes]:
-    """valid_from in integer microseconds, and serialized as the `Timestamp` Feast keeps
-    in `_ts:<view>` (what `Timestamp.FromDatetime` gives, at half the cost)."""
-    micros = (valid_from - _EPOCH) // _MICROSECOND
-    seconds, rest = divmod(micros, 1_000_000)
-    return micros, Timestamp(seconds=seconds, nanos=rest * 1000).SerializeToString()
+def event_stamp(valid_from: datetime) -> tuple[bytes, bytes]:
+    """valid_from in integer microseconds (decimal digits), and serialized as the
+    `Timestamp` Feast keeps in `_ts:<view>` (what `Timestamp.FromDatetime` gives, at
+    half the cost)."""
+    since = valid_from - _EPOCH
+    seconds, rest = since.days * 86_400 + since.seconds, since.microseconds
+    stamp = Timestamp(seconds=seconds, nanos=rest * 1000).SerializeToString()
+    return b"%d" % (seconds * 1_000_000 + rest), stamp
 
 
 def connect_redis(

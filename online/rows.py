@@ -4,7 +4,8 @@ An `OnlineRow` is one change point of one feature view for one entity: from
 `valid_from` on, the view's features for that entity are `features`. It is the full
 state of the view: a feature left out of `features` is written as null, like a feature
 given as `None`. A `RowEncoder` turns rows into `EncodedRow`s, the Feast `ValueProto`
-bytes of every feature in view order, once for all the stores they go to.
+bytes of every feature in view order and Feast's serialized entity key, once for all the
+stores they go to.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.value_type import ValueType
 
 from feature_store.errors import FeatureStoreError
+from online.entity_keys import EntityKeySerializer, serialize_proto
 from online.value_encoding import (
     NULL_VALUE,
     ColumnSerializer,
@@ -69,10 +71,12 @@ class OnlineRow:
 
 
 class EncodedRow(NamedTuple):
-    """An `OnlineRow` in Feast's encoding: `values` follow the view's feature order."""
+    """An `OnlineRow` in Feast's encoding: `values` follow the view's feature order;
+    `entity_key` is Feast's `serialize_entity_key` of the row's key (version 3), from
+    which both stores derive theirs."""
 
     view: str
-    entity_key: EntityKeyProto
+    entity_key: bytes
     values: tuple[bytes, ...]
     valid_from: datetime
 
@@ -97,19 +101,25 @@ class _ViewCodec:
     encoders: tuple[ValueEncoder, ...]
     serializers: tuple[ColumnSerializer, ...]
     join_key_encoders: Mapping[str, ValueEncoder]
+    keys: EntityKeySerializer
 
     @classmethod
     def of(cls, view: FeatureView) -> _ViewCodec:
         features = tuple(field.name for field in view.features)
+        join_key_types = {c.name: c.dtype.to_value_type() for c in view.entity_columns}
+        join_key_encoders = {name: value_encoder(t) for name, t in join_key_types.items()}
+
+        def to_proto(join_keys: Sequence[str], values: Sequence[object]) -> EntityKeyProto:
+            return _entity_key_proto(view.name, join_key_encoders, (join_keys, values))
+
         return cls(
             view=view,
             features=features,
             known=frozenset(features),
             encoders=tuple(value_encoder(f.dtype.to_value_type()) for f in view.features),
             serializers=tuple(column_serializer(f.dtype.to_value_type()) for f in view.features),
-            join_key_encoders={
-                c.name: value_encoder(c.dtype.to_value_type()) for c in view.entity_columns
-            },
+            join_key_encoders=join_key_encoders,
+            keys=EntityKeySerializer(join_key_types, to_proto),
         )
 
     def values(self, rows: Sequence[Mapping[str, object]]) -> list[tuple[bytes, ...]]:
@@ -145,21 +155,40 @@ class _ViewCodec:
     def entity_key(self, key: EntityKeyInput) -> EntityKeyProto:
         if isinstance(key, EntityKeyProto):
             return key
-        join_keys, values = key
-        if len(join_keys) != len(values) or not join_keys:
-            msg = f"entity key of `{self.view.name}` needs one value per join key, got {key!r}"
-            raise ValueConversionError(msg)
-        proto = EntityKeyProto(join_keys=join_keys)
+        return _entity_key_proto(self.view.name, self.join_key_encoders, key)
+
+    def serialized_key(self, key: EntityKeyInput) -> bytes:
+        """Feast's serialized entity key (`serialize_entity_key`, version 3)."""
         try:
-            for name, value in zip(join_keys, values, strict=True):
-                encode = self.join_key_encoders.get(name)
-                proto.entity_values.append(
-                    encode(value) if encode else feast_value(value, ValueType.UNKNOWN)
-                )
-        except _CONVERSION_ERRORS as err:
-            msg = f"entity key {key!r} of `{self.view.name}` cannot be converted: {err}"
+            if isinstance(key, EntityKeyProto):
+                return serialize_proto(key)
+            join_keys, values = key
+            return self.keys.serialize(join_keys, values)
+        except ValueConversionError:
+            raise
+        except _CONVERSION_ERRORS as err:  # e.g. a float or bool value
+            msg = f"entity key {key!r} of `{self.view.name}` cannot be serialized: {err}"
             raise ValueConversionError(msg) from err
-        return proto
+
+
+def _entity_key_proto(
+    view: str, encoders: Mapping[str, ValueEncoder], key: tuple[Sequence[str], Sequence[object]]
+) -> EntityKeyProto:
+    join_keys, values = key
+    if len(join_keys) != len(values) or not join_keys:
+        msg = f"entity key of `{view}` needs one value per join key, got {key!r}"
+        raise ValueConversionError(msg)
+    proto = EntityKeyProto(join_keys=join_keys)
+    try:
+        for name, value in zip(join_keys, values, strict=True):
+            encode = encoders.get(name)
+            proto.entity_values.append(
+                encode(value) if encode else feast_value(value, ValueType.UNKNOWN)
+            )
+    except _CONVERSION_ERRORS as err:
+        msg = f"entity key {key!r} of `{view}` cannot be converted: {err}"
+        raise ValueConversionError(msg) from err
+    return proto
 
 
 class RowEncoder:
@@ -218,14 +247,17 @@ class RowEncoder:
     def entity_key(self, view: str, key: EntityKeyInput) -> EntityKeyProto:
         return self._codec(view).entity_key(key)
 
+    def serialized_key(self, view: str, key: EntityKeyInput) -> bytes:
+        return self._codec(view).serialized_key(key)
+
     def _encode_view(self, rows: Sequence[OnlineRow]) -> list[EncodedRow]:
         if not rows:
             return []
         codec = self._codec(rows[0].view)
         values = codec.values([row.features for row in rows])
-        name, entity_key = codec.view.name, codec.entity_key
+        name, serialized_key = codec.view.name, codec.serialized_key
         return [
-            EncodedRow(name, entity_key(row.entity_key), encoded, row.valid_from)
+            EncodedRow(name, serialized_key(row.entity_key), encoded, row.valid_from)
             for row, encoded in zip(rows, values, strict=True)
         ]
 

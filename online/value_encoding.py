@@ -8,8 +8,11 @@ value, too slow for the streaming writers. `value_encoder` returns, for one Feas
 every other value to Feast's converter. The unit tests pin that both give the same
 bytes, so the fast path cannot drift from Feast. `column_serializer` turns a whole column
 into serialized `ValueProto`s with those converters, and remembers the bytes of the
-numbers it has seen (counts, shares and means repeat a lot), so a repeated value costs
-a dictionary look-up instead of a message.
+numbers it has seen (counts and shares repeat a lot), so a repeated value costs a
+dictionary look-up instead of a message. A `float` of a DOUBLE column is packed
+straight (the field's tag, then its 8 little-endian bytes: protobuf's encoding of a
+`double` in a oneof, taken from protobuf itself at import), at a third of a message's
+cost.
 
 One deliberate difference: a naive `datetime` is rejected (Feast would read it as UTC).
 """
@@ -17,6 +20,7 @@ One deliberate difference: a naive `datetime` is rejected (Feast would read it a
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -127,7 +131,6 @@ def value_encoder(value_type: ValueType) -> ValueEncoder:
 _REMEMBERED_TYPES: dict[ValueType, type] = {
     ValueType.INT64: int,
     ValueType.INT32: int,
-    ValueType.DOUBLE: float,
     ValueType.FLOAT: float,
     ValueType.BOOL: bool,
 }
@@ -142,6 +145,8 @@ def column_serializer(value_type: ValueType) -> ColumnSerializer:
     `value_encoder` raises.
     """
     encode = value_encoder(value_type)
+    if value_type == ValueType.DOUBLE:
+        return _double_serializer(encode)
     remembered = _REMEMBERED_TYPES.get(value_type)
     if remembered is None:
         return lambda column: [
@@ -164,6 +169,30 @@ def column_serializer(value_type: ValueType) -> ColumnSerializer:
                             cache.clear()
                         cache[value] = held
             out.append(held)
+        return out
+
+    return serialize
+
+
+_DOUBLE = struct.Struct("<d")
+_DOUBLE_TAG = ValueProto(double_val=1.0).SerializeToString()[:-8]
+"""The tag of `double_val` as protobuf writes it (one byte: field 5, fixed 64-bit)."""
+
+
+def _double_serializer(encode: ValueEncoder) -> ColumnSerializer:
+    """DOUBLE columns: floats packed straight (NaN is null, as `value_encoder` has it),
+    anything else through `encode`."""
+    pack, tag, isnan = _DOUBLE.pack, _DOUBLE_TAG, math.isnan
+
+    def serialize(column: Sequence[object]) -> list[bytes]:
+        out: list[bytes] = []
+        for value in column:
+            if type(value) is float:
+                out.append(NULL_VALUE if isnan(value) else tag + pack(value))
+            elif value is None:
+                out.append(NULL_VALUE)
+            else:
+                out.append(encode(value).SerializeToString())
         return out
 
     return serialize

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from feast import RepoConfig
+from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.bigtable import BigtableOnlineStore
 from feast.infra.online_stores.helpers import get_online_store_from_config
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
@@ -74,7 +75,7 @@ def test_feasts_rows_become_encoded_rows_in_view_order() -> None:
     rows = encoded_rows(view, [(key, values, naive, None), (key, {}, aware, naive)])
     first, second = rows
     assert first.view == second.view == "user_activity"
-    assert first.entity_key == key
+    assert first.entity_key == serialize_entity_key(key, entity_key_serialization_version=3)
     assert first.valid_from == naive.replace(tzinfo=UTC)
     assert second.valid_from == datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
     assert second.valid_from.tzinfo is UTC

@@ -6,6 +6,7 @@ import pickle
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import FloatList
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
@@ -78,16 +79,18 @@ def test_encoded_values_follow_view_order_with_nulls(encoder: RowEncoder) -> Non
         NULL_VALUE,
         NULL_VALUE,
     )
-    assert encoded.entity_key == EntityKeyProto(
-        join_keys=["user_id"], entity_values=[ValueProto(string_val="u-1")]
+    assert encoded.entity_key == serialize_entity_key(
+        EntityKeyProto(join_keys=["user_id"], entity_values=[ValueProto(string_val="u-1")]),
+        entity_key_serialization_version=3,
     )
     assert encoded.valid_from == AT
 
 
-def test_entity_key_proto_is_taken_as_is(encoder: RowEncoder) -> None:
+def test_entity_key_proto_is_serialized_by_feast(encoder: RowEncoder) -> None:
     key = EntityKeyProto(join_keys=["user_id"], entity_values=[ValueProto(string_val="u-9")])
     encoded = encoder.encode(OnlineRow("user_activity", key, {}, AT))
-    assert encoded.entity_key is key
+    assert encoded.entity_key == serialize_entity_key(key, entity_key_serialization_version=3)
+    assert encoded == encoder.encode(OnlineRow("user_activity", (["user_id"], ["u-9"]), {}, AT))
 
 
 @pytest.mark.parametrize(
@@ -109,7 +112,7 @@ def test_bad_rows_raise_naming_the_offender(
 
 def test_newest_per_key_keeps_newest_and_later_of_equals() -> None:
     def encoded(at: datetime, tag: bytes) -> EncodedRow:
-        return EncodedRow("v", EntityKeyProto(), (tag,), at)
+        return EncodedRow("v", b"key", (tag,), at)
 
     older, newer = encoded(AT, b"old"), encoded(AT + timedelta(seconds=1), b"new")
     tie = encoded(AT + timedelta(seconds=1), b"tie")

@@ -77,9 +77,10 @@ def test_event_stamp_is_the_timestamp_feast_writes(at: datetime) -> None:
     micros, event_ts = event_stamp(at)
     assert event_ts == feast_way.SerializeToString()
     since_epoch = at - datetime(1970, 1, 1, tzinfo=UTC)
-    assert micros == (since_epoch.days * 86_400 + since_epoch.seconds) * 10**6 + (
+    assert int(micros) == (since_epoch.days * 86_400 + since_epoch.seconds) * 10**6 + (
         since_epoch.microseconds
     )
+    assert micros == str(int(micros)).encode()
 
 
 def test_newer_wins_script_spells_out_every_feature() -> None:
