@@ -1,11 +1,13 @@
 """JAX kernels for linear algebra on embedding matrices, jitted once per process.
 
 The kernels are pure `jax.numpy` functions: pairwise cosine similarity, Euclidean
-distance and RBF kernel, PCA (fit by eigendecomposition of the covariance, then
-transform), and the two per-change-point features of a user's newest review
-(`newest_vector_stats`). They are wrapped by `jax.jit` once, at import, in this module:
-a Beam worker that imports the module in `setup` (which the local runner calls per
-bundle) reuses the same compiled functions.
+distance and RBF kernel (each alone, or all three from one matrix product: `pairwise`),
+PCA (fit by eigendecomposition of the covariance, then transform; up to `ROW_CAP` rows
+`pca_fit_transform` fits and projects in one compiled call), and the two
+per-change-point features of a user's newest review (`newest_vector_stats`). They are
+wrapped by `jax.jit` once, at import, in this module: a Beam worker that imports the
+module in `setup` (which the local runner calls per bundle) reuses the same compiled
+functions.
 
 Shapes are bucketed so that a stream of matrices of varied sizes compiles a handful of
 times: row counts are padded to a power of two (at least `MIN_ROWS`) with masks or
@@ -123,6 +125,20 @@ def rbf_kernel(x: jax.Array, y: jax.Array, gamma: jax.Array) -> jax.Array:
     return jnp.exp(-gamma * _sq_distances(x, y))
 
 
+def pairwise_kernel(
+    x: jax.Array, y: jax.Array, gamma: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Cosine similarity, Euclidean distance and RBF kernel of every pair, from one
+    matrix product and the rows' norms (the three separately take three products)."""
+    _TRACES["pairwise"] += 1
+    cross = jnp.matmul(x, y.T, precision=HIGHEST)
+    nx, ny = _sq_norms(x)[:, None], _sq_norms(y)[None, :]
+    sq = jnp.maximum(nx - 2.0 * cross + ny, 0.0)
+    lengths = jnp.sqrt(nx) * jnp.sqrt(ny)
+    cosine = jnp.where(lengths > 0, cross / jnp.where(lengths > 0, lengths, 1.0), 0.0)
+    return cosine, jnp.sqrt(sq), jnp.exp(-gamma * sq)
+
+
 def _masked_sum_kernel(x: jax.Array, mask: jax.Array) -> jax.Array:
     _TRACES["pca_sum"] += 1
     return jnp.sum(jnp.where(mask[:, None], x, 0.0), axis=0)
@@ -142,6 +158,22 @@ def _eigh_kernel(cov: jax.Array) -> tuple[jax.Array, jax.Array]:
     values, rows = values[::-1], vectors[:, ::-1].T
     pivot = jnp.take_along_axis(rows, jnp.argmax(jnp.abs(rows), axis=1)[:, None], axis=1)
     return values, rows * jnp.where(pivot < 0, -1.0, 1.0)
+
+
+def _pca_one_kernel(
+    x: jax.Array, mask: jax.Array, dim: int
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """PCA of the masked rows of one chunk, fitted and applied in one compiled call:
+    the mean, the centred Gram matrix, its eigendecomposition and the projection, with
+    no trip to the host between them. Returns mean, components, variances, projection."""
+    _TRACES["pca_one"] += 1
+    n = jnp.sum(mask.astype(jnp.float32))
+    mean = jnp.sum(jnp.where(mask[:, None], x, 0.0), axis=0) / n
+    centered = jnp.where(mask[:, None], x - mean, 0.0)
+    cov = jnp.matmul(centered.T, centered, precision=HIGHEST) / (n - 1.0)
+    values, rows = _eigh_kernel(cov)
+    components = rows[:dim]
+    return mean, components, values[:dim], jnp.matmul(centered, components.T, precision=HIGHEST)
 
 
 def _project_kernel(x: jax.Array, mean: jax.Array, components: jax.Array) -> jax.Array:
@@ -175,6 +207,8 @@ def _newest_band_kernel(
 _cosine = jax.jit(cosine_kernel)
 _euclidean = jax.jit(euclidean_kernel)
 _rbf = jax.jit(rbf_kernel)
+_pairwise_all = jax.jit(pairwise_kernel)
+_pca_one = jax.jit(_pca_one_kernel, static_argnames="dim")
 _masked_sum = jax.jit(_masked_sum_kernel)
 _centered_gram = jax.jit(_centered_gram_kernel)
 _eigh = jax.jit(_eigh_kernel)
@@ -185,20 +219,29 @@ _newest_band = jax.jit(_newest_band_kernel)
 # ------------------------------------------------------------------ pairwise
 
 
-def _pairwise(
-    kernel: Callable[..., jax.Array], x: npt.ArrayLike, y: npt.ArrayLike, *extra: Any
-) -> Float32Array:
+def _pairwise_many(
+    kernel: Callable[..., Any], outputs: int, x: npt.ArrayLike, y: npt.ArrayLike, *extra: Any
+) -> list[Float32Array]:
+    """A kernel returning `outputs` (x rows, y rows) matrices, over padded chunks."""
     xs, ys = _matrix("x", x), _matrix("y", y)
     if xs.shape[1] != ys.shape[1]:
         msg = f"x and y need the same width, got {xs.shape[1]} and {ys.shape[1]}"
         raise ValueError(msg)
-    out = np.empty((xs.shape[0], ys.shape[0]), dtype=np.float32)
+    outs = [np.empty((xs.shape[0], ys.shape[0]), dtype=np.float32) for _ in range(outputs)]
     for y0, y1 in _chunks(ys.shape[0], ROW_CAP):
         y_dev = jnp.asarray(_pad_rows(ys[y0:y1], bucket(y1 - y0)))
         for x0, x1 in _chunks(xs.shape[0], ROW_CAP):
             x_dev = jnp.asarray(_pad_rows(xs[x0:x1], bucket(x1 - x0)))
-            out[x0:x1, y0:y1] = np.asarray(kernel(x_dev, y_dev, *extra))[: x1 - x0, : y1 - y0]
-    return out
+            found = kernel(x_dev, y_dev, *extra)
+            for out, part in zip(outs, found if outputs > 1 else (found,), strict=True):
+                out[x0:x1, y0:y1] = np.asarray(part)[: x1 - x0, : y1 - y0]
+    return outs
+
+
+def _pairwise(
+    kernel: Callable[..., jax.Array], x: npt.ArrayLike, y: npt.ArrayLike, *extra: Any
+) -> Float32Array:
+    return _pairwise_many(kernel, 1, x, y, *extra)[0]
 
 
 def cosine_similarity(x: npt.ArrayLike, y: npt.ArrayLike) -> Float32Array:
@@ -216,6 +259,25 @@ def rbf(x: npt.ArrayLike, y: npt.ArrayLike, gamma: float | None = None) -> Float
     width = np.shape(x)[-1]
     g = 1.0 / width if gamma is None else gamma
     return _pairwise(_rbf, x, y, jnp.float32(g))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pairwise:
+    """The three pairwise measures of the rows of x against the rows of y."""
+
+    cosine: Float32Array
+    euclidean: Float32Array
+    rbf: Float32Array
+
+
+def pairwise(x: npt.ArrayLike, y: npt.ArrayLike, gamma: float | None = None) -> Pairwise:
+    """Cosine similarity, Euclidean distance and RBF kernel (gamma defaulting to
+    1 / width) of every pair in one compiled call per chunk: one matrix product serves
+    all three, where calling the three functions runs three."""
+    width = np.shape(x)[-1]
+    g = 1.0 / width if gamma is None else gamma
+    cosine, euclidean, kernel = _pairwise_many(_pairwise_all, 3, x, y, jnp.float32(g))
+    return Pairwise(cosine=cosine, euclidean=euclidean, rbf=kernel)
 
 
 # ------------------------------------------------------------------ PCA
@@ -261,6 +323,29 @@ def pca_fit(x: npt.ArrayLike, dim: int) -> PCAFit:
         explained_variance=np.asarray(values[:dim]),
         rows=n,
     )
+
+
+def pca_fit_transform(x: npt.ArrayLike, dim: int) -> tuple[PCAFit, Float32Array]:
+    """`pca_fit(x, dim)` and the rows of x projected by it. Up to `ROW_CAP` rows this is
+    one compiled call (fitted and projected without leaving the device); past it, the
+    chunked fit then the chunked transform."""
+    xs = _matrix("x", x)
+    n, width = xs.shape
+    if n > ROW_CAP:
+        fit = pca_fit(xs, dim)
+        return fit, pca_transform(fit, xs)
+    if not 0 < dim <= width or n < 2:
+        msg = f"PCA to {dim} dims needs 0 < dim <= {width} and at least 2 rows, got {n}"
+        raise ValueError(msg)
+    chunk, mask = next(_masked_chunks(xs))
+    mean, components, variances, projected = _pca_one(chunk, mask, dim=dim)
+    fit = PCAFit(
+        mean=np.asarray(mean),
+        components=np.asarray(components),
+        explained_variance=np.asarray(variances),
+        rows=n,
+    )
+    return fit, np.asarray(projected)[:n]
 
 
 def pca_transform(fit: PCAFit, x: npt.ArrayLike) -> Float32Array:

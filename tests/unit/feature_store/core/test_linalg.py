@@ -143,6 +143,51 @@ def test_pca_matches_scikit_learn_float64_and_chunks_agree(monkeypatch: pytest.M
     assert np.abs(chunked.components - fit.components).max() <= 1e-4
 
 
+def test_fused_pairwise_equals_numpy_and_compiles_once_per_bucket() -> None:
+    rng = np.random.default_rng(6)
+    y = rng.normal(size=(11, 24)) * 2
+    before = linalg.traces().get("pairwise", 0)
+    for n in [9, 12, 16]:  # one bucket (16 rows)
+        x = rng.normal(size=(n, 24)) * 3
+        x[0] = 0.0  # a zero row: similarity 0, distance its norm
+        got = linalg.pairwise(x, y, 0.02)
+        dist = np.sqrt(((x[:, None] - y) ** 2).sum(-1))
+        lengths = np.linalg.norm(x, axis=1)[:, None] * np.linalg.norm(y, axis=1)[None, :]
+        cos = np.divide(x @ y.T, lengths, out=np.zeros_like(lengths), where=lengths > 0)
+        assert np.abs(got.euclidean - dist).max() <= 1e-4
+        assert np.abs(got.cosine - cos).max() <= 1e-5
+        assert np.abs(got.rbf - np.exp(-0.02 * dist**2)).max() <= 1e-5
+        assert got.cosine[0].tolist() == [0.0] * 11
+        assert np.abs(linalg.pairwise(x, y).rbf - np.exp(-(dist**2) / 24)).max() <= 1e-5
+    assert linalg.traces()["pairwise"] - before == 1
+
+
+def test_fused_pca_fit_transform_equals_scikit_learn_and_the_two_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decomposition = pytest.importorskip("sklearn.decomposition")
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(300, 40)) @ rng.normal(size=(40, 40)) + 5.0
+    want = decomposition.PCA(n_components=5, svd_solver="full").fit(x)
+    before = linalg.traces().get("pca_one", 0)
+    fit, projected = linalg.pca_fit_transform(x, 5)
+    signs = np.sign((fit.components * want.components_).sum(axis=1))
+    assert np.abs(fit.components * signs[:, None] - want.components_).max() <= 1e-4
+    assert np.allclose(fit.explained_variance, want.explained_variance_, rtol=1e-4)
+    assert np.abs(fit.mean - x.mean(axis=0)).max() <= 1e-4
+    assert projected.shape == (300, 5) and fit.rows == 300
+    assert np.abs(projected * signs - want.transform(x)).max() <= 1e-3
+    assert np.abs(projected - linalg.pca_transform(fit, x)).max() <= 1e-4
+    linalg.pca_fit_transform(x[:260], 5)  # the same 512-row bucket: no new compilation
+    assert linalg.traces()["pca_one"] - before == 1
+    monkeypatch.setattr(linalg, "ROW_CAP", 64)  # past the cap: chunked fit and transform
+    chunked, chunked_projected = linalg.pca_fit_transform(x, 5)
+    assert np.abs(chunked.components - fit.components).max() <= 1e-4
+    assert np.abs(chunked_projected - projected).max() <= 1e-3
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        linalg.pca_fit_transform(np.ones((1, 4)), 2)
+
+
 def test_bad_shapes_name_the_value() -> None:
     with pytest.raises(ValueError, match=r"\(3,\)"):
         linalg.cosine_similarity(np.ones(3), np.ones((2, 3)))
