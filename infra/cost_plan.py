@@ -174,10 +174,12 @@ def plan(profile: Profile, prices: Mapping[str, Any]) -> Plan:
 
 
 def _assumptions(profile: Profile, prices: Mapping[str, Any]) -> tuple[str, ...]:
+    checked = prices.get("verified", {})
     verified = "" if prices.get("verified_against_page") else " (not verified against the page)"
     return (
         f"prices: {prices['region']}, {prices['currency']}, consulted {prices['consulted']}"
         f"{verified}; sources: {'; '.join(prices['sources'])}",
+        *(f"{part} prices: {how}" for part, how in checked.items()),
         f"classic {profile.job}: ${prices['classic'][profile.job]['vcpu_hour']}/vCPU-h, "
         f"${prices['classic'][profile.job]['memory_gb_hour']}/GB-h; Prime: "
         f"${prices['prime']['dcu_hour'][profile.job]}/DCU-h; T4: "

@@ -19,9 +19,29 @@ def test_prices_carry_their_date_region_and_source() -> None:
     assert any("cloud.google.com/dataflow/pricing" in s for s in PRICE_DATA["sources"])
 
 
+def test_worker_and_gpu_prices_are_the_pinned_beams_published_ones() -> None:
+    """Beam ships the pricing page's us-central1 worker and GPU prices for its own cost
+    benchmarks; the file's classic and GPU figures must be those of the pinned Beam."""
+    from apache_beam.testing.load_tests import dataflow_cost_consts as beam
+
+    assert PRICE_DATA["region"] == "us-central1"
+    assert PRICE_DATA["classic"] == {
+        "batch": {"vcpu_hour": beam.VCPU_PER_HR_BATCH, "memory_gb_hour": beam.MEM_PER_GB_HR_BATCH},
+        "streaming": {
+            "vcpu_hour": beam.VCPU_PER_HR_STREAMING,
+            "memory_gb_hour": beam.MEM_PER_GB_HR_STREAMING,
+        },
+    }
+    assert PRICE_DATA["gpu_hour"] == {
+        "nvidia-tesla-t4": beam.T4_PER_GPU_PER_HOUR,
+        "nvidia-l4": beam.L4_PER_GPU_PER_HOUR,
+    }
+    assert "not verified" in PRICE_DATA["verified"]["prime"]  # Beam has no DCU price
+
+
 def test_talk_example_by_hand() -> None:
     cpu, mem = 0.056, 0.003557  # classic batch, per vCPU-hour and GB-hour
-    gpu, dcu = 0.35, 0.06  # T4 per hour, Prime batch DCU per hour
+    gpu, dcu = 0.42, 0.06  # T4 per hour, Prime batch DCU per hour
     assert PRICE_DATA["classic"]["batch"] == {"vcpu_hour": cpu, "memory_gb_hour": mem}
     assert PRICE_DATA["gpu_hour"]["nvidia-tesla-t4"] == gpu
     assert PRICE_DATA["prime"]["dcu_hour"]["batch"] == dcu
