@@ -23,6 +23,7 @@ from jobs.retrieval import get_online
 from jobs.runner import make_pipeline
 from jobs.stream import StreamSettings, build_stream
 from simulator.publisher import publish_messages
+from tests.integration.streams import wait_settled
 from tests.integration.test_loop import _message
 
 pytestmark = pytest.mark.integration
@@ -88,7 +89,7 @@ def test_late_events_leave_through_the_late_topic(platform: PlatformConfig) -> N
         )
         _wait_for("events_late", 1)
         _wait_for("events_aggregated", 2)
-        time.sleep(3)
+        wait_settled(120)  # everything read, aggregated and written
         [row] = get_online(
             platform, ["user_review_stats:review_count_24h"], [{"user_id": "u-late"}]
         )
@@ -119,7 +120,7 @@ def test_a_future_dated_event_is_a_dead_letter_and_freezes_nothing(
             topic_ids=topics,
         )
         _wait_for("events_aggregated", 2)
-        time.sleep(3)
+        wait_settled(120)
         [row] = get_online(
             platform, ["user_review_stats:review_count_24h"], [{"user_id": "u-late"}]
         )
