@@ -30,6 +30,7 @@ from jobs.stream import StreamSettings, build_stream
 from simulator.publisher import publish_messages
 from simulator.traffic import MessageKind, SimulatedMessage, write_jsonl
 from tests.integration.platforms import own_platform
+from tests.integration.streams import wait_settled
 from tests.integration.test_loop import _message
 
 pytestmark = pytest.mark.integration
@@ -146,7 +147,7 @@ def test_streamed_values_read_through_feast(platform: PlatformConfig) -> None:
         publish_messages(platform.project, [*MESSAGES, *BAD], topic_ids=topics)
         _wait_for("events_invalid", len(BAD))
         _wait_for("events_aggregated", len(MESSAGES))
-        time.sleep(3)
+        wait_settled(120)  # everything read, aggregated and written
         row = _online(platform)
     finally:
         job.cancel()
