@@ -82,17 +82,16 @@ class _Cache(Generic[T]):
         self.lock = threading.Lock()
 
     def take(self, key: Hashable, token: int) -> T | None:
-        with self.lock:
-            found = self.entries.pop(key, None)
+        found = self.entries.pop(key, None)  # one atomic step: two threads never share one
         return found[1] if found is not None and found[0] == token else None
 
     def put(self, key: Hashable, token: int, state: T) -> None:
         entries = self.entries
-        with self.lock:
-            entries[key] = (token, state)
-            if len(entries) > self.capacity:
+        entries[key] = (token, state)  # atomic; only the eviction needs the lock
+        if len(entries) > self.capacity:
+            with self.lock:
                 for old in list(itertools.islice(entries, len(entries) - self.capacity)):
-                    del entries[old]
+                    entries.pop(old, None)
 
 
 _RUNNING_CACHE: _Cache[RunningState] = _Cache()
@@ -256,15 +255,23 @@ class DeduplicateByEventId(Stage):
 
 class _Tally:
     """Counter increments held until the bundle ends: one Beam counter update costs about
-    as much as a change point, so a bundle adds its counts once."""
+    as much as a change point, so a bundle adds its counts once. The step's frequent
+    counts (`rows`, `expiry_rows`, `events`) are plain integers, the rest a dict."""
 
-    def __init__(self) -> None:
+    def __init__(self, rows: JobCounter, expiry_rows: JobCounter, events: JobCounter) -> None:
+        self.counters = (rows, expiry_rows, events)
+        self.rows = self.expiry_rows = self.events = 0
         self.pending: dict[JobCounter, int] = {}
 
     def add(self, counter: JobCounter, n: int = 1) -> None:
         self.pending[counter] = self.pending.get(counter, 0) + n
 
     def flush(self) -> None:
+        counts = (self.rows, self.expiry_rows, self.events)
+        self.rows = self.expiry_rows = self.events = 0
+        for counter, n in zip(self.counters, counts, strict=True):
+            if n:
+                counter.inc(n)
         pending, self.pending = self.pending, {}
         for counter, n in pending.items():
             counter.inc(n)
@@ -300,11 +307,11 @@ class _WindowState(beam.DoFn):
         self.allowed_lateness_us = allowed_lateness_us
         self.started_us = started_us
         self.coalesce_us = max(1, coalesce_us)
-        self.tally = _Tally()
         self.late = JobCounter("stream", "events_late")
         self.events = JobCounter("stream", "events_aggregated")
         self.rows = JobCounter("stream", "change_points")
         self.expiry_rows = JobCounter("stream", "change_points_from_timers")
+        self.tally = _Tally(self.rows, self.expiry_rows, self.events)
         self.compute_lag = JobDistribution("stream", "publish_to_row_ms")
         self.rebuilds = JobCounter("stream", "state_rebuilds")
         self._runnings: dict[str, RunningWindows | None] = {}
@@ -370,7 +377,7 @@ class _WindowState(beam.DoFn):
             if running is not None:
                 self._commit(running, cache_key, current, stored, change, (), loaded)
             return
-        self.tally.add(self.events, len(accepted))
+        self.tally.events += len(accepted)
         until = max(emitted_until, self.started_us) if history else emitted_until
         for record in accepted:
             if record["event_time"] > until:
@@ -386,7 +393,7 @@ class _WindowState(beam.DoFn):
             self._save(aggregator, current, state, change)
         self._measure(accepted)
         if rows is not None and len(rows):
-            self.tally.add(self.rows, len(rows))
+            self.tally.rows += len(rows)
             yield rows
 
     def _sort(
@@ -518,7 +525,7 @@ class _WindowState(beam.DoFn):
             found = running.advance_rows(current, at)
             self._commit(running, key, current, stored, change, (), loaded, fired=True)
             if found:
-                self.tally.add(self.expiry_rows, len(found))
+                self.tally.expiry_rows += len(found)
                 yield running.batch(entity, found)
             return
         legacy: EntityState | None = state.read()
@@ -528,7 +535,7 @@ class _WindowState(beam.DoFn):
         rows = aggregator.advance_to(legacy, entity, at)
         self._save(aggregator, legacy, state, change)
         if len(rows):
-            self.tally.add(self.expiry_rows, len(rows))
+            self.tally.expiry_rows += len(rows)
             yield rows
 
     @staticmethod

@@ -341,6 +341,7 @@ class RunningWindows:
         self._numeric = [c for c in self.features if c.feature.dtype not in _OBJECT_DTYPES]
         self._objects = [c for c in self.features if c.feature.dtype in _OBJECT_DTYPES]
         self._numeric_names = [c.feature.name for c in self._numeric]
+        self._width = len(self.features)
         self._empty = (
             np.zeros(0, dtype=np.int64),
             {c.feature.name: self._column(c.feature, []) for c in self.features},
@@ -680,11 +681,11 @@ class RunningWindows:
         if len(rows) == 1 and not objects:  # a visit's usual output: one row
             at, values = rows[0]
             row = np.array(values, dtype=np.float64)  # None is NaN
-            return RowBatch(
+            return RowBatch.of(
                 self.plan.view,
                 entity_key,
                 np.array((at,), dtype=np.int64),
-                dict(zip(self._numeric_names, row.reshape(len(values), 1), strict=True)),
+                dict(zip(self._numeric_names, row.reshape(self._width, 1), strict=True)),
             )
         valid_from = np.array([r[0] for r in rows], dtype=np.int64)
         columns: dict[str, AnyArray] = {}

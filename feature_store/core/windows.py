@@ -46,6 +46,23 @@ class RowBatch:
     def __len__(self) -> int:
         return int(self.valid_from.shape[0])
 
+    @classmethod
+    def of(
+        cls, view: str, entity_key: str, valid_from: IntArray, values: Mapping[str, AnyArray]
+    ) -> RowBatch:
+        """`RowBatch(view, entity_key, valid_from, values)` with no pending vectors, its
+        fields set in its `__dict__` at once: the frozen `__init__` pays an
+        `object.__setattr__` call per field, and the streaming step builds a batch per
+        timer firing (about a third of the batch's cost)."""
+        batch = object.__new__(cls)
+        fields = batch.__dict__
+        fields["view"] = view
+        fields["entity_key"] = entity_key
+        fields["valid_from"] = valid_from
+        fields["values"] = values
+        fields["pending"] = None
+        return batch
+
     def select(self, keep: npt.NDArray[np.bool_]) -> RowBatch:
         return RowBatch(
             self.view,
