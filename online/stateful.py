@@ -82,16 +82,17 @@ class _Cache(Generic[T]):
         self.lock = threading.Lock()
 
     def take(self, key: Hashable, token: int) -> T | None:
-        found = self.entries.pop(key, None)  # one atomic step: two threads never share one
+        with self.lock:
+            found = self.entries.pop(key, None)
         return found[1] if found is not None and found[0] == token else None
 
     def put(self, key: Hashable, token: int, state: T) -> None:
         entries = self.entries
-        entries[key] = (token, state)  # atomic; only the eviction needs the lock
-        if len(entries) > self.capacity:
-            with self.lock:
+        with self.lock:  # the eviction iterates the dict: no put may change it meanwhile
+            entries[key] = (token, state)
+            if len(entries) > self.capacity:
                 for old in list(itertools.islice(entries, len(entries) - self.capacity)):
-                    entries.pop(old, None)
+                    del entries[old]
 
 
 _RUNNING_CACHE: _Cache[RunningState] = _Cache()
