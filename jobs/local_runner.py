@@ -1,5 +1,6 @@
 """The local streaming runner: Beam's DirectRunner (its streaming, bundle-based
-implementation) with three changes to what it spends per bundle, none to what it computes.
+implementation) with four changes to what it spends per bundle or waits for, none to what
+it computes.
 
 Profiled on the streaming job (py-spy, the publisher in its own process), the
 DirectRunner spent most of its time on bookkeeping it repeats for every bundle of
@@ -11,6 +12,17 @@ every step, not on the job's work:
   stream still makes small bundles, as soon as each message arrives); a busy one makes
   larger bundles instead of more of them. Messages are acknowledged as they are pulled,
   as Beam's reader does.
+- **Empty pulls held half a second.** The Pub/Sub emulator holds a pull that finds
+  nothing for 0.5 s before answering (it does not wake when a message arrives), and the
+  reader pulls on the runner's only worker thread: each moment a subscription is
+  empty stalled every step, timers and writes included, for half a second. Here pulls
+  ask to return at once (`return_immediately`, which the emulator honours), and a
+  subscription whose last pull was empty is pulled again no sooner than
+  `EMPTY_WAIT_S[0]` after it, doubling with each further empty pull up to
+  `EMPTY_WAIT_S[1]`: a quiet stream waits at most that long for its next message, and
+  an idle one does not become a loop of pulls burning the core. An empty pull is no
+  error: it makes no bundle, as in Beam's reader; the messages a pull returns are
+  acknowledged as before.
 - **Introspecting each DoFn per bundle.** `userstate.get_dofn_specs` (which state and
   timers a DoFn declares) inspects the signature of every method of the DoFn, and the
   runner calls it two to three times per bundle per step: 60% of the job's time at
@@ -36,6 +48,7 @@ from __future__ import annotations
 import threading
 import time
 import types
+import warnings
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -49,6 +62,10 @@ from apache_beam.transforms import userstate
 PULL_MAX = 1000  # messages a local Pub/Sub pull may return (Pub/Sub's own limit per pull)
 TIMER_SCAN_S = 0.1  # at most this often, the due timers of a Pub/Sub pipeline are looked for
 SCAN_SPACING = 3.0  # and no sooner than this many times the last scan's duration after it
+EMPTY_WAIT_S = (0.005, 0.05)  # after an empty pull, the next one of that subscription waits
+# the first, doubling with each further empty pull up to the second
+
+RETURN_IMMEDIATELY_WARNING = "The return_immediately flag is deprecated"
 
 Specs = tuple[set[Any], set[Any]]
 
@@ -69,6 +86,9 @@ class LocalStreamingRunner(BundleBasedDirectRunner):
         self.pull_max, self.timer_scan_s = pull_max, timer_scan_s
 
     def run_pipeline(self, pipeline: Any, options: Any) -> Any:
+        # The client warns at each pull asking `return_immediately` (deprecated for the
+        # service, which may then answer with fewer messages; the emulator does not).
+        warnings.filterwarnings("ignore", RETURN_IMMEDIATELY_WARNING, DeprecationWarning)
         remember_dofn_specs()
         space_timer_scans()
         override = _WidePullOverride(self.pull_max)
@@ -82,12 +102,14 @@ class LocalStreamingRunner(BundleBasedDirectRunner):
 
 
 class _WidePubSubRead(_DirectReadFromPubSub):
-    """The DirectRunner's native Pub/Sub read, with its pull size."""
+    """The DirectRunner's native Pub/Sub read, with its pull size and the pacing of its
+    empty pulls."""
 
     def __init__(self, source: Any, max_messages: int) -> None:
         init: Callable[[Any], None] = super().__init__
         init(source)
         self.max_messages = max_messages
+        self.empty_pulls = EmptyPulls()
 
 
 class _WidePullOverride(PTransformOverride):
@@ -106,16 +128,54 @@ class _WidePullOverride(PTransformOverride):
         return _WidePubSubRead(read._source, self.max_messages)
 
 
-class _WidePull:
-    """A subscriber client whose pulls ask for up to `max_messages`."""
+class EmptyPulls:
+    """The empty pulls of one subscription in a row, and when the last one ended: the
+    next pull waits until `spacing()` after it (none after a pull that found messages).
+    Only the subscription's own reader changes it, one pull at a time."""
 
-    def __init__(self, client: Any, max_messages: int) -> None:
-        self.client, self.max_messages = client, max_messages
+    def __init__(self, wait_s: tuple[float, float] = EMPTY_WAIT_S) -> None:
+        first, most = wait_s
+        if not 0 < first <= most <= 1:
+            msg = f"empty-pull waits must be 0 < first <= most <= 1 s, got {wait_s}"
+            raise ValueError(msg)
+        self.wait_s = wait_s
+        self.in_a_row = 0
+        self.last_ended = 0.0
+
+    def spacing(self) -> float:
+        if not self.in_a_row:
+            return 0.0
+        first, most = self.wait_s
+        return float(min(most, first * 2 ** min(self.in_a_row - 1, 30)))
+
+    def wait(self) -> None:
+        """Sleeps until the next pull is due."""
+        due = self.last_ended + self.spacing() - time.monotonic()
+        if due > 0:
+            time.sleep(due)
+
+    def pulled(self, messages: int) -> None:
+        self.in_a_row = 0 if messages else self.in_a_row + 1
+        self.last_ended = time.monotonic()
+
+
+class _WidePull:
+    """A subscriber client whose pulls ask for up to `max_messages`, return at once
+    when the subscription is empty, and come no sooner than `empty_pulls` allows."""
+
+    def __init__(self, client: Any, max_messages: int, empty_pulls: EmptyPulls) -> None:
+        self.client, self.max_messages, self.empty_pulls = client, max_messages, empty_pulls
 
     def pull(self, *, subscription: str, max_messages: int, timeout: float) -> Any:
-        return self.client.pull(
-            subscription=subscription, max_messages=self.max_messages, timeout=timeout
+        self.empty_pulls.wait()
+        response = self.client.pull(
+            subscription=subscription,
+            max_messages=self.max_messages,
+            return_immediately=True,
+            timeout=timeout,
         )
+        self.empty_pulls.pulled(len(response.received_messages))
+        return response
 
     def acknowledge(self, *, subscription: str, ack_ids: list[str]) -> Any:
         return self.client.acknowledge(subscription=subscription, ack_ids=ack_ids)
@@ -126,7 +186,7 @@ class _WidePullEvaluator(transform_evaluator._PubSubReadEvaluator):
     def _get_subscriber_client(cls, transform: AppliedPTransform) -> _WidePull:
         get: Callable[[Any], Any] = super()._get_subscriber_client
         read: Any = transform.transform
-        return _WidePull(get(transform), read.max_messages)
+        return _WidePull(get(transform), read.max_messages, read.empty_pulls)
 
 
 # The registry's hook for evaluators of transforms it does not know; keyed by our own

@@ -1,6 +1,6 @@
 """The local streaming runner: the DoFn specs it remembers are Beam's own answers, its
-pulls ask for `pull_max` messages, and a stateful step with timers computes on it what
-the definition says."""
+pulls ask for `pull_max` messages and an immediate answer, empty pulls are spaced, and a
+stateful step with timers computes on it what the definition says."""
 
 from __future__ import annotations
 
@@ -91,24 +91,81 @@ def test_specs_are_remembered_per_class_and_bound_function() -> None:
     assert _names(local_runner._remembered_specs(_Stateful())) == (["seen"], ["ts-expiry"])
 
 
-class _Client:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
+class _Response:
+    def __init__(self, messages: int) -> None:
+        self.received_messages = [f"m{i}" for i in range(messages)]
 
-    def pull(self, *, subscription: str, max_messages: int, timeout: float) -> str:
-        self.calls.append(("pull", (subscription, max_messages, timeout)))
-        return "response"
+
+class _Client:
+    """Answers each pull with the next of `answers` (message counts)."""
+
+    def __init__(self, answers: list[int] | None = None) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.answers = list(answers or [])
+
+    def pull(
+        self, *, subscription: str, max_messages: int, return_immediately: bool, timeout: float
+    ) -> _Response:
+        self.calls.append(("pull", (subscription, max_messages, return_immediately, timeout)))
+        return _Response(self.answers.pop(0) if self.answers else 0)
 
     def acknowledge(self, *, subscription: str, ack_ids: list[str]) -> None:
         self.calls.append(("ack", (subscription, ack_ids)))
 
 
-def test_pulls_ask_for_pull_max() -> None:
-    client = _Client()
-    wide = local_runner._WidePull(client, 500)
-    assert wide.pull(subscription="s", max_messages=10, timeout=30) == "response"
+def test_pulls_ask_for_pull_max_and_an_immediate_answer() -> None:
+    client = _Client([3])
+    wide = local_runner._WidePull(client, 500, local_runner.EmptyPulls())
+    assert wide.pull(subscription="s", max_messages=10, timeout=30).received_messages == [
+        "m0",
+        "m1",
+        "m2",
+    ]
     wide.acknowledge(subscription="s", ack_ids=["a", "b"])
-    assert client.calls == [("pull", ("s", 500, 30)), ("ack", ("s", ["a", "b"]))]
+    assert client.calls == [("pull", ("s", 500, True, 30)), ("ack", ("s", ["a", "b"]))]
+
+
+class _Clock:
+    """`time.monotonic` and `time.sleep` of a clock that only sleeping moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+def test_empty_pulls_are_spaced_doubling_up_to_the_most(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an empty pull the next one waits 5 ms, then 10, 20, 40, and 50 ms at most;
+    a pull that found messages makes the next one go at once; so does time already
+    spent elsewhere since the last pull."""
+    clock = _Clock()
+    monkeypatch.setattr(local_runner, "time", clock)
+    client = _Client([0, 0, 0, 0, 0, 0, 2, 0, 0])
+    wide = local_runner._WidePull(client, 1000, local_runner.EmptyPulls((0.005, 0.05)))
+    counts = [len(wide.pull(subscription="s", max_messages=10, timeout=30).received_messages)]
+    for _ in range(6):
+        counts.append(
+            len(wide.pull(subscription="s", max_messages=10, timeout=30).received_messages)
+        )
+    assert counts == [0, 0, 0, 0, 0, 0, 2]
+    assert clock.slept == [0.005, 0.01, 0.02, 0.04, 0.05, 0.05]
+    wide.pull(subscription="s", max_messages=10, timeout=30)  # right after messages: no wait
+    assert len(clock.slept) == 6
+    clock.now += 0.003  # the steps worked 3 ms since that empty pull
+    wide.pull(subscription="s", max_messages=10, timeout=30)
+    assert clock.slept[6:] == [0.002]
+
+
+@pytest.mark.parametrize("wait_s", [(0.0, 0.05), (0.06, 0.05), (0.005, 2.0)])
+def test_empty_pull_waits_are_bounded(wait_s: tuple[float, float]) -> None:
+    with pytest.raises(ValueError, match=str(wait_s[0])):
+        local_runner.EmptyPulls(wait_s)
 
 
 class _Monitor:
