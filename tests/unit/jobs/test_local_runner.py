@@ -224,3 +224,37 @@ def test_timers_fire_on_the_local_runner() -> None:
             lambda b: [(int(b.valid_from[i]) // US, int(b.values["n"][i])) for i in range(len(b))]
         )
         assert_that(rows, equal_to([(1, 1), (3, 2), (11, 1), (13, 0)]))
+
+
+class _EvaluationContext:
+    """What a read evaluator asks of its evaluation context; counts the reads of the
+    pipeline's options."""
+
+    def __init__(self) -> None:
+        self.options_read = 0
+
+    @property
+    def pipeline_options(self) -> PipelineOptions:
+        self.options_read += 1
+        return PipelineOptions(project="from-options")
+
+    def get_execution_context(self, applied: Any) -> Any:
+        return type("Execution", (), {"get_step_context": lambda _self: None})()
+
+
+def test_read_evaluators_work_out_the_subscription_once() -> None:
+    """Beam's own evaluator names the subscription (reading the options) for the first
+    pull; the next evaluators of that read take it from the transform."""
+    from apache_beam.io.gcp.pubsub import ReadFromPubSub
+
+    sub = "projects/local-project/subscriptions/events-sub"
+    read = local_runner._WidePubSubRead(ReadFromPubSub(subscription=sub)._source, 100)
+    applied = type("Applied", (), {"transform": read, "outputs": {}})()
+    context = _EvaluationContext()
+    evaluators = [local_runner._WidePullEvaluator(context, applied, None, [])]
+    by_beam = context.options_read
+    assert by_beam > 0
+    evaluators += [local_runner._WidePullEvaluator(context, applied, None, []) for _ in range(2)]
+    assert [e._sub_name for e in evaluators] == [sub] * 3
+    assert [e.source for e in evaluators] == [read._source] * 3
+    assert context.options_read == by_beam
