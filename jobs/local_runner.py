@@ -45,19 +45,23 @@ named.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 import types
 import warnings
+import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
 
+from apache_beam.internal import pickler
 from apache_beam.io.gcp.pubsub import ReadFromPubSub
 from apache_beam.pipeline import AppliedPTransform, PTransformOverride
 from apache_beam.runners.direct import transform_evaluator
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner, _DirectReadFromPubSub
 from apache_beam.runners.direct.executor import _ExecutorServiceParallelExecutor
-from apache_beam.transforms import userstate
+from apache_beam.transforms import core, userstate
+from apache_beam.typehints import decorators
 
 PULL_MAX = 1000  # messages a local Pub/Sub pull may return (Pub/Sub's own limit per pull)
 TIMER_SCAN_S = 0.1  # at most this often, the due timers of a Pub/Sub pipeline are looked for
@@ -90,6 +94,8 @@ class LocalStreamingRunner(BundleBasedDirectRunner):
         # service, which may then answer with fewer messages; the emulator does not).
         warnings.filterwarnings("ignore", RETURN_IMMEDIATELY_WARNING, DeprecationWarning)
         remember_dofn_specs()
+        pickle_dofns_once()
+        remember_signatures()
         space_timer_scans()
         override = _WidePullOverride(self.pull_max)
         pipeline.replace_all([override])
@@ -259,6 +265,84 @@ def remember_dofn_specs() -> None:
     (`is_stateful_dofn` and `validate_stateful_dofn` call it through `userstate`)."""
     userstate.get_dofn_specs = _remembered_specs
     setattr(transform_evaluator, "get_dofn_specs", _remembered_specs)  # noqa: B010
+
+
+class _PicklerPickOnce:
+    """Stands in for the `pickler` module in the DirectRunner's evaluators, which copy
+    each DoFn at every bundle with `pickler.roundtrip`: the same fresh copy, unpickled
+    from bytes pickled once per DoFn object (the runner never changes the DoFn it
+    copies from); pickling was three quarters of the copy. Anything else is
+    `pickler`'s own."""
+
+    def __init__(self) -> None:
+        self._pickled: dict[int, tuple[weakref.ref[Any], bytes]] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(pickler, name)
+
+    def roundtrip(self, o: Any) -> Any:
+        lib: Any = pickler.desired_pickle_lib
+        dumps, loads = getattr(lib, "_dumps", None), getattr(lib, "_loads", None)
+        if dumps is None or loads is None:
+            return pickler.roundtrip(o)
+        key = id(o)
+        with self._lock:
+            held = self._pickled.get(key)
+        if held is None or held[0]() is not o:
+            data = dumps(o)
+
+            def forget(_gone: object) -> None:
+                self._pickled.pop(key, None)
+
+            try:
+                ref = weakref.ref(o, forget)
+            except TypeError:  # an object without weak references: pickled each time
+                return loads(data)
+            with self._lock:
+                self._pickled[key] = (ref, data)
+        else:
+            data = held[1]
+        return loads(data)
+
+
+_PICKLE_ONCE = _PicklerPickOnce()
+
+
+def pickle_dofns_once() -> None:
+    """Puts `_PICKLE_ONCE` where the DirectRunner's evaluators look `pickler` up."""
+    setattr(transform_evaluator, "pickler", _PICKLE_ONCE)  # noqa: B010
+
+
+_GET_SIGNATURE: Callable[[Any], inspect.Signature] = decorators.get_signature
+_SIGNATURES: weakref.WeakKeyDictionary[Any, inspect.Signature] = weakref.WeakKeyDictionary()
+_BOUND_SIGNATURES: weakref.WeakKeyDictionary[Any, inspect.Signature] = weakref.WeakKeyDictionary()
+
+
+def _remembered_signature(func: Any) -> inspect.Signature:
+    """Beam's `get_signature`, remembered for plain functions and for methods bound to
+    one (whose signature is their function's, less the first parameter); anything
+    else asks Beam each time. The DirectRunner builds each DoFn's signature from its
+    methods at every bundle of every step (9% of the job's time at 190 msg/s)."""
+    if isinstance(func, types.FunctionType):
+        memo, key = _SIGNATURES, func
+    elif isinstance(func, types.MethodType) and isinstance(func.__func__, types.FunctionType):
+        memo, key = _BOUND_SIGNATURES, func.__func__
+    else:
+        return _GET_SIGNATURE(func)
+    with _LOCK:
+        found = memo.get(key)
+    if found is None:
+        found = _GET_SIGNATURE(func)
+        with _LOCK:
+            memo[key] = found
+    return found
+
+
+def remember_signatures() -> None:
+    """Puts `_remembered_signature` where `core.get_function_args_defaults` (which
+    the DoFn signatures are built with) looks `get_signature` up."""
+    setattr(core, "get_signature", _remembered_signature)  # noqa: B010
 
 
 def space_timer_scans() -> None:

@@ -258,3 +258,78 @@ def test_read_evaluators_work_out_the_subscription_once() -> None:
     assert [e._sub_name for e in evaluators] == [sub] * 3
     assert [e.source for e in evaluators] == [read._source] * 3
     assert context.options_read == by_beam
+
+
+class _Counted(beam.DoFn):
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.seen: list[int] = []
+
+    def process(self, x: int) -> Any:
+        yield x + self.n
+
+
+def test_dofn_copies_are_fresh_and_pickled_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each copy is a new object with the DoFn's state; the DoFn is pickled once, a
+    second DoFn (or one made after the first is gone) pickled on its own."""
+    import gc
+
+    from apache_beam.internal import pickler
+
+    lib: Any = pickler.desired_pickle_lib
+    pickled: list[int] = []  # the `n` of each DoFn pickled
+    dumps = lib._dumps
+    monkeypatch.setattr(lib, "_dumps", lambda o, *a, **k: pickled.append(o.n) or dumps(o, *a, **k))
+    once = local_runner._PicklerPickOnce()
+    first, second = _Counted(1), _Counted(2)
+    copies = [once.roundtrip(first) for _ in range(3)]
+    copies[0].seen.append(7)  # a copy's changes are its own
+    expected = [(1, [7], False), (1, [], False), (1, [], False)]
+    assert [(c.n, c.seen, c is first) for c in copies] == expected
+    assert once.roundtrip(second).n == 2
+    assert pickled == [1, 2]
+    del first, copies
+    gc.collect()
+    assert len(once._pickled) == 1
+    assert once.roundtrip(_Counted(1)).n == 1
+    assert pickled == [1, 2, 1]
+    assert once.dumps is pickler.dumps  # the rest is pickler's own
+
+
+class _Signed:
+    def method(self, a: int, b: str = "x", *rest: Any) -> None:
+        return None
+
+
+def _plain(x: int, timestamp: Any = beam.DoFn.TimestampParam) -> int:
+    return x
+
+
+@pytest.mark.parametrize(
+    "func",
+    [
+        _plain,
+        _Signed().method,
+        _Signed.method,
+        lambda v, w=3: v,
+        str.upper,
+        len,
+        beam.Map(_plain).dofn.process,
+    ],
+)
+def test_remembered_signatures_are_beams(func: Any) -> None:
+    from apache_beam.typehints.decorators import get_signature
+
+    assert local_runner._remembered_signature(func) == get_signature(func)
+    assert local_runner._remembered_signature(func) == get_signature(func)
+
+
+def test_signatures_are_remembered_per_function() -> None:
+    """A method bound to another instance gets the remembered signature (without
+    `self`); the function itself its own (with it)."""
+    bound = local_runner._remembered_signature(_Signed().method)
+    assert local_runner._remembered_signature(_Signed().method) is bound
+    assert list(bound.parameters) == ["a", "b", "rest"]
+    unbound = local_runner._remembered_signature(_Signed.method)
+    assert list(unbound.parameters) == ["self", "a", "b", "rest"]
+    assert local_runner._remembered_signature(_Signed.method) is unbound
