@@ -1,6 +1,6 @@
 """The local streaming runner: the DoFn specs it remembers are Beam's own answers, its
-pulls ask for `pull_max` messages, and a stateful step with timers computes on it what
-the definition says."""
+pulls ask for `pull_max` messages and an immediate answer, empty pulls are spaced, and a
+stateful step with timers computes on it what the definition says."""
 
 from __future__ import annotations
 
@@ -91,24 +91,81 @@ def test_specs_are_remembered_per_class_and_bound_function() -> None:
     assert _names(local_runner._remembered_specs(_Stateful())) == (["seen"], ["ts-expiry"])
 
 
-class _Client:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
+class _Response:
+    def __init__(self, messages: int) -> None:
+        self.received_messages = [f"m{i}" for i in range(messages)]
 
-    def pull(self, *, subscription: str, max_messages: int, timeout: float) -> str:
-        self.calls.append(("pull", (subscription, max_messages, timeout)))
-        return "response"
+
+class _Client:
+    """Answers each pull with the next of `answers` (message counts)."""
+
+    def __init__(self, answers: list[int] | None = None) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.answers = list(answers or [])
+
+    def pull(
+        self, *, subscription: str, max_messages: int, return_immediately: bool, timeout: float
+    ) -> _Response:
+        self.calls.append(("pull", (subscription, max_messages, return_immediately, timeout)))
+        return _Response(self.answers.pop(0) if self.answers else 0)
 
     def acknowledge(self, *, subscription: str, ack_ids: list[str]) -> None:
         self.calls.append(("ack", (subscription, ack_ids)))
 
 
-def test_pulls_ask_for_pull_max() -> None:
-    client = _Client()
-    wide = local_runner._WidePull(client, 500)
-    assert wide.pull(subscription="s", max_messages=10, timeout=30) == "response"
+def test_pulls_ask_for_pull_max_and_an_immediate_answer() -> None:
+    client = _Client([3])
+    wide = local_runner._WidePull(client, 500, local_runner.EmptyPulls())
+    assert wide.pull(subscription="s", max_messages=10, timeout=30).received_messages == [
+        "m0",
+        "m1",
+        "m2",
+    ]
     wide.acknowledge(subscription="s", ack_ids=["a", "b"])
-    assert client.calls == [("pull", ("s", 500, 30)), ("ack", ("s", ["a", "b"]))]
+    assert client.calls == [("pull", ("s", 500, True, 30)), ("ack", ("s", ["a", "b"]))]
+
+
+class _Clock:
+    """`time.monotonic` and `time.sleep` of a clock that only sleeping moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+def test_empty_pulls_are_spaced_doubling_up_to_the_most(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an empty pull the next one waits 5 ms, then 10, 20, 40, and 50 ms at most;
+    a pull that found messages makes the next one go at once; so does time already
+    spent elsewhere since the last pull."""
+    clock = _Clock()
+    monkeypatch.setattr(local_runner, "time", clock)
+    client = _Client([0, 0, 0, 0, 0, 0, 2, 0, 0])
+    wide = local_runner._WidePull(client, 1000, local_runner.EmptyPulls((0.005, 0.05)))
+    counts = [len(wide.pull(subscription="s", max_messages=10, timeout=30).received_messages)]
+    for _ in range(6):
+        counts.append(
+            len(wide.pull(subscription="s", max_messages=10, timeout=30).received_messages)
+        )
+    assert counts == [0, 0, 0, 0, 0, 0, 2]
+    assert clock.slept == [0.005, 0.01, 0.02, 0.04, 0.05, 0.05]
+    wide.pull(subscription="s", max_messages=10, timeout=30)  # right after messages: no wait
+    assert len(clock.slept) == 6
+    clock.now += 0.003  # the steps worked 3 ms since that empty pull
+    wide.pull(subscription="s", max_messages=10, timeout=30)
+    assert clock.slept[6:] == [0.002]
+
+
+@pytest.mark.parametrize("wait_s", [(0.0, 0.05), (0.06, 0.05), (0.005, 2.0)])
+def test_empty_pull_waits_are_bounded(wait_s: tuple[float, float]) -> None:
+    with pytest.raises(ValueError, match=str(wait_s[0])):
+        local_runner.EmptyPulls(wait_s)
 
 
 class _Monitor:
@@ -167,3 +224,112 @@ def test_timers_fire_on_the_local_runner() -> None:
             lambda b: [(int(b.valid_from[i]) // US, int(b.values["n"][i])) for i in range(len(b))]
         )
         assert_that(rows, equal_to([(1, 1), (3, 2), (11, 1), (13, 0)]))
+
+
+class _EvaluationContext:
+    """What a read evaluator asks of its evaluation context; counts the reads of the
+    pipeline's options."""
+
+    def __init__(self) -> None:
+        self.options_read = 0
+
+    @property
+    def pipeline_options(self) -> PipelineOptions:
+        self.options_read += 1
+        return PipelineOptions(project="from-options")
+
+    def get_execution_context(self, applied: Any) -> Any:
+        return type("Execution", (), {"get_step_context": lambda _self: None})()
+
+
+def test_read_evaluators_work_out_the_subscription_once() -> None:
+    """Beam's own evaluator names the subscription (reading the options) for the first
+    pull; the next evaluators of that read take it from the transform."""
+    from apache_beam.io.gcp.pubsub import ReadFromPubSub
+
+    sub = "projects/local-project/subscriptions/events-sub"
+    read = local_runner._WidePubSubRead(ReadFromPubSub(subscription=sub)._source, 100)
+    applied = type("Applied", (), {"transform": read, "outputs": {}})()
+    context = _EvaluationContext()
+    evaluators = [local_runner._WidePullEvaluator(context, applied, None, [])]
+    by_beam = context.options_read
+    assert by_beam > 0
+    evaluators += [local_runner._WidePullEvaluator(context, applied, None, []) for _ in range(2)]
+    assert [e._sub_name for e in evaluators] == [sub] * 3
+    assert [e.source for e in evaluators] == [read._source] * 3
+    assert context.options_read == by_beam
+
+
+class _Counted(beam.DoFn):
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.seen: list[int] = []
+
+    def process(self, x: int) -> Any:
+        yield x + self.n
+
+
+def test_dofn_copies_are_fresh_and_pickled_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each copy is a new object with the DoFn's state; the DoFn is pickled once, a
+    second DoFn (or one made after the first is gone) pickled on its own."""
+    import gc
+
+    from apache_beam.internal import pickler
+
+    lib: Any = pickler.desired_pickle_lib
+    pickled: list[int] = []  # the `n` of each DoFn pickled
+    dumps = lib._dumps
+    monkeypatch.setattr(lib, "_dumps", lambda o, *a, **k: pickled.append(o.n) or dumps(o, *a, **k))
+    once = local_runner._PicklerPickOnce()
+    first, second = _Counted(1), _Counted(2)
+    copies = [once.roundtrip(first) for _ in range(3)]
+    copies[0].seen.append(7)  # a copy's changes are its own
+    expected = [(1, [7], False), (1, [], False), (1, [], False)]
+    assert [(c.n, c.seen, c is first) for c in copies] == expected
+    assert once.roundtrip(second).n == 2
+    assert pickled == [1, 2]
+    del first, copies
+    gc.collect()
+    assert len(once._pickled) == 1
+    assert once.roundtrip(_Counted(1)).n == 1
+    assert pickled == [1, 2, 1]
+    assert once.dumps is pickler.dumps  # the rest is pickler's own
+
+
+class _Signed:
+    def method(self, a: int, b: str = "x", *rest: Any) -> None:
+        return None
+
+
+def _plain(x: int, timestamp: Any = beam.DoFn.TimestampParam) -> int:
+    return x
+
+
+@pytest.mark.parametrize(
+    "func",
+    [
+        _plain,
+        _Signed().method,
+        _Signed.method,
+        lambda v, w=3: v,
+        str.upper,
+        len,
+        beam.Map(_plain).dofn.process,
+    ],
+)
+def test_remembered_signatures_are_beams(func: Any) -> None:
+    from apache_beam.typehints.decorators import get_signature
+
+    assert local_runner._remembered_signature(func) == get_signature(func)
+    assert local_runner._remembered_signature(func) == get_signature(func)
+
+
+def test_signatures_are_remembered_per_function() -> None:
+    """A method bound to another instance gets the remembered signature (without
+    `self`); the function itself its own (with it)."""
+    bound = local_runner._remembered_signature(_Signed().method)
+    assert local_runner._remembered_signature(_Signed().method) is bound
+    assert list(bound.parameters) == ["a", "b", "rest"]
+    unbound = local_runner._remembered_signature(_Signed.method)
+    assert list(unbound.parameters) == ["self", "a", "b", "rest"]
+    assert local_runner._remembered_signature(_Signed.method) is unbound
