@@ -17,7 +17,7 @@ from jobs.local_runner import EmptyPulls, _WidePull
 pytestmark = pytest.mark.integration
 
 HELD_S = 0.4  # the emulator holds an empty plain pull 0.5 s
-PROMPT_S = 0.2
+PROMPT_S = 0.3  # well apart from the held 0.5 s, with room for a loaded machine
 
 
 @pytest.fixture(scope="module")
