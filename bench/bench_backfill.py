@@ -23,7 +23,19 @@ Systems, all on the same files in the same run:
 
 Parallelism is each system's default on this machine: DuckDB uses every core, the
 in-process run is one Python thread, and Beam's local runner one worker (Dataflow would
-spread the Beam stages over many).
+spread the Beam stages over many). One more row runs the Beam transforms on both cores
+(`--direct_num_workers=2 --direct_running_mode=multi_processing`: one SDK worker process
+per core, fed over gRPC by the runner); `multi_threading` is not measured: its workers
+share one GIL, and on this job it buffered until the machine ran out of memory.
+
+The backfill's messages travel from the readers to de-duplication in lists of 2,000
+(files read in byte ranges, `ReadEventFiles(block_lines=...)`), so Beam's per-element
+cost (a coder round trip, a call per step) is paid per list, not per line.
+
+CPU s per M events is the process's user + system CPU time over the row's run
+(`resource.getrusage`, of this process and its exited children: the 2-worker row's
+workers included), per million events: what Dataflow bills. DuckDB's threads are in
+its figure; the BigQuery emulator's own process is not in the Beam backfill's.
 
 The correctness check compares the in-process rows (the code the Beam ChangePoints step
 runs) with DuckDB's, row by row, per view: same (entity, valid_from) set, every value

@@ -109,6 +109,20 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def wait_for_children(timeout_s: float = 30.0) -> None:
+    """Waits until this process has no child left (Linux: `/proc`), so that worker
+    processes a run started have exited and been reaped into `cpu_seconds`."""
+    deadline = time.monotonic() + timeout_s
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    while tasks.exists() and time.monotonic() < deadline:
+        alive = [c for t in tasks.glob("*/children") for c in t.read_text().split()]
+        if not alive:
+            return
+        time.sleep(0.2)
+    if tasks.exists():
+        log.warning("child processes still running after %.0f s", timeout_s)
+
+
 @contextmanager
 def cpu_timed() -> Iterator[Callable[[], float]]:
     """`with cpu_timed() as used: ...` then `used()` is the CPU seconds of the block
