@@ -27,7 +27,7 @@ import logging
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import apache_beam as beam
 from apache_beam.metrics.metric import Metrics
@@ -67,7 +67,7 @@ class _ByIdShard(beam.DoFn):
         self.lists: dict[int, list[Record]] = defaultdict(list)
 
     def process(self, element: Record | list[Record]) -> Iterator[tuple[int, list[Record]]]:
-        records = element if self.batched else [element]
+        records = cast("list[Record]", element) if self.batched else [cast(Record, element)]
         for record in records:
             shard = shard_of(record["event_id"], self.shards)  # copies share their id
             held = self.lists[shard]
