@@ -18,13 +18,13 @@ import dataclasses
 import gc
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.harness import timed
+from bench.harness import cpu_timed, timed, wait_for_children
 from common.transforms import KeyByViewEntity
 from feature_store.config import PlatformConfig
 from feature_store.core.change_rows import KeyedEvents, compute_rows_many
@@ -52,6 +52,7 @@ class InProcess:
     """The in-process run: seconds per step, what came out."""
 
     stages: dict[str, float] = field(default_factory=dict)
+    cpu_s: float = 0.0
     invalid: int = 0
     duplicates: int = 0
     rows: dict[str, list[RowBatch]] = field(default_factory=dict)
@@ -103,6 +104,13 @@ def _keyed(
 
 def in_process(registry: Registry, plans: list[ViewPlan], data: Path) -> InProcess:
     run = InProcess()
+    with cpu_timed() as used:
+        _steps(registry, plans, data, run)
+    run.cpu_s = used()
+    return run
+
+
+def _steps(registry: Registry, plans: list[ViewPlan], data: Path, run: InProcess) -> None:
     with timed() as took:
         records = _validated(data, run)
     run.stages["validate"] = took()
@@ -115,7 +123,6 @@ def in_process(registry: Registry, plans: list[ViewPlan], data: Path) -> InProce
     with timed() as took:
         run.rows = {p.view: compute_rows_many(p, keyed[p.view]) for p in plans if p.view in keyed}
     run.stages["core"] = took()
-    return run
 
 
 def _committed(result: Any, name: str) -> int:
@@ -124,23 +131,29 @@ def _committed(result: Any, name: str) -> int:
 
 
 def beam_without_write(
-    registry: Registry, plans: list[ViewPlan], data: Path, scratch: Path
-) -> tuple[float, int]:
-    """(wall seconds, change points) of the job's transforms without the BigQuery write."""
+    registry: Registry,
+    plans: list[ViewPlan],
+    data: Path,
+    scratch: Path,
+    pipeline_args: Sequence[str] = (),
+) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, change points) of the job's transforms without the
+    BigQuery write, on the local runner with `pipeline_args`."""
     import apache_beam as beam
 
     from common.archive_read import ReadEventFiles, discover
     from common.transforms import DEAD_LETTER, ValidateEvents
+    from jobs.backfill import MESSAGE_BLOCK
     from jobs.runner import make_pipeline
     from offline.features import ComputeChangePoints, DeduplicateEvents
 
     files = discover([str(data)], [s.topic for s in registry.sources])
-    with timed() as took:
-        pipeline = make_pipeline([])
+    with timed() as took, cpu_timed() as used:
+        pipeline = make_pipeline(pipeline_args)
         checked = (
             pipeline
-            | "ReadArchive" >> ReadEventFiles(files)
-            | "ValidateEvents" >> ValidateEvents("bench")
+            | "ReadArchive" >> ReadEventFiles(files, block_lines=MESSAGE_BLOCK)
+            | "ValidateEvents" >> ValidateEvents("bench", batched=True)
         )
         _ = (
             checked[DEAD_LETTER]
@@ -149,7 +162,7 @@ def beam_without_write(
         )
         _ = (
             checked.valid
-            | "Deduplicate" >> DeduplicateEvents()
+            | "Deduplicate" >> DeduplicateEvents(batched=True)
             | "ToFeatureStage" >> beam.Reshuffle()
             | "EngineerFeatures" >> ComputeChangePoints(registry, plans)
             | "ToOutputStage" >> beam.Reshuffle()
@@ -157,7 +170,9 @@ def beam_without_write(
         )
         result = pipeline.run()
         result.wait_until_finish()
-    return took(), _committed(result, "change_points")
+        wall_s = took()
+        wait_for_children()  # worker processes: their CPU time counts once reaped
+    return wall_s, used(), _committed(result, "change_points")
 
 
 @contextmanager
@@ -190,6 +205,7 @@ class BeamBackfill:
     summary: dict[str, Any]
     emulator_s: dict[str, float]
     skipped: str = ""
+    cpu_s: float | None = None  # the job's process (the emulator's own process is not in)
 
 
 def beam_backfill(
@@ -199,6 +215,7 @@ def beam_backfill(
     import offline.bigquery_sink as sink
     from common.bigquery_admin import bigquery_changes
     from common.bigquery_client import make_client
+    from common.inference.settings import NO_MODELS
     from feature_store.schemas import change_point_table
     from jobs.backfill import run_backfill
 
@@ -218,8 +235,19 @@ def beam_backfill(
     spent: dict[str, float] = {}
     gc.collect()
     try:
-        with _timing(sink, ("stage_rows", "commit_staged"), spent), timed() as took:
-            summary = run_backfill(config, registry, [str(data)], online=False)
+        with (
+            _timing(sink, ("stage_rows", "commit_staged"), spent),
+            timed() as took,
+            cpu_timed() as used,
+        ):
+            summary = run_backfill(
+                config,
+                registry,
+                [str(data)],
+                views=[p.view for p in plans],  # the same work as the other rows
+                online=False,
+                models=NO_MODELS,
+            )
     except Exception as exc:  # the emulator went away mid-run: the row says so
         reason = f"not run to the end: {type(exc).__name__} (is the BigQuery emulator up?)"
         log.exception("run_backfill failed")
@@ -227,4 +255,4 @@ def beam_backfill(
     finally:  # the emulator holds tables in memory: give the space back
         with contextlib.suppress(Exception):
             client.delete_dataset(BENCH_DATASET, delete_contents=True, not_found_ok=True)
-    return BeamBackfill(took(), summary.as_dict(), spent)
+    return BeamBackfill(took(), summary.as_dict(), spent, cpu_s=used())

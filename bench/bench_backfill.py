@@ -23,7 +23,19 @@ Systems, all on the same files in the same run:
 
 Parallelism is each system's default on this machine: DuckDB uses every core, the
 in-process run is one Python thread, and Beam's local runner one worker (Dataflow would
-spread the Beam stages over many).
+spread the Beam stages over many). One more row runs the Beam transforms on both cores
+(`--direct_num_workers=2 --direct_running_mode=multi_processing`: one SDK worker process
+per core, fed over gRPC by the runner); `multi_threading` is not measured: its workers
+share one GIL, and on this job it buffered until the machine ran out of memory.
+
+The backfill's messages travel from the readers to de-duplication in lists of 2,000
+(files read in byte ranges, `ReadEventFiles(block_lines=...)`), so Beam's per-element
+cost (a coder round trip, a call per step) is paid per list, not per line.
+
+CPU s per M events is the process's user + system CPU time over the row's run
+(`resource.getrusage`, of this process and its exited children: the 2-worker row's
+workers included), per million events: what Dataflow bills. DuckDB's threads are in
+its figure; the BigQuery emulator's own process is not in the Beam backfill's.
 
 The correctness check compares the in-process rows (the code the Beam ChangePoints step
 runs) with DuckDB's, row by row, per view: same (entity, valid_from) set, every value
@@ -46,7 +58,7 @@ from bench.backfill_runs import (
     in_process,
 )
 from bench.compare import Comparison, compare_rows
-from bench.harness import Context, Row, timed
+from bench.harness import Context, Row, cpu_timed, timed
 from bench.sql_peer import run_queries, view_query, write_clean_files
 from common.inference.settings import NO_MODELS
 from feature_store.reference import REGISTRY
@@ -58,6 +70,9 @@ log = logging.getLogger(__name__)
 FULL_EVENTS = 1_000_000
 QUICK_EVENTS = 20_000
 Peer = dict[str, tuple[float, pa.Table]]
+# Beam's local runner on both cores: one SDK worker process per core over gRPC
+# (`multi_threading` keeps one process, under one GIL).
+TWO_WORKERS = ("--direct_num_workers=2", "--direct_running_mode=multi_processing")
 END_TO_END = "raw JSON lines → rows (contract validation included)"
 FROM_VALID = "valid events → rows (no contract validation)"
 
@@ -98,32 +113,39 @@ def _beam_check(beam: BeamBackfill, run: InProcess) -> str:
     )
 
 
+def _same_rows(beam_rows: int, in_process_rows: int) -> str:
+    if beam_rows == in_process_rows:
+        return "change points = in-process rows"
+    return f"DIFFERENT: {beam_rows:,} vs {in_process_rows:,}"
+
+
 def run(ctx: Context) -> list[Row]:
     events = ctx.size(FULL_EVENTS, QUICK_EVENTS)
     data = ctx.simulated(events)
     plans, _ = plans_for(REGISTRY, None, NO_MODELS)
     clean = ctx.workdir / "clean"
-    with timed() as took:
+    with timed() as took, cpu_timed() as used:
         write_clean_files(data, clean)
-    prepass = took()
-    peer = run_queries(REGISTRY, plans, clean)
-    sql_s = sum(s for s, _ in peer.values())
+    prepass, prepass_cpu = took(), used()
+    with cpu_timed() as used:
+        peer = run_queries(REGISTRY, plans, clean)
+    sql_s, sql_cpu = sum(s for s, _ in peer.values()), used()
     project = in_process(REGISTRY, plans, data)
     comparisons = _compare(project, peer)
     verdict = _verdict(comparisons)
     stages = dict(project.stages)
     rows_in_process = project.change_points
-    beam_plain_s, beam_plain_rows = beam_without_write(REGISTRY, plans, data, ctx.workdir)
+    beam_plain_s, beam_plain_cpu, beam_plain_rows = beam_without_write(
+        REGISTRY, plans, data, ctx.workdir
+    )
+    in_process_cpu = project.cpu_s
+    two_s, two_cpu, two_rows = beam_without_write(REGISTRY, plans, data, ctx.workdir, TWO_WORKERS)
     beam = beam_backfill(REGISTRY, plans, data, ctx.workdir)
     beam_check = _beam_check(beam, project)
     del project
     gc.collect()
     duck = _duckdb_name()
-    plain_check = (
-        "change points = in-process rows"
-        if beam_plain_rows == rows_in_process
-        else f"DIFFERENT: {beam_plain_rows:,} vs {rows_in_process:,}"
-    )
+    plain_check = _same_rows(beam_plain_rows, rows_in_process)
     rows = [
         Row(
             benchmark="backfill",
@@ -132,6 +154,7 @@ def run(ctx: Context) -> list[Row]:
             variant="Beam backfill (run_backfill), writing the BigQuery emulator",
             events=events,
             wall_s=beam.wall_s,
+            cpu_s=beam.cpu_s,
             check=beam_check,
         ),
         Row(
@@ -141,7 +164,19 @@ def run(ctx: Context) -> list[Row]:
             variant="Beam, same transforms, no BigQuery write",
             events=events,
             wall_s=beam_plain_s,
+            cpu_s=beam_plain_cpu,
             check=plain_check,
+        ),
+        Row(
+            benchmark="backfill",
+            group=END_TO_END,
+            system="feature-store",
+            variant="Beam, no BigQuery write, 2 worker processes "
+            "(direct_num_workers=2, multi_processing)",
+            events=events,
+            wall_s=two_s,
+            cpu_s=two_cpu,
+            check=_same_rows(two_rows, rows_in_process),
         ),
         Row(
             benchmark="backfill",
@@ -150,6 +185,7 @@ def run(ctx: Context) -> list[Row]:
             variant="in-process, no Beam: validate, de-duplicate, group, core",
             events=events,
             wall_s=sum(stages.values()),
+            cpu_s=in_process_cpu,
             check=verdict,
         ),
         Row(
@@ -159,6 +195,7 @@ def run(ctx: Context) -> list[Row]:
             variant="project validator pre-pass (Python) + one SQL query per view",
             events=events,
             wall_s=prepass + sql_s,
+            cpu_s=prepass_cpu + sql_cpu,
             reference=True,
             check=verdict,
         ),
@@ -178,6 +215,7 @@ def run(ctx: Context) -> list[Row]:
             variant="one SQL query per view (read_ndjson, dedupe, windows)",
             events=events,
             wall_s=sql_s,
+            cpu_s=sql_cpu,
             reference=True,
             check=verdict,
         ),

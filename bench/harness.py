@@ -14,6 +14,7 @@ import logging
 import os
 import pkgutil
 import platform
+import resource
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +46,11 @@ class Row:
     wall_s: float | None  # None: not run (see `check`)
     reference: bool = False  # the row this group's ratios are taken against
     check: str = ""  # the correctness check's result, or why the row did not run
+    cpu_s: float | None = None  # process CPU seconds of the run, its workers included
+
+    @property
+    def cpu_s_per_million(self) -> float | None:
+        return self.cpu_s * 1e6 / self.events if self.cpu_s is not None and self.events else None
 
     @property
     def events_per_s(self) -> float | None:
@@ -94,6 +100,39 @@ class Context:
 
     def section(self, title: str, markdown: str) -> None:
         self.sections.append(Section(self.current, title, markdown.strip()))
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) this process and its waited-for children have used."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def wait_for_children(timeout_s: float = 30.0) -> None:
+    """Waits until this process has no child left (Linux: `/proc`), so that worker
+    processes a run started have exited and been reaped into `cpu_seconds`."""
+    deadline = time.monotonic() + timeout_s
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    while tasks.exists() and time.monotonic() < deadline:
+        alive = [c for t in tasks.glob("*/children") for c in t.read_text().split()]
+        if not alive:
+            return
+        time.sleep(0.2)
+    if tasks.exists():
+        log.warning("child processes still running after %.0f s", timeout_s)
+
+
+@contextmanager
+def cpu_timed() -> Iterator[Callable[[], float]]:
+    """`with cpu_timed() as used: ...` then `used()` is the CPU seconds of the block
+    (`cpu_seconds`: worker processes count once they have exited)."""
+    began = cpu_seconds()
+    ended: list[float] = []
+    try:
+        yield lambda: (ended[0] if ended else cpu_seconds()) - began
+    finally:
+        ended.append(cpu_seconds())
 
 
 @contextmanager

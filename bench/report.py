@@ -11,7 +11,14 @@ from rich.table import Table
 from bench.harness import Row, Section, benchmark_name
 
 HEADER = ("system", "what ran", "events", "wall s", "events/s", "time vs ref", "check")
-NUMERIC = frozenset({"events", "wall s", "events/s", "time vs ref"})
+CPU = "CPU s per M events"  # a column of the groups whose rows measured their CPU time
+NUMERIC = frozenset({"events", "wall s", "events/s", "time vs ref", CPU})
+
+
+def header(rows: Sequence[Row]) -> tuple[str, ...]:
+    if any(r.cpu_s is not None for r in rows):
+        return (*HEADER[:-1], CPU, HEADER[-1])
+    return HEADER
 
 
 def _ratio(row: Row, rows: Sequence[Row]) -> str:
@@ -26,8 +33,9 @@ def _ratio(row: Row, rows: Sequence[Row]) -> str:
     return f"{row.wall_s / reference.wall_s:.2f}×"
 
 
-def cells(row: Row, rows: Sequence[Row]) -> tuple[str, ...]:
+def cells(row: Row, rows: Sequence[Row], cpu: bool = False) -> tuple[str, ...]:
     rate = row.events_per_s
+    per_million = row.cpu_s_per_million
     return (
         row.system,
         row.variant,
@@ -35,6 +43,7 @@ def cells(row: Row, rows: Sequence[Row]) -> tuple[str, ...]:
         "—" if row.wall_s is None else f"{row.wall_s:.2f}",
         "—" if rate is None else f"{rate:,.0f}",
         _ratio(row, rows),
+        *(("—" if per_million is None else f"{per_million:.1f}",) if cpu else ()),
         row.check,
     )
 
@@ -48,12 +57,11 @@ def _groups(rows: Sequence[Row]) -> list[tuple[str, str, list[Row]]]:
 def print_table(rows: Sequence[Row], console: Console) -> None:
     for benchmark, group, members in _groups(rows):
         table = Table(title=f"{benchmark}: {group}", title_justify="left")
-        for header in HEADER:
-            table.add_column(
-                header, justify="right" if header in NUMERIC else "left", overflow="fold"
-            )
+        columns = header(members)
+        for name in columns:
+            table.add_column(name, justify="right" if name in NUMERIC else "left", overflow="fold")
         for row in members:
-            table.add_row(*cells(row, rows))
+            table.add_row(*cells(row, rows, CPU in columns))
         console.print(table)
 
 
@@ -62,11 +70,15 @@ def _escape(text: str) -> str:
 
 
 def _markdown_table(rows: Sequence[Row], all_rows: Sequence[Row]) -> str:
+    columns = header(rows)
     lines = [
-        "| " + " | ".join(HEADER) + " |",
-        "| " + " | ".join("---:" if h in NUMERIC else "---" for h in HEADER) + " |",
+        "| " + " | ".join(columns) + " |",
+        "| " + " | ".join("---:" if h in NUMERIC else "---" for h in columns) + " |",
     ]
-    lines += ["| " + " | ".join(_escape(c) for c in cells(r, all_rows)) + " |" for r in rows]
+    lines += [
+        "| " + " | ".join(_escape(c) for c in cells(r, all_rows, CPU in columns)) + " |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -83,7 +95,9 @@ def markdown(
         "come from the same data in the same run. Regenerate rather than edit. "
         "Wall times are seconds of one cold run each (no warm-up is excluded unless a row "
         "says so); events/s is the events given to the row divided by its wall time; "
-        "\"time vs ref\" is the row's wall time over the group's reference row's.",
+        "\"time vs ref\" is the row's wall time over the group's reference row's; "
+        '"CPU s per M events", where a group has it, is the process CPU time (user + '
+        "system, worker processes included) of the row's run per million events.",
         "## Machine",
         "| | |\n| --- | --- |\n" + "\n".join(f"| {k} | {_escape(v)} |" for k, v in facts.items()),
     ]

@@ -23,23 +23,27 @@ from common.metrics import JobCounter
 
 
 class _Count(beam.DoFn):
-    def __init__(self, namespace: str, name: str) -> None:
+    def __init__(self, namespace: str, name: str, sized: bool = False) -> None:
         self.counter = JobCounter(namespace, name)
+        self.sized = sized
 
     def process(self, element: Any) -> Any:
-        self.counter.inc()
+        self.counter.inc(len(element) if self.sized else 1)
         yield element
 
 
 class CountElements(Transform):
-    """Passes elements through unchanged, counting them in `namespace/name`."""
+    """Passes elements through unchanged, counting them in `namespace/name`; with
+    `sized=True` the elements are lists and each counts its length."""
 
-    def __init__(self, namespace: str, name: str) -> None:
+    def __init__(self, namespace: str, name: str, *, sized: bool = False) -> None:
         super().__init__()
-        self.namespace, self.name = namespace, name
+        self.namespace, self.name, self.sized = namespace, name, sized
 
     def expand(self, items: PColl) -> PColl:
-        counted: PColl = items | "Count" >> beam.ParDo(_Count(self.namespace, self.name))
+        counted: PColl = items | "Count" >> beam.ParDo(
+            _Count(self.namespace, self.name, self.sized)
+        )
         return counted
 
 

@@ -62,6 +62,18 @@ class _Validate(beam.DoFn):
         self.clock_skew = clock_skew
 
     def process(self, message: Message) -> Iterator[Any]:
+        result, archived = self._check(message)
+        if isinstance(result, DeadLetter):
+            self.invalid.inc()
+            yield pvalue.TaggedOutput(DEAD_LETTER, result)
+            return
+        self.valid.inc()
+        if archived is not None:
+            yield pvalue.TaggedOutput(ARCHIVE, archived)
+        yield result
+
+    def _check(self, message: Message) -> tuple[dict[str, Any] | DeadLetter, Any]:
+        """(the record or its dead letter, the (topic, archive row) pair or None)."""
         topic, raw, attributes = message[0], message[1], message[2]
         publish_us = message[3] if len(message) > 3 else None
         # event_time is bounded by when the message was received: its publish time, or
@@ -86,27 +98,47 @@ class _Validate(beam.DoFn):
                 log.error("validating a message of %s raised %s", topic, type(err).__name__)
                 result = failed(topic, raw, attributes, err)
         if isinstance(result, DeadLetter):
-            self.invalid.inc()
-            yield pvalue.TaggedOutput(DEAD_LETTER, result)
-            return
-        self.valid.inc()
+            return result, None
         record = result.record()
         record["topic"] = topic
         if publish_us is not None:
             record["publish_us"] = publish_us
         if self.history:
             record["history"] = True
+        archived = None
         if self.archive_fields is not None:
             fields, timestamps = self.archive_fields[topic]
-            row = archive_row(raw, attributes, publish_us, record, fields, timestamps)
-            yield pvalue.TaggedOutput(ARCHIVE, (topic, row))
-        yield record
+            archived = (topic, archive_row(raw, attributes, publish_us, record, fields, timestamps))
+        return record, archived
+
+
+class _ValidateBlocks(_Validate):
+    """Lists of messages → a list of records per list; dead letters and archive pairs
+    one by one (the batch jobs: one Beam call and one coder round trip per list)."""
+
+    def process(self, block: Sequence[Message]) -> Iterator[Any]:  # type: ignore[override]
+        records = []
+        for message in block:
+            result, archived = self._check(message)
+            if isinstance(result, DeadLetter):
+                yield pvalue.TaggedOutput(DEAD_LETTER, result)
+                continue
+            if archived is not None:
+                yield pvalue.TaggedOutput(ARCHIVE, archived)
+            records.append(result)
+        if len(records) < len(block):
+            self.invalid.inc(len(block) - len(records))
+        if records:
+            self.valid.inc(len(records))
+            yield records
 
 
 class ValidateEvents(Stage):
     """(topic, raw, attributes[, publish µs]) → records (main), `DeadLetter`s (tag
     `dead_letter`) and, with `archive=True`, (topic, archive row) pairs (tag `archive`).
-    `history=True` marks records read back from the archive.
+    `history=True` marks records read back from the archive. `batched=True`: the
+    messages come in lists (`ReadEventFiles(block_lines=...)`) and the valid records
+    leave in lists, one per input list that has any.
 
     Each topic is parsed by the contract generated from its source in `registry` (the
     reference registry when None): a record holds every declared field.
@@ -126,9 +158,10 @@ class ValidateEvents(Stage):
         history: bool = False,
         received_us: int | None = None,
         clock_skew_s: float = DEFAULT_CLOCK_SKEW.total_seconds(),
+        batched: bool = False,
     ) -> None:
         super().__init__()
-        self.namespace, self.history = namespace, history
+        self.namespace, self.history, self.batched = namespace, history, batched
         self.received_us = received_us
         self.clock_skew = timedelta(seconds=clock_skew_s)
         registry = registry or REGISTRY
@@ -146,7 +179,8 @@ class ValidateEvents(Stage):
         )
 
     def expand(self, messages: PCollection[Any]) -> pvalue.DoOutputsTuple:
-        fn = _Validate(
+        kind = _ValidateBlocks if self.batched else _Validate
+        fn = kind(
             self.namespace,
             self.archive_fields,
             self.history,

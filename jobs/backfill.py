@@ -36,6 +36,8 @@ from offline.snapshot import SnapshotOutput
 
 log = logging.getLogger(__name__)
 
+MESSAGE_BLOCK = 2_000  # messages per element from the readers to de-duplication
+
 
 @dataclass
 class BackfillSummary:
@@ -196,13 +198,14 @@ def wire_backfill(
     as_of_us = to_micros(as_of)
     reader: Transform
     if files is not None:
-        reader = ReadEventFiles(files)
+        reader = ReadEventFiles(files, block_lines=MESSAGE_BLOCK)
     else:
         reader = ReadArchiveTables(
             config.project,
             config.bigquery_endpoint,
             archive_table_ids(config, registry),
             until_us=as_of_us,
+            block_rows=MESSAGE_BLOCK,
         )
     rejected = None
     if online is not None:

@@ -27,7 +27,7 @@ import logging
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import apache_beam as beam
 from apache_beam.metrics.metric import Metrics
@@ -57,20 +57,23 @@ def copy_order(record: Mapping[str, Any]) -> tuple[int, str]:
 
 
 class _ByIdShard(beam.DoFn):
-    """Records → (id shard, list of records): one element per shard per `chunk` records."""
+    """Records (or lists of them) → (id shard, list of records): one element per shard
+    per `chunk` records."""
 
-    def __init__(self, shards: int, chunk: int) -> None:
-        self.shards, self.chunk = shards, chunk
+    def __init__(self, shards: int, chunk: int, batched: bool = False) -> None:
+        self.shards, self.chunk, self.batched = shards, chunk, batched
 
     def start_bundle(self) -> None:
         self.lists: dict[int, list[Record]] = defaultdict(list)
 
-    def process(self, record: Record) -> Iterator[tuple[int, list[Record]]]:
-        shard = shard_of(record["event_id"], self.shards)  # copies share their id
-        held = self.lists[shard]
-        held.append(record)
-        if len(held) >= self.chunk:
-            yield shard, self.lists.pop(shard)
+    def process(self, element: Record | list[Record]) -> Iterator[tuple[int, list[Record]]]:
+        records = cast("list[Record]", element) if self.batched else [cast(Record, element)]
+        for record in records:
+            shard = shard_of(record["event_id"], self.shards)  # copies share their id
+            held = self.lists[shard]
+            held.append(record)
+            if len(held) >= self.chunk:
+                yield shard, self.lists.pop(shard)
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         for item in self.lists.items():
@@ -114,24 +117,31 @@ class _FirstCopies(beam.DoFn):
 
 
 class DeduplicateEvents(Stage):
-    """Valid records → lists of records, one per (topic, event_id) (batch pipelines).
+    """Valid records (lists of them with `batched=True`) → lists of records, one per
+    (topic, event_id) (batch pipelines).
 
     Each of the `shards` id shards holds its unique records in memory at once.
     """
 
     RESOURCE_HINTS = DEDUP_HINTS
 
-    def __init__(self, shards: int = ID_SHARDS, batch_size: int = DEDUPLICATED_BATCH) -> None:
+    def __init__(
+        self,
+        shards: int = ID_SHARDS,
+        batch_size: int = DEDUPLICATED_BATCH,
+        *,
+        batched: bool = False,
+    ) -> None:
         super().__init__()
         if shards < 1 or batch_size < 1:
             msg = f"shards and batch_size must be positive, got {shards} and {batch_size}"
             raise ValueError(msg)
-        self.shards, self.batch_size = shards, batch_size
+        self.shards, self.batch_size, self.batched = shards, batch_size, batched
 
     def expand(self, records: PColl) -> PColl:
         first: PColl = (
             records
-            | "ToIdShards" >> beam.ParDo(_ByIdShard(self.shards, ID_CHUNK))
+            | "ToIdShards" >> beam.ParDo(_ByIdShard(self.shards, ID_CHUNK, self.batched))
             | "GroupByIdShard" >> beam.GroupByKey()
             | "FirstCopies" >> beam.ParDo(_FirstCopies(self.batch_size))
         )

@@ -58,7 +58,11 @@ class OfflineOutput:
 
 
 class BackfillFeatures(Transform):
-    """The backfill, from an event `reader` to the offline (and optionally online) stores."""
+    """The backfill, from an event `reader` to the offline (and optionally online) stores.
+
+    The reader gives messages in lists (`ReadEventFiles(block_lines=...)`,
+    `ReadArchiveTables(block_rows=...)`): validation and de-duplication take them a list
+    at a time, so Beam's per-element cost is paid per list, not per line."""
 
     def __init__(
         self,
@@ -108,16 +112,17 @@ class BackfillFeatures(Transform):
             self.registry,
             received_us=self.received_us,
             clock_skew_s=self.clock_skew_s,
+            batched=True,
         )
         checked = (
             begin
             | "ReadArchive" >> self.reader
             | "CountLines"
-            >> CountElements("backfill", "lines_read").with_resource_hints(**IO_HINTS)
+            >> CountElements("backfill", "lines_read", sized=True).with_resource_hints(**IO_HINTS)
             | "ValidateEvents" >> validate
         )
         dead_letters = [checked[DEAD_LETTER]]
-        unique = checked.valid | "Deduplicate" >> DeduplicateEvents()
+        unique = checked.valid | "Deduplicate" >> DeduplicateEvents(batched=True)
         if self.models is not None and any(model_fields(self.registry, p) for p in self.plans):
             from common.inference.enrich import ModelFeatures
 
