@@ -250,6 +250,14 @@ def run(ctx: Context) -> list[Row]:
             "`bench/gpu_results/linalg.md`; the CPU systems on that machine's cores):\n\n"
             + recorded.read_text(encoding="utf-8"),
         )
+    on_cpu = recorded.with_name("linalg_cpu.md")
+    if on_cpu.exists():
+        ctx.section(
+            "On that machine's CPU",
+            "The same table with JAX on the GPU machine's 16 CPU threads "
+            "(`JAX_PLATFORMS=cpu`, same run, recorded in `bench/gpu_results/linalg_cpu.md`):"
+            "\n\n" + on_cpu.read_text(encoding="utf-8"),
+        )
     rows += _features_share(ctx.size(20_000, 4_000), ctx.seed)
     return rows
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks and figures, on a bare CUDA machine with no registry access.
 # Usage: bench/gpu_run.sh WHEEL_DIR OUT_DIR   (WHEEL_DIR from bench/gpu_wheels.sh)
-# Writes gpu.txt, tests.txt, inference.json and linalg.md to OUT_DIR; exits non-zero when
-# a check fails or a goal is missed.
+# Writes gpu.txt, tests.txt, inference.json, linalg.md and linalg_cpu.md to OUT_DIR;
+# exits non-zero when a check fails or a goal is missed.
 set -uo pipefail
 wheels=${1:?usage: bench/gpu_run.sh WHEEL_DIR OUT_DIR}
 out=${2:?usage: bench/gpu_run.sh WHEEL_DIR OUT_DIR}
@@ -16,4 +16,5 @@ python3 -m pytest -q -p no:cacheprovider --noconftest -m gpu -rs \
     tests/unit/common/inference/test_gpu.py 2>&1 | tee "$out/tests.txt" || status=1
 python3 bench/gpu_inference.py --texts 4096 --batch 256 | tee "$out/inference.json" || status=1
 python3 bench/gpu_linalg.py | tee "$out/linalg.md" || status=1
+python3 bench/gpu_linalg.py --cpu | tee "$out/linalg_cpu.md" || status=1
 exit $status
