@@ -143,9 +143,10 @@ def test_the_loop_is_exact_through_restarts(platform: PlatformConfig, tmp_path: 
     reset_local()
     job = _start_stream(platform)
     try:
-        # the loop user's 1 h and 24 h windows end while the new job runs
+        # the loop user's 1 h and 24 h windows end while the new job runs (at now + 70 s
+        # and now + 75 s): its rows are checked once the job is complete past both
         time.sleep(max(0.0, (now + timedelta(seconds=80) - datetime.now(UTC)).total_seconds()))
-        complete = wait_settled(quiet_polls=4)
+        complete = wait_settled(quiet_polls=4, past=now + timedelta(seconds=76))
         after = _check_online(platform, history + live)
     finally:
         job.cancel()
