@@ -113,8 +113,9 @@ def _stack_problem() -> str:
 
 
 @contextlib.contextmanager
-def isolated_platform(workdir: Path) -> Iterator[PlatformConfig]:
-    """A platform of its own on the local stack, applied; torn down on the way out."""
+def isolated_platform(workdir: Path, name: str = "online") -> Iterator[PlatformConfig]:
+    """A platform of its own on the local stack, applied (its state in
+    `workdir/<name>-<id>`); torn down on the way out."""
     from jobs.provision import feast_changes, infrastructure_changes
 
     uid = uuid.uuid4().hex[:8]
@@ -124,7 +125,7 @@ def isolated_platform(workdir: Path) -> Iterator[PlatformConfig]:
         archive_dataset=f"bench_events_{uid}",
         feast_project=f"bench{uid}",
         topic_prefix=f"bench{uid}-",
-        state_dir=workdir / f"online-{uid}",
+        state_dir=workdir / f"{name}-{uid}",
     )
     config.apply_env()
     try:

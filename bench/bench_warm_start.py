@@ -24,13 +24,12 @@ snapshot's cut). That the values are exact either way is what
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
+from bench.bench_online import isolated_platform
 from bench.harness import Context, Row
 from feature_store.config import PlatformConfig
 from feature_store.events import to_micros
@@ -48,38 +47,6 @@ POLL_S = 0.5
 QUIET_POLLS = 10
 TIMEOUT_S = 900.0
 GROUP = "warm start of the streaming job, by archive age"
-
-
-def _platform(ctx: Context, days: int) -> PlatformConfig:
-    """A platform of its own on the running emulators, applied."""
-    from jobs.provision import feast_changes, infrastructure_changes
-
-    uid = uuid.uuid4().hex[:8]
-    base = PlatformConfig.local_default(ctx.workdir / "warm-start")
-    config = dataclasses.replace(
-        base,
-        features_dataset=f"bench_ws_features_{uid}",
-        archive_dataset=f"bench_ws_events_{uid}",
-        feast_project=f"ws{uid}",
-        topic_prefix=f"ws{uid}-",
-        state_dir=ctx.workdir / f"warm-start-{days}d-{uid}",
-    )
-    config.apply_env()
-    infrastructure_changes(config, REGISTRY, apply=True)
-    feast_changes(config, REGISTRY, apply=True)
-    return config
-
-
-def _drop(config: PlatformConfig) -> None:
-    """Gives the emulator's memory back (it holds its tables in memory)."""
-    from common.bigquery_client import make_client
-
-    try:
-        client = make_client(config.project, config.bigquery_endpoint)
-        for dataset in (config.features_dataset, config.archive_dataset):
-            client.delete_dataset(dataset, delete_contents=True, not_found_ok=True)
-    except Exception:  # cleaning up is best effort: the figures are taken
-        log.warning("could not drop the bench datasets of %s", config.feast_project)
 
 
 def _warm_start(config: PlatformConfig, started: datetime) -> tuple[float, dict[str, int]]:
@@ -168,8 +135,7 @@ def _one_span(ctx: Context, days: int, per_day: int) -> list[Row]:
     )
     files = ctx.workdir / f"warm-start-{days}d"
     write_jsonl(history, files)
-    config = _platform(ctx, days)
-    try:
+    with isolated_platform(ctx.workdir, f"warm-start-{days}d") as config:
         run_import(config, REGISTRY, [str(files)])
         cold_s, cold = _warm_start(config, now)
         cold_check = _check(cold, len(history), "all")
@@ -178,28 +144,21 @@ def _one_span(ctx: Context, days: int, per_day: int) -> list[Row]:
         after = _read_after(to_micros(now))
         since = sum(1 for m in history if _event_us(m.raw) > after)
         warm_check = _check(warm, since, "after the windows' start and the snapshot's cut")
-    finally:
-        _drop(config)
     label = f"{days} days archived ({len(history):,} events)"
     return [
         Row(
             benchmark="warm_start",
             group=GROUP,
             system="feature-store",
-            variant=f"{label}, no snapshot: the whole archive",
+            variant=f"{label}, {what}",
             events=len(history),
-            wall_s=cold_s,
-            check=cold_check,
-        ),
-        Row(
-            benchmark="warm_start",
-            group=GROUP,
-            system="feature-store",
-            variant=f"{label}, snapshot + the archive's last 30 days",
-            events=len(history),
-            wall_s=warm_s,
-            check=warm_check,
-        ),
+            wall_s=wall_s,
+            check=check,
+        )
+        for what, wall_s, check in (
+            ("no snapshot: the whole archive", cold_s, cold_check),
+            ("snapshot + the archive's last 30 days", warm_s, warm_check),
+        )
     ]
 
 

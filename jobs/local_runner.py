@@ -60,8 +60,8 @@ import time
 import types
 import warnings
 import weakref
-from collections.abc import Callable, Hashable
-from typing import Any
+from collections.abc import Callable, Hashable, MutableMapping
+from typing import Any, TypeVar
 
 from apache_beam.internal import pickler
 from apache_beam.io.gcp.pubsub import ReadFromPubSub
@@ -81,6 +81,7 @@ EMPTY_WAIT_S = (0.005, 0.05)  # after an empty pull, the next one of that subscr
 RETURN_IMMEDIATELY_WARNING = "The return_immediately flag is deprecated"
 
 Specs = tuple[set[Any], set[Any]]
+T = TypeVar("T")
 
 
 class LocalStreamingRunner(BundleBasedDirectRunner):
@@ -257,15 +258,19 @@ def _specs_key(dofn: Any) -> Hashable:
     return type(dofn), bound
 
 
-def _remembered_specs(dofn: Any) -> Specs:
-    key = _specs_key(dofn)
+def _remembered(memo: MutableMapping[Any, T], key: Any, compute: Callable[[], T]) -> T:
+    """`memo[key]`, computed once (outside the lock: two threads may both compute it)."""
     with _LOCK:
-        found = _SPECS.get(key)
+        found = memo.get(key)
     if found is None:
-        found = _ORIGINAL(dofn)
+        found = compute()
         with _LOCK:
-            _SPECS[key] = found
-    states, timers = found
+            memo[key] = found
+    return found
+
+
+def _remembered_specs(dofn: Any) -> Specs:
+    states, timers = _remembered(_SPECS, _specs_key(dofn), lambda: _ORIGINAL(dofn))
     return set(states), set(timers)  # copies: a caller may change what it gets
 
 
@@ -339,13 +344,7 @@ def _remembered_signature(func: Any) -> inspect.Signature:
         memo, key = _BOUND_SIGNATURES, func.__func__
     else:
         return _GET_SIGNATURE(func)
-    with _LOCK:
-        found = memo.get(key)
-    if found is None:
-        found = _GET_SIGNATURE(func)
-        with _LOCK:
-            memo[key] = found
-    return found
+    return _remembered(memo, key, lambda: _GET_SIGNATURE(func))
 
 
 def remember_signatures() -> None:
