@@ -42,7 +42,6 @@ with anything else running), not of Dataflow.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import logging
 import random
@@ -114,24 +113,16 @@ def _stack_problem() -> str:
 
 @contextlib.contextmanager
 def isolated_platform(workdir: Path, name: str = "online") -> Iterator[PlatformConfig]:
-    """A platform of its own on the local stack, applied (its state in
-    `workdir/<name>-<id>`); torn down on the way out."""
-    from jobs.provision import feast_changes, infrastructure_changes
+    """A platform of its own on the local stack, applied (its state under
+    `workdir/<name>`); torn down on the way out."""
+    from jobs.provision import apart, feast_changes, infrastructure_changes
 
-    uid = uuid.uuid4().hex[:8]
-    config = dataclasses.replace(
-        PlatformConfig.local_default(),
-        features_dataset=f"bench_features_{uid}",
-        archive_dataset=f"bench_events_{uid}",
-        feast_project=f"bench{uid}",
-        topic_prefix=f"bench{uid}-",
-        state_dir=workdir / f"{name}-{uid}",
-    )
+    config = apart(PlatformConfig.local_default(), prefix="bench", state_root=workdir / name)
     config.apply_env()
     try:
         infrastructure_changes(config, REGISTRY, apply=True)
         feast_changes(config, REGISTRY, apply=True)
-        log.info("online benchmark platform: Feast project %s", config.feast_project)
+        log.info("benchmark platform: Feast project %s", config.feast_project)
         yield config
     finally:
         _teardown(config)

@@ -7,7 +7,9 @@ Order: Pub/Sub topics and subscriptions, BigQuery datasets and tables, the Feast
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,22 @@ def feature_store(config: PlatformConfig, store: str | None = None) -> Any:
     from feast import FeatureStore
 
     return FeatureStore(repo_path=str(repo_path(config, store or config.online_stores[0])))
+
+
+def apart(base: PlatformConfig, *, prefix: str, state_root: Path) -> PlatformConfig:
+    """`base` with topics, datasets and a Feast project (so Redis keys and Bigtable
+    tables) of its own, named after `prefix` and a random id, and its state in a folder
+    of `state_root`: many such platforms, each applied, share one set of emulators
+    without seeing each other."""
+    uid = uuid.uuid4().hex[:8]
+    return dataclasses.replace(
+        base,
+        features_dataset=f"{prefix}_features_{uid}",
+        archive_dataset=f"{prefix}_events_{uid}",
+        feast_project=f"{prefix}{uid}",
+        topic_prefix=f"{prefix}{uid}-",
+        state_dir=state_root / f"{prefix}-{uid}",
+    )
 
 
 def infrastructure_changes(

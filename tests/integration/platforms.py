@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
-
 import pytest
 
 from feature_store.config import PlatformConfig
@@ -16,17 +13,9 @@ def own_platform(
 ) -> PlatformConfig:
     """Its own topics, datasets, Feast project (so its own Redis keys and Bigtable
     tables) and state dir, with everything `registry` declares applied."""
-    from jobs.provision import feast_changes, infrastructure_changes
+    from jobs.provision import apart, feast_changes, infrastructure_changes
 
-    uid = uuid.uuid4().hex[:8]
-    config = dataclasses.replace(
-        stack,
-        features_dataset=f"features_{uid}",
-        archive_dataset=f"events_{uid}",
-        feast_project=f"t{uid}",
-        topic_prefix=f"t{uid}-",
-        state_dir=tmp_path_factory.mktemp(f"platform-{uid}"),
-    )
+    config = apart(stack, prefix="t", state_root=tmp_path_factory.mktemp("platforms"))
     infrastructure_changes(config, registry, apply=True)
     feast_changes(config, registry, apply=True)
     return config
