@@ -301,14 +301,18 @@ def _masked_chunks(xs: Float32Array) -> Iterator[tuple[jax.Array, jax.Array]]:
         yield jnp.asarray(_pad_rows(xs[start:stop], size)), jnp.asarray(mask)
 
 
+def _check_pca(n: int, width: int, dim: int) -> None:
+    if not 0 < dim <= width or n < 2:
+        msg = f"PCA to {dim} dims needs 0 < dim <= {width} and at least 2 rows, got {n}"
+        raise ValueError(msg)
+
+
 def pca_fit(x: npt.ArrayLike, dim: int) -> PCAFit:
     """PCA of the rows of x to `dim` components, by eigendecomposition of the covariance
     (width x width), accumulated over row chunks: two passes, mean then centred Gram."""
     xs = _matrix("x", x)
     n, width = xs.shape
-    if not 0 < dim <= width or n < 2:
-        msg = f"PCA to {dim} dims needs 0 < dim <= {width} and at least 2 rows, got {n}"
-        raise ValueError(msg)
+    _check_pca(n, width, dim)
     total = np.zeros(width, dtype=np.float64)
     for chunk, mask in _masked_chunks(xs):
         total += np.asarray(_masked_sum(chunk, mask), dtype=np.float64)
@@ -334,9 +338,7 @@ def pca_fit_transform(x: npt.ArrayLike, dim: int) -> tuple[PCAFit, Float32Array]
     if n > ROW_CAP:
         fit = pca_fit(xs, dim)
         return fit, pca_transform(fit, xs)
-    if not 0 < dim <= width or n < 2:
-        msg = f"PCA to {dim} dims needs 0 < dim <= {width} and at least 2 rows, got {n}"
-        raise ValueError(msg)
+    _check_pca(n, width, dim)
     chunk, mask = next(_masked_chunks(xs))
     mean, components, variances, projected = _pca_one(chunk, mask, dim=dim)
     fit = PCAFit(
