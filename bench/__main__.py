@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench.harness import Context, discover, failed, load_average, machine, run_all, scratch
-from bench.report import markdown, print_table
+from bench.report import markdown, print_goals, print_table
 from feature_store.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_all(modules, ctx)
     facts["load average at end"] = load_average()
     print_table(rows, console)
+    print_goals(ctx.goals, console)
     broken = failed(rows)
     partial = args.only is not None or args.quick
     output = args.output or (None if partial else DEFAULT_OUTPUT)
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         command = " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])])
         output.write_text(
-            markdown(modules, rows, ctx.sections, facts, command.strip()), encoding="utf-8"
+            markdown(modules, rows, ctx.sections, facts, command.strip(), ctx.goals),
+            encoding="utf-8",
         )
         console.print(f"wrote {output.name}")
     if broken:

@@ -560,6 +560,26 @@ def fresh_rows(result: Freshness) -> list[Row]:
     return rows
 
 
+def fresh_goals(ctx: Context, result: Freshness) -> None:
+    """The issue's two local-intake goals, judged from this run's figures."""
+    ceiling, knee = result.ceiling.rate, result.knee
+    fresh = [p for p in result.phases if p.purpose.startswith("freshness")]
+    ctx.goal(
+        f"the streaming job's knee at least {GOAL_KNEE_SHARE:.0%} of the trivial pipeline's "
+        "intake on the same runner and emulator",
+        "no rate held"
+        if knee is None
+        else f"knee {knee:,.0f} msg/s, {knee / ceiling:.0%} of {ceiling:,.0f} msg/s",
+        met=knee is not None and knee >= GOAL_KNEE_SHARE * ceiling,
+    )
+    ctx.goal(
+        f"freshness p99 under {GOAL_P99_MS:,.0f} ms up to 80% of the knee",
+        ", ".join(f"{p.p50_p99[1]:,.0f} ms at {p.rate:,.0f} msg/s" for p in fresh)
+        or "no rate held",
+        met=bool(fresh) and all(p.p50_p99[1] < GOAL_P99_MS for p in fresh),
+    )
+
+
 def fresh_text(result: Freshness) -> str:
     ceiling, knee = result.ceiling, result.knee
     lines = [

@@ -4,7 +4,9 @@ A benchmark is a module `bench/bench_<name>.py` whose docstring says what it mea
 and which exposes `run(ctx: Context) -> list[Row]`. Rows of one `group` are figures of
 the same work on the same data, side by side; the group's `reference` row is what the
 others' ratios are taken against. Extra prose (where the time goes, how a peer was
-written) goes in through `ctx.section(...)`.
+written) goes in through `ctx.section(...)`; each goal a benchmark checks (a target the
+project set itself, e.g. "at most 2x DuckDB") goes in through `ctx.goal(...)`, with its
+verdict computed from the run's own figures, and the report lists them all first.
 """
 
 from __future__ import annotations
@@ -64,6 +66,16 @@ class Section:
     markdown: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class Goal:
+    """A target a benchmark checks, and what this run measured against it."""
+
+    benchmark: str
+    goal: str  # the target, in words: "at most 100 µs per event at every window population"
+    measured: str  # this run's figures, in words
+    met: bool
+
+
 @dataclass
 class Context:
     """What every benchmark of one run shares: sizes, a scratch folder, simulated data."""
@@ -73,6 +85,7 @@ class Context:
     seed: int
     workdir: Path
     sections: list[Section] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)
     _simulated: dict[tuple[int, float, float], Path] = field(default_factory=dict)
     current: str = ""
 
@@ -100,6 +113,10 @@ class Context:
 
     def section(self, title: str, markdown: str) -> None:
         self.sections.append(Section(self.current, title, markdown.strip()))
+
+    def goal(self, goal: str, measured: str, *, met: bool) -> None:
+        """Records a goal's verdict from this run's figures (listed first in the report)."""
+        self.goals.append(Goal(benchmark=self.current, goal=goal, measured=measured, met=met))
 
 
 def cpu_seconds() -> float:

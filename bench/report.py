@@ -8,7 +8,7 @@ from types import ModuleType
 from rich.console import Console
 from rich.table import Table
 
-from bench.harness import Row, Section, benchmark_name
+from bench.harness import Goal, Row, Section, benchmark_name
 
 HEADER = ("system", "what ran", "events", "wall s", "events/s", "time vs ref", "check")
 CPU = "CPU s per M events"  # a column of the groups whose rows measured their CPU time
@@ -65,6 +65,32 @@ def print_table(rows: Sequence[Row], console: Console) -> None:
         console.print(table)
 
 
+def _verdict(goal: Goal) -> str:
+    return "met" if goal.met else "NOT met"
+
+
+def print_goals(goals: Sequence[Goal], console: Console) -> None:
+    if not goals:
+        return
+    table = Table(title="goals", title_justify="left")
+    for name in ("benchmark", "goal", "this run", "verdict"):
+        table.add_column(name, overflow="fold")
+    for g in goals:
+        table.add_row(g.benchmark, g.goal, g.measured, _verdict(g))
+    console.print(table)
+
+
+def goals_markdown(goals: Sequence[Goal]) -> str:
+    """The goals the run checked, each with its verdict from the run's own figures."""
+    lines = ["| benchmark | goal | this run | verdict |", "| --- | --- | --- | --- |"]
+    lines += [
+        f"| {g.benchmark} | {_escape(g.goal)} | {_escape(g.measured)} | "
+        f"{'met' if g.met else '**NOT met**'} |"
+        for g in goals
+    ]
+    return "\n".join(lines)
+
+
 def _escape(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -88,6 +114,7 @@ def markdown(
     sections: Sequence[Section],
     facts: dict[str, str],
     command: str,
+    goals: Sequence[Goal] = (),
 ) -> str:
     parts = [
         "# Benchmarks",
@@ -101,6 +128,13 @@ def markdown(
         "## Machine",
         "| | |\n| --- | --- |\n" + "\n".join(f"| {k} | {_escape(v)} |" for k, v in facts.items()),
     ]
+    if goals:
+        parts += [
+            "## Goals",
+            "Each target the project set itself, checked against this run's own figures "
+            "(the sections below say how each was measured).",
+            goals_markdown(goals),
+        ]
     for module in modules:
         name = benchmark_name(module)
         doc = (module.__doc__ or "").strip()
