@@ -20,9 +20,15 @@ every step, not on the job's work:
   subscription whose last pull was empty is pulled again no sooner than
   `EMPTY_WAIT_S[0]` after it, doubling with each further empty pull up to
   `EMPTY_WAIT_S[1]`: a quiet stream waits at most that long for its next message, and
-  an idle one does not become a loop of pulls burning the core. An empty pull is no
-  error: it makes no bundle, as in Beam's reader; the messages a pull returns are
-  acknowledged as before.
+  an idle one does not become a loop of pulls burning the core. The wait happens on
+  that same thread, so it is taken only when the runner has nothing else to do: while
+  other steps' bundles (or updates the runner has yet to schedule) are queued, a pull
+  that is not due yet is skipped instead (an empty answer, no request), and the read
+  comes back after that work. (The runner queues its reads together once nothing else
+  runs: waiting regardless held the messages one subscription's pull had just found
+  behind the other's wait, up to `EMPTY_WAIT_S[1]`, before any step took them.) An
+  empty pull is no error: it makes no bundle, as in Beam's reader; the messages a pull
+  returns are acknowledged as before.
 - **Introspecting each DoFn per bundle.** `userstate.get_dofn_specs` (which state and
   timers a DoFn declares) inspects the signature of every method of the DoFn, and the
   runner calls it two to three times per bundle per step: 60% of the job's time at
@@ -55,6 +61,7 @@ named.
 from __future__ import annotations
 
 import inspect
+import queue
 import threading
 import time
 import types
@@ -165,15 +172,51 @@ class EmptyPulls:
         first, most = self.wait_s
         return float(min(most, first * 2 ** min(self.in_a_row - 1, 30)))
 
-    def wait(self) -> None:
-        """Sleeps until the next pull is due."""
+    def ready(self) -> bool:
+        """Whether to pull now: at once when the pull is due; when it is not, False while
+        the runner has other work queued (the thread goes to it), else after sleeping
+        until it is due (nothing else would run meanwhile)."""
         due = self.last_ended + self.spacing() - time.monotonic()
-        if due > 0:
-            time.sleep(due)
+        if due <= 0:
+            return True
+        if other_work_queued():
+            return False
+        time.sleep(due)
+        return True
 
     def pulled(self, messages: int) -> None:
         self.in_a_row = 0 if messages else self.in_a_row + 1
         self.last_ended = time.monotonic()
+
+
+class _Unanswered:
+    """A pull that was not made: as an empty answer, it holds no messages."""
+
+    received_messages: tuple[Any, ...] = ()
+
+
+_NOT_YET = _Unanswered()
+
+
+def other_work_queued() -> bool:
+    """Whether the runner's task queue, seen from one of its worker threads, holds work
+    besides Pub/Sub reads: a step's bundle, or the monitor with bundles to schedule. False
+    on any other thread."""
+    tasks = getattr(threading.current_thread(), "queue", None)
+    if not isinstance(tasks, queue.Queue):
+        return False
+    with tasks.mutex:
+        queued = list(tasks.queue)
+    return any(_is_work(task) for task in queued)
+
+
+def _is_work(task: Any) -> bool:
+    applied = getattr(task, "_applied_ptransform", None)
+    if applied is not None:
+        return not isinstance(applied.transform, _WidePubSubRead)
+    executor = getattr(task, "_executor", None)  # the monitor
+    updates = getattr(getattr(executor, "all_updates", None), "_queue", None)
+    return isinstance(updates, queue.Queue) and updates.qsize() > 0
 
 
 class _WidePull:
@@ -184,7 +227,8 @@ class _WidePull:
         self.client, self.max_messages, self.empty_pulls = client, max_messages, empty_pulls
 
     def pull(self, *, subscription: str, max_messages: int, timeout: float) -> Any:
-        self.empty_pulls.wait()
+        if not self.empty_pulls.ready():
+            return _NOT_YET  # no request: the runner's other work goes first
         response = self.client.pull(
             subscription=subscription,
             max_messages=self.max_messages,

@@ -4,6 +4,8 @@ stateful step with timers computes on it what the definition says."""
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from typing import Any
 
@@ -160,6 +162,72 @@ def test_empty_pulls_are_spaced_doubling_up_to_the_most(monkeypatch: pytest.Monk
     clock.now += 0.003  # the steps worked 3 ms since that empty pull
     wide.pull(subscription="s", max_messages=10, timeout=30)
     assert clock.slept[6:] == [0.002]
+
+
+class _Step:
+    """A queued task of the runner: a step's bundle (`_applied_ptransform`)."""
+
+    def __init__(self, transform: Any) -> None:
+        self._applied_ptransform = type("Applied", (), {"transform": transform})()
+
+
+class _Updates:
+    def __init__(self, pending: int) -> None:
+        self._queue: queue.Queue[int] = queue.Queue()
+        for n in range(pending):
+            self._queue.put(n)
+
+
+class _MonitorTask:
+    def __init__(self, pending: int) -> None:
+        self._executor = type("Executor", (), {"all_updates": _Updates(pending)})()
+
+
+def _on_worker(tasks: list[Any], work: Any) -> Any:
+    """`work()` run on a thread holding the runner's task queue, as its workers do."""
+    found: list[Any] = []
+    worker = threading.Thread(target=lambda: found.append(work()))
+    worker.queue = queue.Queue()  # type: ignore[attr-defined]
+    for task in tasks:
+        worker.queue.put(task)  # type: ignore[attr-defined]
+    worker.start()
+    worker.join()
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    ("tasks", "work"),
+    [
+        ([_MonitorTask(0), _Step(beam.Map(str))], True),  # a step's bundle
+        ([_MonitorTask(1)], True),  # the monitor holds a bundle to schedule
+        ([_MonitorTask(0)], False),  # nothing but the monitor
+        ([_MonitorTask(0), _Step(local_runner._WidePubSubRead(None, 10))], False),  # a read
+        ([], False),
+    ],
+)
+def test_other_work_is_seen_on_the_runners_thread(tasks: list[Any], work: bool) -> None:
+    assert _on_worker(tasks, local_runner.other_work_queued) is work
+    assert local_runner.other_work_queued() is False  # not a runner's thread
+
+
+def test_a_pull_not_due_gives_way_to_queued_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a step's bundle is queued, a pull that is not due is skipped (no request,
+    no wait, an empty answer, the spacing kept); with nothing else queued it waits."""
+    clock = _Clock()
+    monkeypatch.setattr(local_runner, "time", clock)
+    client = _Client([0, 0, 0])
+    wide = local_runner._WidePull(client, 1000, local_runner.EmptyPulls((0.005, 0.05)))
+    wide.pull(subscription="s", max_messages=10, timeout=30)  # empty: the next waits 5 ms
+    busy = [_MonitorTask(0), _Step(beam.Map(str))]
+    answer = _on_worker(busy, lambda: wide.pull(subscription="s", max_messages=10, timeout=30))
+    assert list(answer.received_messages) == []
+    assert (len(client.calls), clock.slept) == (1, [])
+    idle = [_MonitorTask(0)]
+    _on_worker(idle, lambda: wide.pull(subscription="s", max_messages=10, timeout=30))
+    assert (len(client.calls), clock.slept) == (2, [0.005])
+    clock.now += 0.01  # due: pulled at once, however busy
+    _on_worker(busy, lambda: wide.pull(subscription="s", max_messages=10, timeout=30))
+    assert (len(client.calls), clock.slept) == (3, [0.005])
 
 
 @pytest.mark.parametrize("wait_s", [(0.0, 0.05), (0.06, 0.05), (0.005, 2.0)])
