@@ -44,7 +44,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from bench.harness import Context, Row
 from feature_store.core.plan import ViewPlan
-from feature_store.core.windows import RowBatch
+from feature_store.core.windows import ChangeRows, RowBatch
 from feature_store.reference import REGISTRY
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,8 @@ class _Step:
         self.head = _Value(spec.HEAD.coder, self.meter)
         self.base = _Value(spec.BASE.coder, self.meter)
         self.timer = _Timer(self.meter, len(VIEW) + len(KEY[1]))
-        self.last: RowBatch | None = None
-        self.history: list[RowBatch] | None = None  # every batch, when kept
+        self.last: RowBatch | ChangeRows | None = None
+        self.history: list[RowBatch | ChangeRows] | None = None  # every batch, when kept
         self.cells = {
             "state": self.state,
             "events": self.events,
@@ -129,7 +129,7 @@ class _Step:
 
     def _keep(self, out: Any) -> None:
         for batch in out:
-            if isinstance(batch, RowBatch) and len(batch):
+            if isinstance(batch, (RowBatch, ChangeRows)) and len(batch):
                 self.last = batch
                 if self.history is not None:
                     self.history.append(batch)
@@ -193,9 +193,17 @@ def _exact(step: _Step, events: list[dict[str, Any]], t: int) -> bool:
     return _same(step.last.row(len(step.last) - 1), brute_force(events, t))
 
 
-def _exact_at(batches: list[RowBatch], events: list[dict[str, Any]], times: list[int]) -> bool:
+def _valid_from(batch: RowBatch | ChangeRows, i: int) -> int:
+    if isinstance(batch, ChangeRows):
+        return batch.rows[i][0]
+    return int(batch.valid_from[i])
+
+
+def _exact_at(
+    batches: list[RowBatch | ChangeRows], events: list[dict[str, Any]], times: list[int]
+) -> bool:
     """At each time, the newest row emitted at or before it equals the brute force."""
-    rows = [(int(b.valid_from[i]), b, i) for b in batches for i in range(len(b))]
+    rows = [(_valid_from(b, i), b, i) for b in batches for i in range(len(b))]
     rows.sort(key=lambda r: r[0])
     stamps = [r[0] for r in rows]
     for t in times:
@@ -209,9 +217,9 @@ def _same(got: dict[str, Any], expected: dict[str, Any]) -> bool:
     for name, value in expected.items():
         mine = got[name]
         if value is None:
-            if not math.isnan(float(mine)):
+            if mine is not None and not math.isnan(float(mine)):
                 return False
-        elif abs(float(mine) - float(value)) > 1e-12 * max(1.0, abs(float(value))):
+        elif mine is None or abs(float(mine) - float(value)) > 1e-12 * max(1.0, abs(float(value))):
             return False
     return True
 
@@ -283,7 +291,7 @@ def _burst(seed: int, rate: int, seconds: int, *, legacy: bool = False) -> dict[
         "bytes": step.meter[0] / len(timed),
         "wall": wall,
         "lag_s": max(0.0, done - seconds),
-        "current": step.last is not None and int(step.last.valid_from[-1]) == end,
+        "current": step.last is not None and _valid_from(step.last, len(step.last) - 1) == end,
         "exact": _exact_at(step.history, warm + timed, checks),
     }
 

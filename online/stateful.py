@@ -38,7 +38,7 @@ from common.metrics import JobCounter, JobDistribution, JobEventTime
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from feature_store.core.plan import ViewPlan
 from feature_store.core.running import Event, RunningState, RunningWindows, supported
-from feature_store.core.windows import NEVER, EntityState, RowBatch, WindowAggregator
+from feature_store.core.windows import NEVER, ChangeRows, EntityState, RowBatch, WindowAggregator
 from online.state_coder import EntityStateCoder
 
 log = logging.getLogger(__name__)
@@ -383,11 +383,12 @@ class _WindowState(beam.DoFn):
         for record in accepted:
             if record["event_time"] > until:
                 until = int(record["event_time"])
+        rows: ChangeRows | RowBatch | None
         if running is not None:
             fresh = running.add(current, accepted)
             found = running.advance_rows(current, until, settle=history)
             self._commit(running, cache_key, current, stored, change, fresh, loaded)
-            rows = running.batch(key, found) if found else None
+            rows = running.change_rows(key, found) if found else None
         else:
             aggregator.add(current, accepted)
             rows = aggregator.advance_to(current, key, until, settle=history)
@@ -506,7 +507,7 @@ class _WindowState(beam.DoFn):
         head: Any = beam.DoFn.StateParam(HEAD),
         base: Any = beam.DoFn.StateParam(BASE),
         change: Any = beam.DoFn.TimerParam(CHANGE),
-    ) -> Iterator[RowBatch]:
+    ) -> Iterator[ChangeRows | RowBatch]:
         view, entity = key
         if view == CLOCK:
             self._reached = max(self._reached, int(fired.micros))
@@ -527,7 +528,7 @@ class _WindowState(beam.DoFn):
             self._commit(running, key, current, stored, change, (), loaded, fired=True)
             if found:
                 self.tally.expiry_rows += len(found)
-                yield running.batch(entity, found)
+                yield running.change_rows(entity, found)
             return
         legacy: EntityState | None = state.read()
         if legacy is None:
@@ -563,7 +564,8 @@ def as_batch(
 
 
 class AggregateWindows(Stage):
-    """((view, entity), [records]) → RowBatches (main) and late records (tag `late`)."""
+    """((view, entity), [records]) → change rows (main: `ChangeRows` of the views with
+    running windows, `RowBatch`es of the others) and late records (tag `late`)."""
 
     RESOURCE_HINTS = FEATURE_HINTS
 
