@@ -33,13 +33,19 @@ projected from their mean cost (a lower bound: its cost grows with the window).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import math
 import random
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from apache_beam.coders import Coder
+from apache_beam.metrics.execution import MetricsContainer
+from apache_beam.runners.common import NameContext
+from apache_beam.runners.worker import statesampler
+from apache_beam.utils import counters
 from apache_beam.utils.timestamp import Timestamp
 
 from bench.harness import Context, Row
@@ -96,6 +102,25 @@ class _Timer:
     def set(self, ts: Timestamp) -> None:
         self.meter[0] += TIMER_BYTES + self.key_bytes
         self.at = int(ts.micros)
+
+
+@contextlib.contextmanager
+def _in_a_step() -> Iterator[None]:
+    """Metrics as a runner's worker has them: a state sampler with the step's state
+    entered, so a counter update goes to the step's metrics container (without one,
+    Beam looks the sampler up, fails and drops the update: a cost no worker pays)."""
+    sampler = statesampler.StateSampler("bench", counters.CounterFactory())
+    statesampler.set_current_tracker(sampler)
+    scoped = sampler.scoped_state(
+        NameContext("ExactWindows"), "process", metrics_container=MetricsContainer("ExactWindows")
+    )
+    sampler.start()
+    try:
+        with scoped:
+            yield
+    finally:
+        sampler.stop()
+        statesampler.set_current_tracker(None)
 
 
 class _Step:
@@ -234,11 +259,12 @@ def _measure(population: int, timed: int, *, legacy: bool, seed: int) -> dict[st
     step.dofn.started_us = 0
     more = _events(timed, start + population * gap, gap, rng, "n")
     step.meter[0] = 0
-    wall, cpu = time.perf_counter(), time.thread_time()
-    for event in more:
-        step.fire_until(event["event_time"])
-        step.process([event])
-    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    with _in_a_step():
+        wall, cpu = time.perf_counter(), time.thread_time()
+        for event in more:
+            step.fire_until(event["event_time"])
+            step.process([event])
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     end = more[-1]["event_time"]
     return {
         "us": 1e6 * cpu / timed,
@@ -269,16 +295,17 @@ def _burst(seed: int, rate: int, seconds: int, *, legacy: bool = False) -> dict[
     step.meter[0] = 0
     step.history = []
     done = total = 0.0
-    wall = time.perf_counter()
-    clock = time.thread_time()
-    for i, event in enumerate(timed):
-        step.fire_until(event["event_time"])
-        step.process([event])
-        now = time.thread_time()
-        took, clock = now - clock, now
-        total += took
-        done = max(done, i / rate) + took
-    wall = time.perf_counter() - wall
+    with _in_a_step():
+        wall = time.perf_counter()
+        clock = time.thread_time()
+        for i, event in enumerate(timed):
+            step.fire_until(event["event_time"])
+            step.process([event])
+            now = time.thread_time()
+            took, clock = now - clock, now
+            total += took
+            done = max(done, i / rate) + took
+        wall = time.perf_counter() - wall
     if legacy:  # every later event costs at least the mean of these: a lower bound
         mean = total / len(timed)
         done = max(done + mean * (len(burst) - len(timed)), (len(burst) - 1) / rate + mean)

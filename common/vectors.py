@@ -44,9 +44,7 @@ class _Resolve(beam.DoFn):
         no_jax_preallocation()
         self.dropped = Metrics.counter(self.namespace, "vector_rows_unchanged")
 
-    def process(
-        self, batches: list[RowBatch | ChangeRows]
-    ) -> Iterator[RowBatch | ChangeRows]:
+    def process(self, batches: list[RowBatch | ChangeRows]) -> Iterator[RowBatch | ChangeRows]:
         if all(not isinstance(b, RowBatch) or b.pending is None for b in batches):
             yield from batches  # views without vector features: jax is never loaded
             return

@@ -61,10 +61,10 @@ def online_rows(
 def _change_rows(plan: ViewPlan, batch: ChangeRows, latest_only: bool) -> list[OnlineRow]:
     """`ChangeRows` hold Python values already, in the order of `batch.names`."""
     features = plan.features
-    if batch.names != tuple(f.name for f in features):
+    if batch.names != plan.feature_names:
         msg = (
             f"rows of view {batch.view!r} name the features {batch.names!r}, "
-            f"not the plan's {tuple(f.name for f in features)!r}"
+            f"not the plan's {plan.feature_names!r}"
         )
         raise ValueError(msg)
     rows = batch.rows[-1:] if latest_only else batch.rows
