@@ -33,18 +33,24 @@ projected from their mean cost (a lower bound: its cost grows with the window).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import math
 import random
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from apache_beam.coders import Coder
+from apache_beam.metrics.execution import MetricsContainer
+from apache_beam.runners.common import NameContext
+from apache_beam.runners.worker import statesampler
+from apache_beam.utils import counters
 from apache_beam.utils.timestamp import Timestamp
 
 from bench.harness import Context, Row
 from feature_store.core.plan import ViewPlan
-from feature_store.core.windows import RowBatch
+from feature_store.core.windows import ChangeRows, RowBatch
 from feature_store.reference import REGISTRY
 
 log = logging.getLogger(__name__)
@@ -98,6 +104,25 @@ class _Timer:
         self.at = int(ts.micros)
 
 
+@contextlib.contextmanager
+def _in_a_step() -> Iterator[None]:
+    """Metrics as a runner's worker has them: a state sampler with the step's state
+    entered, so a counter update goes to the step's metrics container (without one,
+    Beam looks the sampler up, fails and drops the update: a cost no worker pays)."""
+    sampler = statesampler.StateSampler("bench", counters.CounterFactory())
+    statesampler.set_current_tracker(sampler)
+    scoped = sampler.scoped_state(
+        NameContext("ExactWindows"), "process", metrics_container=MetricsContainer("ExactWindows")
+    )
+    sampler.start()
+    try:
+        with scoped:
+            yield
+    finally:
+        sampler.stop()
+        statesampler.set_current_tracker(None)
+
+
 class _Step:
     """The DoFn with one key's state cells and timer."""
 
@@ -115,8 +140,8 @@ class _Step:
         self.head = _Value(spec.HEAD.coder, self.meter)
         self.base = _Value(spec.BASE.coder, self.meter)
         self.timer = _Timer(self.meter, len(VIEW) + len(KEY[1]))
-        self.last: RowBatch | None = None
-        self.history: list[RowBatch] | None = None  # every batch, when kept
+        self.last: RowBatch | ChangeRows | None = None
+        self.history: list[RowBatch | ChangeRows] | None = None  # every batch, when kept
         self.cells = {
             "state": self.state,
             "events": self.events,
@@ -129,7 +154,7 @@ class _Step:
 
     def _keep(self, out: Any) -> None:
         for batch in out:
-            if isinstance(batch, RowBatch) and len(batch):
+            if isinstance(batch, (RowBatch, ChangeRows)) and len(batch):
                 self.last = batch
                 if self.history is not None:
                     self.history.append(batch)
@@ -193,9 +218,17 @@ def _exact(step: _Step, events: list[dict[str, Any]], t: int) -> bool:
     return _same(step.last.row(len(step.last) - 1), brute_force(events, t))
 
 
-def _exact_at(batches: list[RowBatch], events: list[dict[str, Any]], times: list[int]) -> bool:
+def _valid_from(batch: RowBatch | ChangeRows, i: int) -> int:
+    if isinstance(batch, ChangeRows):
+        return batch.rows[i][0]
+    return int(batch.valid_from[i])
+
+
+def _exact_at(
+    batches: list[RowBatch | ChangeRows], events: list[dict[str, Any]], times: list[int]
+) -> bool:
     """At each time, the newest row emitted at or before it equals the brute force."""
-    rows = [(int(b.valid_from[i]), b, i) for b in batches for i in range(len(b))]
+    rows = [(_valid_from(b, i), b, i) for b in batches for i in range(len(b))]
     rows.sort(key=lambda r: r[0])
     stamps = [r[0] for r in rows]
     for t in times:
@@ -209,9 +242,9 @@ def _same(got: dict[str, Any], expected: dict[str, Any]) -> bool:
     for name, value in expected.items():
         mine = got[name]
         if value is None:
-            if not math.isnan(float(mine)):
+            if mine is not None and not math.isnan(float(mine)):
                 return False
-        elif abs(float(mine) - float(value)) > 1e-12 * max(1.0, abs(float(value))):
+        elif mine is None or abs(float(mine) - float(value)) > 1e-12 * max(1.0, abs(float(value))):
             return False
     return True
 
@@ -226,11 +259,12 @@ def _measure(population: int, timed: int, *, legacy: bool, seed: int) -> dict[st
     step.dofn.started_us = 0
     more = _events(timed, start + population * gap, gap, rng, "n")
     step.meter[0] = 0
-    wall, cpu = time.perf_counter(), time.thread_time()
-    for event in more:
-        step.fire_until(event["event_time"])
-        step.process([event])
-    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    with _in_a_step():
+        wall, cpu = time.perf_counter(), time.thread_time()
+        for event in more:
+            step.fire_until(event["event_time"])
+            step.process([event])
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
     end = more[-1]["event_time"]
     return {
         "us": 1e6 * cpu / timed,
@@ -261,16 +295,17 @@ def _burst(seed: int, rate: int, seconds: int, *, legacy: bool = False) -> dict[
     step.meter[0] = 0
     step.history = []
     done = total = 0.0
-    wall = time.perf_counter()
-    clock = time.thread_time()
-    for i, event in enumerate(timed):
-        step.fire_until(event["event_time"])
-        step.process([event])
-        now = time.thread_time()
-        took, clock = now - clock, now
-        total += took
-        done = max(done, i / rate) + took
-    wall = time.perf_counter() - wall
+    with _in_a_step():
+        wall = time.perf_counter()
+        clock = time.thread_time()
+        for i, event in enumerate(timed):
+            step.fire_until(event["event_time"])
+            step.process([event])
+            now = time.thread_time()
+            took, clock = now - clock, now
+            total += took
+            done = max(done, i / rate) + took
+        wall = time.perf_counter() - wall
     if legacy:  # every later event costs at least the mean of these: a lower bound
         mean = total / len(timed)
         done = max(done + mean * (len(burst) - len(timed)), (len(burst) - 1) / rate + mean)
@@ -283,7 +318,7 @@ def _burst(seed: int, rate: int, seconds: int, *, legacy: bool = False) -> dict[
         "bytes": step.meter[0] / len(timed),
         "wall": wall,
         "lag_s": max(0.0, done - seconds),
-        "current": step.last is not None and int(step.last.valid_from[-1]) == end,
+        "current": step.last is not None and _valid_from(step.last, len(step.last) - 1) == end,
         "exact": _exact_at(step.history, warm + timed, checks),
     }
 

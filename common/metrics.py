@@ -30,6 +30,16 @@ class JobCounter:
             _COUNTS[self.name] += n
 
 
+def add_counts(counts: list[tuple[JobCounter, int]]) -> None:
+    """`counter.inc(n)` for each pair, the process-local tally updated under one lock
+    (a step adding its bundle's counts at once)."""
+    for counter, n in counts:
+        counter._beam.inc(n)
+    with _LOCK:
+        for counter, n in counts:
+            _COUNTS[counter.name] += n
+
+
 class JobDistribution:
     def __init__(self, namespace: str, name: str) -> None:
         self.name = name

@@ -4,8 +4,8 @@ The exact-window steps (the stream's stateful step, the backfill's change points
 rows whose vector features are pending (`feature_store.core.pending`): the change
 points are exact, the values are left to this stage, which batches rows of many users
 and evaluates them in a few JAX kernel calls (`feature_store.core.vector_rows`), then
-drops the rows whose values did not change. Rows of views without vector features pass
-through unchanged.
+drops the rows whose values did not change. Rows of views without vector features
+(`ChangeRows`, or `RowBatch`es with nothing pending) pass through unchanged.
 
 The kernels are jitted once per worker process: `feature_store.core.linalg` wraps them
 at import, which happens at the first pending row (the local runner calls `setup` per
@@ -25,7 +25,7 @@ from apache_beam.metrics.metric import Metrics
 
 from common.beam_types import PColl
 from common.stages import LINALG_GPU_HINTS, LINALG_HINTS, Stage
-from feature_store.core.windows import RowBatch
+from feature_store.core.windows import ChangeRows, RowBatch
 
 MAX_BATCH = 256  # RowBatches (users) per kernel evaluation
 
@@ -44,14 +44,18 @@ class _Resolve(beam.DoFn):
         no_jax_preallocation()
         self.dropped = Metrics.counter(self.namespace, "vector_rows_unchanged")
 
-    def process(self, batches: list[RowBatch]) -> Iterator[RowBatch]:
-        if all(b.pending is None for b in batches):
+    def process(self, batches: list[RowBatch | ChangeRows]) -> Iterator[RowBatch | ChangeRows]:
+        if all(not isinstance(b, RowBatch) or b.pending is None for b in batches):
             yield from batches  # views without vector features: jax is never loaded
             return
         from feature_store.core import vector_rows  # jitted at import, once per process
 
-        resolved = vector_rows.resolve(batches)
-        dropped = sum(len(b) for b in batches) - sum(len(b) for b in resolved)
+        # a key's rows are all of one form (its view has running windows or not): the
+        # `ChangeRows` pass first, then the batches, each key's rows still in their order
+        held = [b for b in batches if isinstance(b, RowBatch)]
+        yield from (b for b in batches if not isinstance(b, RowBatch))
+        resolved = vector_rows.resolve(held)
+        dropped = sum(len(b) for b in held) - sum(len(b) for b in resolved)
         if dropped:
             self.dropped.inc(dropped)
         yield from resolved

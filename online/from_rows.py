@@ -11,18 +11,21 @@ import numpy as np
 from common.beam_types import Transform
 from common.stages import IO_HINTS
 from feature_store.core.plan import ViewPlan
-from feature_store.core.windows import RowBatch
+from feature_store.core.windows import ChangeRows, RowBatch
 from feature_store.definitions import DType
 from feature_store.events import from_micros
 from online.rows import OnlineRow
 
 
 def python_value(value: object, dtype: DType) -> object:
-    """A core value (float64 with NaN for null, vectors as arrays) as a Python value."""
+    """A core value (float64 with NaN for null, vectors as arrays; or already a Python
+    value, None for null) as a Python value."""
+    if value is None:
+        return None
     if dtype is DType.FLOAT32_VECTOR:
         vector = np.asarray(value, dtype=np.float32)
         return None if np.isnan(vector).any() else vector.tolist()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if isinstance(value, float) and math.isnan(value):
         return None
     if dtype is DType.INT64:
         return int(value)  # type: ignore[call-overload]
@@ -35,7 +38,11 @@ def python_value(value: object, dtype: DType) -> object:
     return value
 
 
-def online_rows(plan: ViewPlan, batch: RowBatch, latest_only: bool = True) -> list[OnlineRow]:
+def online_rows(
+    plan: ViewPlan, batch: RowBatch | ChangeRows, latest_only: bool = True
+) -> list[OnlineRow]:
+    if isinstance(batch, ChangeRows):
+        return _change_rows(plan, batch, latest_only)
     indices = [len(batch) - 1] if latest_only and len(batch) else range(len(batch))
     out = []
     for i in indices:
@@ -51,11 +58,36 @@ def online_rows(plan: ViewPlan, batch: RowBatch, latest_only: bool = True) -> li
     return out
 
 
-def _rows_of(batch: RowBatch, plans: dict[str, ViewPlan]) -> list[OnlineRow]:
+def _change_rows(plan: ViewPlan, batch: ChangeRows, latest_only: bool) -> list[OnlineRow]:
+    """`ChangeRows` hold Python values already, in the order of `batch.names`."""
+    features = plan.features
+    if batch.names != plan.feature_names:
+        msg = (
+            f"rows of view {batch.view!r} name the features {batch.names!r}, "
+            f"not the plan's {plan.feature_names!r}"
+        )
+        raise ValueError(msg)
+    rows = batch.rows[-1:] if latest_only else batch.rows
+    key = ((plan.join_key,), (batch.entity_key,))
+    return [
+        OnlineRow(
+            view=plan.view,
+            entity_key=key,
+            features={
+                f.name: python_value(v, f.dtype) for f, v in zip(features, values, strict=True)
+            },
+            valid_from=from_micros(at),
+        )
+        for at, values in rows
+    ]
+
+
+def _rows_of(batch: RowBatch | ChangeRows, plans: dict[str, ViewPlan]) -> list[OnlineRow]:
     return online_rows(plans[batch.view], batch)
 
 
 def to_online_rows(plans: Sequence[ViewPlan]) -> Transform:
-    """RowBatches → the latest `OnlineRow` of each (both jobs' `ToOnlineRows` stage)."""
+    """Change rows (`RowBatch`es or `ChangeRows`) → the latest `OnlineRow` of each (both
+    jobs' `ToOnlineRows` stage)."""
     rows: Transform = beam.FlatMap(_rows_of, {p.view: p for p in plans})
     return rows.with_resource_hints(**IO_HINTS)

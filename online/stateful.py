@@ -34,11 +34,11 @@ from apache_beam.transforms.userstate import (
 from apache_beam.utils.timestamp import Timestamp
 
 from common.beam_types import PColl
-from common.metrics import JobCounter, JobDistribution, JobEventTime
+from common.metrics import JobCounter, JobDistribution, JobEventTime, add_counts
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from feature_store.core.plan import ViewPlan
 from feature_store.core.running import Event, RunningState, RunningWindows, supported
-from feature_store.core.windows import NEVER, EntityState, RowBatch, WindowAggregator
+from feature_store.core.windows import NEVER, ChangeRows, EntityState, RowBatch, WindowAggregator
 from online.state_coder import EntityStateCoder
 
 log = logging.getLogger(__name__)
@@ -270,16 +270,38 @@ class _Tally:
     def flush(self) -> None:
         counts = (self.rows, self.expiry_rows, self.events)
         self.rows = self.expiry_rows = self.events = 0
-        for counter, n in zip(self.counters, counts, strict=True):
-            if n:
-                counter.inc(n)
-        pending, self.pending = self.pending, {}
-        for counter, n in pending.items():
-            counter.inc(n)
+        due = [(c, n) for c, n in zip(self.counters, counts, strict=True) if n]
+        if self.pending:
+            due.extend(self.pending.items())
+            self.pending = {}
+        if due:
+            add_counts(due)
 
 
-def _timestamp(micros: int) -> Timestamp:
+def _built(micros: int) -> Timestamp:
     return Timestamp(micros=micros)
+
+
+def _direct(micros: int) -> Timestamp:
+    """`Timestamp(micros=micros)` with its fields set directly: the constructor's checks
+    of its four arguments cost about as much as the rest of a timer set, paid per
+    firing. Used only where it builds what the constructor builds (`_timestamp`)."""
+    ts: Timestamp = object.__new__(Timestamp)
+    ts._precision = Timestamp.MICROS_PRECISION
+    ts._seconds, ts._subseconds = divmod(micros, 1_000_000)
+    return ts
+
+
+def _same_timestamps() -> bool:
+    for micros in (0, 1, 999_999, 1_000_001, -1, -1_000_001, 1_764_000_000_123_457):
+        built, direct = _built(micros), _direct(micros)
+        if vars(built) != vars(direct) or direct.micros != micros:
+            return False
+    return True
+
+
+_timestamp = _direct if _same_timestamps() else _built
+"""A Beam `Timestamp` of `micros` (µs since the epoch)."""
 
 
 class _WindowState(beam.DoFn):
@@ -383,11 +405,12 @@ class _WindowState(beam.DoFn):
         for record in accepted:
             if record["event_time"] > until:
                 until = int(record["event_time"])
+        rows: ChangeRows | RowBatch | None
         if running is not None:
             fresh = running.add(current, accepted)
             found = running.advance_rows(current, until, settle=history)
             self._commit(running, cache_key, current, stored, change, fresh, loaded)
-            rows = running.batch(key, found) if found else None
+            rows = running.change_rows(key, found) if found else None
         else:
             aggregator.add(current, accepted)
             rows = aggregator.advance_to(current, key, until, settle=history)
@@ -480,7 +503,7 @@ class _WindowState(beam.DoFn):
             step = self.coalesce_us
             at = -(-queue[0][0] // step) * step + AFTER_US
             if at != timer_at:
-                change.set(Timestamp(micros=at))
+                change.set(_timestamp(at))
                 timer_at = at
         token = random.getrandbits(62)
         stored.head.write(
@@ -506,7 +529,7 @@ class _WindowState(beam.DoFn):
         head: Any = beam.DoFn.StateParam(HEAD),
         base: Any = beam.DoFn.StateParam(BASE),
         change: Any = beam.DoFn.TimerParam(CHANGE),
-    ) -> Iterator[RowBatch]:
+    ) -> Iterator[ChangeRows | RowBatch]:
         view, entity = key
         if view == CLOCK:
             self._reached = max(self._reached, int(fired.micros))
@@ -527,7 +550,7 @@ class _WindowState(beam.DoFn):
             self._commit(running, key, current, stored, change, (), loaded, fired=True)
             if found:
                 self.tally.expiry_rows += len(found)
-                yield running.batch(entity, found)
+                yield running.change_rows(entity, found)
             return
         legacy: EntityState | None = state.read()
         if legacy is None:
@@ -563,7 +586,8 @@ def as_batch(
 
 
 class AggregateWindows(Stage):
-    """((view, entity), [records]) → RowBatches (main) and late records (tag `late`)."""
+    """((view, entity), [records]) → change rows (main: `ChangeRows` of the views with
+    running windows, `RowBatch`es of the others) and late records (tag `late`)."""
 
     RESOURCE_HINTS = FEATURE_HINTS
 

@@ -38,7 +38,7 @@ import numpy as np
 from feature_store.core.columns import AnyArray
 from feature_store.core.plan import FeaturePlan, ViewPlan
 from feature_store.core.snapshot import combine_bases
-from feature_store.core.windows import NEVER, RowBatch
+from feature_store.core.windows import NEVER, ChangeRows, RowBatch
 from feature_store.definitions import Condition, DType
 
 _OBJECT_DTYPES = frozenset({DType.STRING, DType.FLOAT32_VECTOR})
@@ -341,6 +341,7 @@ class RunningWindows:
         self._numeric = [c for c in self.features if c.feature.dtype not in _OBJECT_DTYPES]
         self._objects = [c for c in self.features if c.feature.dtype in _OBJECT_DTYPES]
         self._numeric_names = [c.feature.name for c in self._numeric]
+        self.names = tuple(f.name for f in plan.features)
         self._width = len(self.features)
         self._empty = (
             np.zeros(0, dtype=np.int64),
@@ -672,6 +673,10 @@ class RunningWindows:
         return state
 
     # -- rows ------------------------------------------------------------------------------
+
+    def change_rows(self, entity_key: str, rows: list[tuple[int, Values]]) -> ChangeRows:
+        """The rows as they are, Python values (what the streaming step hands on)."""
+        return ChangeRows(self.plan.view, entity_key, self.names, rows)
 
     def batch(self, entity_key: str, rows: list[tuple[int, Values]]) -> RowBatch:
         """The rows as one entity's `RowBatch` (numeric columns share one array)."""

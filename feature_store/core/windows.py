@@ -76,6 +76,39 @@ class RowBatch:
         return {name: col[i] for name, col in self.values.items()}
 
 
+class ChangeRows:
+    """Change-point rows of one entity of one view as Python values: what the streaming
+    step hands downstream for a view with running windows (usually one row: a visit or
+    a timer firing), with none of `RowBatch`'s arrays. `rows`: (valid_from µs, values)
+    in time order, the values in the order of `names`, None for null (no NaN)."""
+
+    __slots__ = ("entity_key", "names", "rows", "view")
+
+    def __init__(
+        self,
+        view: str,
+        entity_key: str,
+        names: tuple[str, ...],
+        rows: list[tuple[int, tuple[Any, ...]]],
+    ) -> None:
+        self.view = view
+        self.entity_key = entity_key
+        self.names = names
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return ChangeRows, (self.view, self.entity_key, self.names, self.rows)
+
+    def __repr__(self) -> str:
+        return f"ChangeRows({self.view!r}, {self.entity_key!r}, {self.names!r}, {self.rows!r})"
+
+    def row(self, i: int) -> dict[str, Any]:
+        return dict(zip(self.names, self.rows[i][1], strict=True))
+
+
 @dataclass
 class EntityState:
     """What the streaming job keeps per (view, entity)."""

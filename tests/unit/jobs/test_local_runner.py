@@ -289,7 +289,7 @@ def test_timers_fire_on_the_local_runner() -> None:
     with beam.Pipeline(runner=LocalStreamingRunner(), options=options) as p:
         out = p | stream | AggregateWindows([PLAN], 0.0, started_us=0)
         rows = out.rows | beam.FlatMap(
-            lambda b: [(int(b.valid_from[i]) // US, int(b.values["n"][i])) for i in range(len(b))]
+            lambda b: [(at // US, b.row(i)["n"]) for i, (at, _) in enumerate(b.rows)]
         )
         assert_that(rows, equal_to([(1, 1), (3, 2), (11, 1), (13, 0)]))
 

@@ -18,6 +18,7 @@ from apache_beam.transforms.window import TimestampedValue
 
 from common.metrics import local_event_time, reset_local
 from feature_store.core.plan import ViewPlan
+from feature_store.core.windows import ChangeRows
 from feature_store.definitions import DType, Entity, EventField, Feature, FeatureView, Source, count
 from feature_store.registry import Registry
 from online.stateful import (
@@ -67,7 +68,9 @@ def _pipeline() -> BeamTestPipeline:
 
 
 def _rows(batch: Any) -> list[tuple[float, int]]:
-    return [(int(batch.valid_from[i]) / US, int(batch.values["n"][i])) for i in range(len(batch))]
+    """The step's rows of a running view: `ChangeRows` of Python values."""
+    assert isinstance(batch, ChangeRows)
+    return [(at / US, values[batch.names.index("n")]) for at, values in batch.rows]
 
 
 def _run(stream: EventStream, lateness_s: float = 0.0) -> tuple[Any, Any, BeamTestPipeline]:
