@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 from rich.console import Console
@@ -10,6 +11,9 @@ from rich.table import Table
 
 from bench.harness import Goal, Row, Section, benchmark_name
 
+NOTES = Path(__file__).resolve().parent / "notes"
+"""Per benchmark, findings of earlier runs worth keeping across regenerations (profiles,
+instruction counts, before/after comparisons no single run can remake)."""
 HEADER = ("system", "what ran", "events", "wall s", "events/s", "time vs ref", "check")
 CPU = "CPU s per M events"  # a column of the groups whose rows measured their CPU time
 NUMERIC = frozenset({"events", "wall s", "events/s", "time vs ref", CPU})
@@ -145,4 +149,11 @@ def markdown(
             if benchmark == name:
                 parts += [f"**{group}**", _markdown_table(members, rows)]
         parts += [f"### {s.title}\n\n{s.markdown}" for s in sections if s.benchmark == name]
+        notes = NOTES / f"{name}.md"
+        if notes.exists():
+            parts += [
+                "### Notes from earlier runs\n\nKept by hand in "
+                f"`bench/notes/{name}.md`, not measured by this run: each names its own run "
+                "and machine.\n\n" + notes.read_text(encoding="utf-8").strip()
+            ]
     return "\n\n".join(parts) + "\n"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 from bench.freshness import Ceiling, Freshness, Phase, fresh_goals
 from bench.harness import Context
@@ -62,3 +65,18 @@ def test_the_report_lists_goals_first_with_their_verdicts() -> None:
     report = markdown([], [], [], {"CPU": "x"}, "python -m bench", ctx.goals)
     assert report.index("## Goals") < report.index("**NOT met**")
     assert "## Goals" not in markdown([], [], [], {"CPU": "x"}, "python -m bench")
+
+
+def test_notes_kept_by_hand_follow_their_benchmark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import report
+
+    (tmp_path / "state.md").write_text("Instructions per event, 01:00 run: 336,000.\n")
+    monkeypatch.setattr(report, "NOTES", tmp_path)
+    state, other = ModuleType("bench.bench_state"), ModuleType("bench.bench_other")
+    text = markdown([state, other], [], [], {"CPU": "x"}, "python -m bench")
+    notes_at = text.index("### Notes from earlier runs")
+    assert text.index("## state") < notes_at < text.index("## other")
+    assert "`bench/notes/state.md`" in text and "336,000" in text
+    assert text.count("Notes from earlier runs") == 1
