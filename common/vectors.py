@@ -23,6 +23,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics.metric import Metrics
 
+import common.row_coder  # noqa: F401  (registers the coder RowBatches cross shuffles with)
 from common.beam_types import PColl
 from common.stages import LINALG_GPU_HINTS, LINALG_HINTS, Stage
 from feature_store.core.windows import ChangeRows, RowBatch
@@ -90,5 +91,5 @@ class EvaluateVectorFeatures(Stage):
         return (
             rows
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.max_batch)
-            | "Kernels" >> beam.ParDo(_Resolve(self.namespace))
+            | "Kernels" >> beam.ParDo(_Resolve(self.namespace)).with_output_types(RowBatch)
         )

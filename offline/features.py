@@ -10,12 +10,15 @@ buffers, one Python call per step) is larger than the work done per event:
 - `DeduplicateEvents` sends records in lists to a stable hash shard of their event id
   (every copy of an id meets in one shard), keeps one copy per id there, and emits the
   unique records in lists of up to `batch_size`: a shuffle after it (the job's
-  `Reshuffle`) moves dozens of lists instead of a million records;
+  `Reshuffle`) moves hundreds of lists instead of a million records. Lists of 2,000,
+  not more: Beam's byte counters encode a sample of each step's elements, the first
+  ones all and then fewer and fewer, so the fewer the lists the larger the share of
+  records encoded once more;
 - `ComputeChangePoints` keys each view's events by a stable hash shard of the entity
-  key and ships them as columnar `KeyedEvents` chunks, one per (view, shard) and input
-  list; an entity's events all land in one shard, whose entities are then evaluated
-  together. `shards` bounds the feature stage's parallelism per view (and, inversely,
-  each group's size).
+  key and ships them as columnar `KeyedEvents` chunks of up to `KEYED_CHUNK` events,
+  held per (view, shard) across a bundle's lists; an entity's events all land in one
+  shard, whose entities are then evaluated together. `shards` bounds the feature
+  stage's parallelism per view (and, inversely, each group's size).
 
 Both shard counts should grow with the input: a shard's records are held in memory
 (about a million records per shard is comfortable on the feature stage's workers).
@@ -34,6 +37,7 @@ from apache_beam.metrics.metric import Metrics
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
+import common.row_coder  # noqa: F401  (registers the coder RowBatches cross shuffles with)
 from common.beam_types import PColl
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from common.transforms import KeyByViewEntity
@@ -44,10 +48,11 @@ from feature_store.registry import Registry
 
 log = logging.getLogger(__name__)
 
-DEDUPLICATED_BATCH = 20_000
+DEDUPLICATED_BATCH = 2_000
 ID_SHARDS = 1024
 ID_CHUNK = 1_000
 SHARDS_PER_VIEW = 128
+KEYED_CHUNK = 5_000  # (entity key, record) pairs per KeyedEvents element, at most
 Record = dict[str, Any]
 
 
@@ -154,22 +159,40 @@ def shard_of(key: str, shards: int) -> int:
 
 
 class _KeyByShard(beam.DoFn):
-    """A list of records → ((view, shard), KeyedEvents) for each view and shard it feeds."""
+    """Lists of records → ((view, shard), KeyedEvents) for each view and shard they feed:
+    a shard's (entity key, record) pairs are held across the bundle's lists and leave as
+    one chunk per `chunk` pairs, the rest at the bundle's end (few elements per shard,
+    whatever the size of the lists that come in)."""
 
     def __init__(
-        self, registry: Registry, plans: Sequence[ViewPlan], end: int | None, shards: int
+        self,
+        registry: Registry,
+        plans: Sequence[ViewPlan],
+        end: int | None,
+        shards: int,
+        chunk: int = KEYED_CHUNK,
     ) -> None:
         self.keyer = KeyByViewEntity(registry, plans, end)
         self.fields = {p.view: p.fields for p in plans}
-        self.shards = shards
+        self.shards, self.chunk = shards, chunk
+
+    def start_bundle(self) -> None:
+        self.groups: dict[tuple[str, int], list[tuple[str, Record]]] = defaultdict(list)
 
     def process(self, batch: Iterable[Record]) -> Iterator[tuple[tuple[str, int], KeyedEvents]]:
-        groups: dict[tuple[str, int], list[tuple[str, Record]]] = defaultdict(list)
         for record in batch:
             for (view, key), slim in self.keyer.process(record):
-                groups[(view, shard_of(key, self.shards))].append((key, slim))
-        for (view, shard), pairs in groups.items():
-            yield (view, shard), KeyedEvents.from_records(pairs, self.fields[view])
+                group = (view, shard_of(key, self.shards))
+                held = self.groups[group]
+                held.append((key, slim))
+                if len(held) >= self.chunk:
+                    yield group, KeyedEvents.from_records(self.groups.pop(group), self.fields[view])
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for (view, shard), pairs in self.groups.items():
+            keyed = KeyedEvents.from_records(pairs, self.fields[view])
+            yield GlobalWindows.windowed_value(((view, shard), keyed))
+        self.groups.clear()
 
 
 class _ComputeRows(beam.DoFn):
@@ -214,7 +237,10 @@ class ComputeChangePoints(Stage):
             | "KeyByViewAndShard"
             >> beam.ParDo(_KeyByShard(self.registry, self.plans, self.end, self.shards))
             | "GroupByShard" >> beam.GroupByKey()
-            | "ChangePoints" >> beam.ParDo(_ComputeRows(self.plans, self.start, self.end))
+            | "ChangePoints"
+            >> beam.ParDo(_ComputeRows(self.plans, self.start, self.end)).with_output_types(
+                RowBatch
+            )
         )
         return rows
 
