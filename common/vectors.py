@@ -66,7 +66,9 @@ class EvaluateVectorFeatures(Stage):
     """RowBatches with pending vector features → the same rows evaluated (JAX kernels).
 
     `hints` replaces the stage's own (`LINALG_HINTS`; `accelerator=True` asks for
-    `LINALG_GPU_HINTS`)."""
+    `LINALG_GPU_HINTS`). `batches_only`: the rows are all `RowBatch`es (the batch job's),
+    so the output is declared as such and crosses a shuffle with `RowBatchCoder`; the
+    streaming job's rows also come as `ChangeRows`, which that coder cannot carry."""
 
     RESOURCE_HINTS = LINALG_HINTS
 
@@ -77,8 +79,10 @@ class EvaluateVectorFeatures(Stage):
         accelerator: bool = False,
         hints: Mapping[str, str] | None = None,
         max_batch: int = MAX_BATCH,
+        batches_only: bool = False,
     ) -> None:
         super().__init__()
+        self.batches_only = batches_only
         if max_batch < 1:
             msg = f"max_batch must be positive, got {max_batch}"
             raise ValueError(msg)
@@ -88,8 +92,11 @@ class EvaluateVectorFeatures(Stage):
             self.with_resource_hints(**chosen)
 
     def expand(self, rows: PColl) -> Any:
+        kernels = beam.ParDo(_Resolve(self.namespace))
+        if self.batches_only:
+            kernels = kernels.with_output_types(RowBatch)
         return (
             rows
             | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.max_batch)
-            | "Kernels" >> beam.ParDo(_Resolve(self.namespace)).with_output_types(RowBatch)
+            | "Kernels" >> kernels
         )

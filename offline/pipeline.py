@@ -151,7 +151,9 @@ class BackfillFeatures(Transform):
             >> ComputeChangePoints(self.registry, self.plans, start_us, as_of_us)
             | "ToVectorStage" >> beam.Reshuffle()
             | "VectorFeatures"
-            >> EvaluateVectorFeatures("backfill", accelerator=self.vector_accelerator)
+            >> EvaluateVectorFeatures(
+                "backfill", accelerator=self.vector_accelerator, batches_only=True
+            )
             | "ToOutputStage" >> beam.Reshuffle()
         )
         out = self.offline

@@ -14,6 +14,7 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
+from apache_beam import coders
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.test_stream import TestStream as EventStream
@@ -23,7 +24,7 @@ from apache_beam.transforms.window import TimestampedValue
 from common.vectors import EvaluateVectorFeatures
 from feature_store.core.columns import EventColumns
 from feature_store.core.plan import ViewPlan
-from feature_store.core.windows import RowBatch, candidates
+from feature_store.core.windows import ChangeRows, RowBatch, candidates
 from feature_store.reference import REGISTRY
 from offline.features import ComputeChangePoints
 from online.stateful import AggregateWindows
@@ -135,3 +136,7 @@ def test_stream_step_with_expiry_timers_gives_every_change_point_of_the_definiti
     created = [r for r in records if r["event_type"] == "review_created"]
     assert_that(rows, _check(created))
     p.run()
+    # the stream's rows are ChangeRows too: what its output is declared as must carry them
+    coder = coders.registry.get_coder(rows.element_type)
+    sample = ChangeRows(PLAN.view, "u1", ("f",), [(1, (0.5,))])
+    assert repr(coder.decode(coder.encode(sample))) == repr(sample)
