@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 
 import pyarrow as pa
 
@@ -221,7 +222,24 @@ def run(ctx: Context) -> list[Row]:
         ),
     ]
     _sections(ctx, events, stages, (prepass, peer), beam, beam_plain_s, comparisons)
+    _goal(ctx, rows[0], rows[4])
     return rows
+
+
+GOAL_RATIO = 2.0  # the Beam backfill's time over the DuckDB peer's, at most
+
+
+def _goal(ctx: Context, ours: Row, peer: Row) -> None:
+    """The backfill's goal: at most 2x DuckDB doing the same work, in one run."""
+    wall = (ours.wall_s or math.inf) / (peer.wall_s or math.nan)
+    cpu = (ours.cpu_s or math.inf) / (peer.cpu_s or math.nan)
+    ctx.goal(
+        f"the Beam backfill (BigQuery write included) at most {GOAL_RATIO:.0f}x the DuckDB "
+        "peer's time, contract validation on both sides",
+        f"{wall:.2f}x wall time ({ours.wall_s or 0:.1f} s against {peer.wall_s or 0:.1f} s), "
+        f"{cpu:.2f}x CPU time; {ours.cpu_s_per_million or 0:.0f} CPU s per million events",
+        met=wall <= GOAL_RATIO,
+    )
 
 
 def _share(part: float, whole: float) -> str:
