@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -136,9 +137,11 @@ def beam_without_write(
     data: Path,
     scratch: Path,
     pipeline_args: Sequence[str] = (),
-) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds, change points) of the job's transforms without the
-    BigQuery write, on the local runner with `pipeline_args`."""
+) -> tuple[float, float, int, int]:
+    """(wall seconds, CPU seconds, change points, the job's `change_points` counter) of
+    the job's transforms without the BigQuery write, on the local runner with
+    `pipeline_args`. The change points are the rows that came out, summed by the job
+    itself; the counter is what its metrics reported."""
     import apache_beam as beam
 
     from common.archive_read import ReadEventFiles, discover
@@ -148,6 +151,7 @@ def beam_without_write(
     from offline.features import ComputeChangePoints, DeduplicateEvents
 
     files = discover([str(data)], [s.topic for s in registry.sources])
+    total = scratch / f"rows-{len(pipeline_args)}-{time.monotonic_ns()}.txt"
     with timed() as took, cpu_timed() as used:
         pipeline = make_pipeline(pipeline_args)
         checked = (
@@ -167,12 +171,15 @@ def beam_without_write(
             | "EngineerFeatures" >> ComputeChangePoints(registry, plans)
             | "ToOutputStage" >> beam.Reshuffle()
             | "Rows" >> beam.Map(len)
+            | "Total" >> beam.CombineGlobally(sum)
+            | "WriteTotal" >> beam.io.WriteToText(str(total), shard_name_template="")
         )
         result = pipeline.run()
         result.wait_until_finish()
         wall_s = took()
         wait_for_children()  # worker processes: their CPU time counts once reaped
-    return wall_s, used(), _committed(result, "change_points")
+    counted = _committed(result, "change_points")
+    return wall_s, used(), int(total.read_text(encoding="utf-8")), counted
 
 
 @contextmanager
