@@ -14,7 +14,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.harness import Context, discover, failed, load_average, machine, run_all, scratch
+from bench.harness import (
+    Context,
+    PeakLoad,
+    discover,
+    failed,
+    load_average,
+    machine,
+    run_all,
+    scratch,
+)
 from bench.report import markdown, print_goals, print_table
 from feature_store.errors import ConfigError
 
@@ -62,10 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     facts = machine()
-    with scratch() as workdir:
+    with scratch() as workdir, PeakLoad() as peak:
         ctx = Context(events=args.events, quick=args.quick, seed=args.seed, workdir=Path(workdir))
         rows = run_all(modules, ctx)
     facts["load average at end"] = load_average()
+    facts["highest load average during the run"] = peak.describe()
     print_table(rows, console)
     print_goals(ctx.goals, console)
     broken = failed(rows)

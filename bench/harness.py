@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 import pkgutil
 import platform
@@ -273,6 +274,36 @@ def machine() -> dict[str, str]:
     }
     facts["load average at start"] = load_average()
     return facts
+
+
+class PeakLoad:
+    """The highest 1-minute load average seen while a run lasts (sampled every
+    `every_s` on a thread of its own): other work on the machine during the run shows
+    here even when it had stopped by the run's end."""
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        import threading
+
+        self.every_s = every_s
+        self.peak = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every_s):
+            if hasattr(os, "getloadavg"):
+                self.peak = max(self.peak, os.getloadavg()[0])
+
+    def __enter__(self) -> PeakLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def describe(self) -> str:
+        return "unknown" if math.isnan(self.peak) else f"{self.peak:.2f} (1 min)"
 
 
 def load_average() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -80,3 +81,15 @@ def test_notes_kept_by_hand_follow_their_benchmark(
     assert text.index("## state") < notes_at < text.index("## other")
     assert "`bench/notes/state.md`" in text and "336,000" in text
     assert text.count("Notes from earlier runs") == 1
+
+
+def test_the_peak_load_is_the_highest_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import harness
+
+    samples = iter([1.0, 5.5, 2.0, 0.5])
+    monkeypatch.setattr(harness.os, "getloadavg", lambda: (next(samples, 0.5), 0.0, 0.0))
+    with harness.PeakLoad(every_s=0.01) as peak:
+        deadline = time.monotonic() + 5
+        while peak.peak < 5.5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert peak.describe() == "5.50 (1 min)"
