@@ -588,6 +588,17 @@ class Retimer:
         return replace(message, raw=raw, attributes=dict(attrs), arrival_us=to_micros(now))
 
 
+def reviews_created(messages: Iterable[SimulatedMessage]) -> int:
+    """How many reviews a run created (re-deliveries and malformed messages aside): the
+    `first_review` of a run that goes on from it."""
+    return sum(
+        m.kind in (MessageKind.VALID, MessageKind.LATE)
+        and m.topic == REVIEW_TOPIC
+        and m.attributes.get("event_type") == "review_created"
+        for m in messages
+    )
+
+
 def event_file(out_dir: Path, topic: str) -> Path:
     return out_dir / f"{topic}.jsonl"
 

@@ -24,7 +24,13 @@ from jobs.retrieval import get_online
 from jobs.runner import make_pipeline
 from jobs.stream import StreamSettings, build_stream
 from simulator.publisher import publish_messages
-from simulator.traffic import SimulatedMessage, SimulationConfig, simulate, write_jsonl
+from simulator.traffic import (
+    SimulatedMessage,
+    SimulationConfig,
+    reviews_created,
+    simulate,
+    write_jsonl,
+)
 from tests.integration.streams import wait_settled
 
 pytestmark = pytest.mark.integration
@@ -58,8 +64,8 @@ def test_live_reviews_get_their_model_rows(platform: PlatformConfig, tmp_path: P
     run_backfill(platform, REGISTRY, [], views=VIEWS, models=MODELS)
     # The live reviews are new ones: numbered after the history's, not sharing its ids
     # (a second `review_created` of an id is a newer row of that review, superseding it).
-    written = sum(b'"review_created"' in m.raw for m in history)
-    live = _traffic(31, now - timedelta(seconds=30), timedelta(seconds=30), 60, written)
+    first = reviews_created(history)
+    live = _traffic(31, now - timedelta(seconds=30), timedelta(seconds=30), 60, first)
     reviews = [m for m in live if b'"review_created"' in m.raw]
     assert len(reviews) >= 5
     old = {json.loads(m.raw)["review_id"] for m in history if b'"review_created"' in m.raw}

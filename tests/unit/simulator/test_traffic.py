@@ -25,6 +25,7 @@ from simulator.traffic import (
     Retimer,
     SimulatedMessage,
     SimulationConfig,
+    reviews_created,
     simulate,
     write_jsonl,
 )
@@ -398,6 +399,7 @@ def test_a_run_going_on_from_another_numbers_its_reviews_after_it() -> None:
     first's, and changes nothing else: every flag still names a review of its run."""
     small = {"events": 600, "users": 40, "businesses": 5, "duration": timedelta(hours=2)}
     earlier, _ = _review_ids(SimulationConfig(seed=30, **small))  # type: ignore[arg-type]
+    assert reviews_created(simulate(SimulationConfig(seed=30, **small))) == len(earlier)  # type: ignore[arg-type]
     assert set(earlier) == {_numbered(i) for i in range(len(earlier))}
     colliding, _ = _review_ids(SimulationConfig(seed=31, **small))  # type: ignore[arg-type]
     assert set(earlier) & set(colliding)
