@@ -53,7 +53,9 @@ ACCOUNTED = (ROWS_UNCHANGED, ROWS_FOLDED, ROWS_TAKEN)  # where each of them ends
 def rows_in_flight(counts: dict[str, int]) -> int:
     """Rows the stateful step handed out that the online writers are not done with yet
     (still in the kernel stage, or in a write that has not returned). No counter moves
-    while they wait there, so quiet counters alone do not tell an idle job."""
+    while they wait there, so quiet counters alone do not tell an idle job. (Below zero
+    only for a moment, the stateful step counting its rows at the end of its bundle, or
+    for good when an earlier job of the process wrote after the counts were reset.)"""
     return sum(counts.get(n, 0) for n in HANDED_OUT) - sum(counts.get(n, 0) for n in ACCOUNTED)
 
 
@@ -177,7 +179,7 @@ class StreamProgress:
         stateful step handed out written (`rows_in_flight`: a kernel stage compiling, or
         a slow write, holds rows with no counter moving)."""
         last = self.polls[-1][0] if self.polls else None
-        if last is None or last.get(SENT, 0) != last.get(BACK, 0) or rows_in_flight(last):
+        if last is None or last.get(SENT, 0) != last.get(BACK, 0) or rows_in_flight(last) > 0:
             return False
         return len(self.polls) > self.quiet_polls and all(c == last for c, _ in self.polls)
 
