@@ -21,14 +21,17 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics.metric import Metrics
 
 import common.row_coder  # noqa: F401  (registers the coder RowBatches cross shuffles with)
 from common.beam_types import PColl
+from common.metrics import JobCounter
 from common.stages import LINALG_GPU_HINTS, LINALG_HINTS, Stage
 from feature_store.core.windows import ChangeRows, RowBatch
 
 MAX_BATCH = 256  # RowBatches (users) per kernel evaluation
+ROWS_UNCHANGED = "vector_rows_unchanged"
+"""Rows dropped because their evaluated vector features did not change (counted in the
+job's in-process tally too: `jobs.stream.StreamProgress` accounts for every row)."""
 
 
 def no_jax_preallocation() -> None:
@@ -43,7 +46,7 @@ class _Resolve(beam.DoFn):
 
     def setup(self) -> None:
         no_jax_preallocation()
-        self.dropped = Metrics.counter(self.namespace, "vector_rows_unchanged")
+        self.dropped = JobCounter(self.namespace, ROWS_UNCHANGED)
 
     def process(self, batches: list[RowBatch | ChangeRows]) -> Iterator[RowBatch | ChangeRows]:
         if all(not isinstance(b, RowBatch) or b.pending is None for b in batches):

@@ -198,6 +198,14 @@ def _progress() -> Progress:
     help="Share of messages delivered two hours or more after their event time.",
 )
 @click.option(
+    "--first-review",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Number the reviews from N (review ids are a bijection of the number): traffic "
+    "that goes on from an earlier run starts after its reviews instead of reusing their ids.",
+)
+@click.option(
     "--publish", is_flag=True, help="Publish to the Pub/Sub topics instead of writing files."
 )
 @click.option(
@@ -227,6 +235,7 @@ def simulate(
     bad_share: float,
     duplicate_share: float,
     late_share: float,
+    first_review: int,
     publish: bool,
     rate: float | None,
     realtime: bool,
@@ -249,6 +258,7 @@ def simulate(
             bad_share=bad_share,
             duplicate_share=duplicate_share,
             late_share=late_share,
+            first_review=first_review,
         )
     except (ConfigError, ValueError, OverflowError) as exc:
         raise click.ClickException(str(exc)) from None

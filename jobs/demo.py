@@ -30,7 +30,13 @@ from feature_store.registry import Registry
 from jobs import output, summaries
 from jobs.output import fmt, run_with_progress
 from jobs.stream import StreamProgress
-from simulator.traffic import SimulatedMessage, SimulationConfig, simulate, write_jsonl
+from simulator.traffic import (
+    SimulatedMessage,
+    SimulationConfig,
+    reviews_created,
+    simulate,
+    write_jsonl,
+)
 
 log = logging.getLogger(__name__)
 console = Console(highlight=False)
@@ -89,7 +95,8 @@ def _history(settings: DemoSettings, folder: Path) -> list[SimulatedMessage]:
     return messages
 
 
-def _live(settings: DemoSettings) -> list[SimulatedMessage]:
+def _live(settings: DemoSettings, first_review: int) -> list[SimulatedMessage]:
+    """Live traffic whose reviews are new ones, numbered after the history's."""
     count = int(settings.live_seconds * settings.live_rate)
     config = SimulationConfig(
         seed=_seed(settings) + 1,
@@ -100,6 +107,7 @@ def _live(settings: DemoSettings) -> list[SimulatedMessage]:
         businesses=settings.businesses,
         bad_share=0.02,
         duplicate_share=0.02,
+        first_review=first_review,
     )
     return list(simulate(config))
 
@@ -340,7 +348,7 @@ def run_demo(config: PlatformConfig, registry: Registry, settings: DemoSettings)
     users = _busiest(history, "user_id", 4)
     sampled = _busiest(history, "user_id", 2, models.sampled) if models.models else []
     businesses = _busiest(history, "business_id", 2)
-    live = _live(settings)
+    live = _live(settings, reviews_created(history))
     publisher = _publisher(config, live, settings.live_rate)
     time.sleep(3)
     publisher.start()

@@ -22,6 +22,7 @@ from common.beam_types import Transform
 from common.counting import stream_reconciliation
 from common.inference.settings import BACK, SENT
 from common.stages import expand_at_top_level
+from common.vectors import ROWS_UNCHANGED
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
 from feature_store.events import from_micros
@@ -29,7 +30,9 @@ from feature_store.registry import Registry
 from jobs.backfill import plans_for
 from jobs.runner import make_pipeline
 from jobs.watch import wait_for
+from online.from_rows import ROWS_FOLDED
 from online.pipeline import StreamFeatures, StreamSettings, history_horizon_us
+from online.sink import ROWS_TAKEN
 from online.stateful import WATERMARK_REACHED
 
 __all__ = [
@@ -43,6 +46,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 US = 1_000_000
+HANDED_OUT = ("change_points", "change_points_from_timers")  # the stateful step's rows
+ACCOUNTED = (ROWS_UNCHANGED, ROWS_FOLDED, ROWS_TAKEN)  # where each of them ends
+
+
+def rows_in_flight(counts: dict[str, int]) -> int:
+    """Rows the stateful step handed out that the online writers are not done with yet
+    (still in the kernel stage, or in a write that has not returned). No counter moves
+    while they wait there, so quiet counters alone do not tell an idle job. (Below zero
+    only for a moment, the stateful step counting its rows at the end of its bundle, or
+    for good when an earlier job of the process wrote after the counts were reset.)"""
+    return sum(counts.get(n, 0) for n in HANDED_OUT) - sum(counts.get(n, 0) for n in ACCOUNTED)
 
 
 @dataclass
@@ -159,11 +173,13 @@ class StreamProgress:
         del self.polls[: -(self.quiet_polls + 1)]
 
     def caught_up(self) -> bool:
-        """Idle for `quiet_polls` polls: nothing read, aggregated or written, and no
-        record left in the model stage (one waiting there holds no watermark locally: the
-        step after it could prove a time past a record it has not yet seen)."""
+        """Idle for `quiet_polls` polls: nothing read, aggregated or written, no record
+        left in the model stage (one waiting there holds no watermark locally: the step
+        after it could prove a time past a record it has not yet seen), and every row the
+        stateful step handed out written (`rows_in_flight`: a kernel stage compiling, or
+        a slow write, holds rows with no counter moving)."""
         last = self.polls[-1][0] if self.polls else None
-        if last is None or last.get(SENT, 0) != last.get(BACK, 0):
+        if last is None or last.get(SENT, 0) != last.get(BACK, 0) or rows_in_flight(last) > 0:
             return False
         return len(self.polls) > self.quiet_polls and all(c == last for c, _ in self.polls)
 

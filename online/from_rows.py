@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import apache_beam as beam
 import numpy as np
 
 from common.beam_types import Transform
+from common.metrics import JobCounter
 from common.stages import IO_HINTS
 from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import ChangeRows, RowBatch
 from feature_store.definitions import DType
 from feature_store.events import from_micros
 from online.rows import OnlineRow
+
+METRICS_NAMESPACE = "online_stores"  # the writers' (`online.sink`)
 
 
 def python_value(value: object, dtype: DType) -> object:
@@ -82,12 +85,37 @@ def _change_rows(plan: ViewPlan, batch: ChangeRows, latest_only: bool) -> list[O
     ]
 
 
-def _rows_of(batch: RowBatch | ChangeRows, plans: dict[str, ViewPlan]) -> list[OnlineRow]:
-    return online_rows(plans[batch.view], batch)
+ROWS_FOLDED = "online_rows_folded"
+"""Change points a batch held before its latest (the writers take only that one): with
+the sink's `online.sink.ROWS_TAKEN`, what accounts for every row a job's stateful step
+handed out (`jobs.stream.StreamProgress`)."""
+
+
+class _LatestRows(beam.DoFn):
+    """Change rows (a `RowBatch` or `ChangeRows`) → their latest `OnlineRow`; the rows
+    folded away are counted per bundle."""
+
+    def __init__(self, plans: Sequence[ViewPlan]) -> None:
+        self.plans = {p.view: p for p in plans}
+        self.folded = JobCounter(METRICS_NAMESPACE, ROWS_FOLDED)
+        self._pending = 0
+
+    def start_bundle(self) -> None:
+        self._pending = 0
+
+    def process(self, batch: RowBatch | ChangeRows) -> Iterator[OnlineRow]:
+        rows = online_rows(self.plans[batch.view], batch)
+        self._pending += len(batch) - len(rows)
+        yield from rows
+
+    def finish_bundle(self) -> None:
+        if self._pending:
+            self.folded.inc(self._pending)
+            self._pending = 0
 
 
 def to_online_rows(plans: Sequence[ViewPlan]) -> Transform:
     """Change rows (`RowBatch`es or `ChangeRows`) → the latest `OnlineRow` of each (both
     jobs' `ToOnlineRows` stage)."""
-    rows: Transform = beam.FlatMap(_rows_of, {p.view: p for p in plans})
+    rows: Transform = beam.ParDo(_LatestRows(plans))
     return rows.with_resource_hints(**IO_HINTS)

@@ -45,6 +45,10 @@ from online.write_support import OnlineStoreWriteError, OnlineWriter, RetryPolic
 logger = logging.getLogger(__name__)
 
 METRICS_NAMESPACE = "online_stores"
+ROWS_TAKEN = "online_rows_taken"
+"""Rows the sink is done with (written, older than what the store held, coalesced with a
+newer row of the bundle, or rejected), counted once their write has returned: what a job
+still holds between its stateful step and the stores (`jobs.stream.StreamProgress`)."""
 STORES = ("redis", "bigtable")
 DEFAULT_BATCH_SIZE = 1000
 
@@ -195,13 +199,16 @@ class _WriteRowsFn(beam.DoFn):
         self._failures = {
             store: JobCounter(METRICS_NAMESPACE, f"write_failures_{store}") for store in spec.stores
         }
+        self._taken = JobCounter(METRICS_NAMESPACE, ROWS_TAKEN)
         self._buffer: dict[tuple[str, Hashable], _Buffered] = {}
+        self._received = 0  # rows of this bundle not yet counted as taken
 
     def setup(self) -> None:
         self._shared = _resources(self._spec)
 
     def start_bundle(self) -> None:
         self._buffer = {}
+        self._received = 0
 
     def process(
         self,
@@ -209,6 +216,7 @@ class _WriteRowsFn(beam.DoFn):
         timestamp: Timestamp = TimestampParam,
         window: BoundedWindow = WindowParam,
     ) -> Iterator[WindowedValue]:
+        self._received += 1
         try:
             key = (row.view, entity_identity(row.entity_key))
             held = self._buffer.get(key)
@@ -219,9 +227,18 @@ class _WriteRowsFn(beam.DoFn):
             self._buffer[key] = (row, timestamp, window)
         if len(self._buffer) >= self._spec.batch_size:
             yield from self._flush()
+            self._count_taken()
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         yield from self._flush()
+        self._count_taken()
+
+    def _count_taken(self) -> None:
+        """Every row received so far is written, coalesced or rejected: counted now,
+        after the stores answered, never while its write is still to come."""
+        if self._received:
+            self._taken.inc(self._received)
+            self._received = 0
 
     def _flush(self) -> Iterator[WindowedValue]:
         buffered = list(self._buffer.values())
@@ -265,7 +282,7 @@ class WriteToOnlineStores(Stage):
 
     Metrics (namespace `online_stores`): `rows_written_<store>`, `write_retries`,
     `rows_rejected`, `write_failures_<store>` (writes that failed after the retries:
-    their bundle fails and is retried).
+    their bundle fails and is retried), `online_rows_taken` (`ROWS_TAKEN`).
     """
 
     RESOURCE_HINTS = IO_HINTS

@@ -58,6 +58,7 @@ from simulator.world import (
     FRAUD_LABELS,
     LOGIN,
     REASONS,
+    REVIEW_NUMBERS,
     TYPE_NAMES,
     Array,
     Keys,
@@ -122,6 +123,10 @@ class SimulationConfig:
     fraud_share: float = 0.06  # of review_created: written by fraud scenarios
     new_user_share: float = 0.1  # of users: sign up during the span
     attribute_defects: bool = False  # malformed messages may also disagree with attributes
+    # The number of the run's first review: reviews are numbered from it (`rv-...` is a
+    # bijection of the number), so a run that goes on from another's traffic, seeded
+    # apart, starts after that run's reviews instead of reusing their review ids.
+    first_review: int = 0
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.start.utcoffset() is None:
@@ -138,6 +143,7 @@ class SimulationConfig:
             "businesses": self.businesses >= 1,
             "late_by": self.late_by > timedelta(0),
             "redelivery_max": self.redelivery_max >= timedelta(0),
+            "first_review": 0 <= self.first_review < REVIEW_NUMBERS,
         }
         for name in ("bad_share", "duplicate_share", "late_share", "review_share"):
             checks[name] = 0.0 <= getattr(self, name) <= 1.0
@@ -373,7 +379,8 @@ class _Renderer:
     def _review_fields(self, col: Rows) -> Iterator[str]:
         devices = np.where(col["device"] >= 0, self.device_key[col["device"]], -1).tolist()
         categories = self.world.category[np.maximum(col["business"], 0)].tolist()
-        reviews = ((col["review"] * 0x9E3779B1) & 0xFFFFFFFF).tolist()  # a bijection
+        # a bijection of the numbers below REVIEW_NUMBERS (the multiplier is odd)
+        reviews = ((col["review"] * 0x9E3779B1) & (REVIEW_NUMBERS - 1)).tolist()
         for (
             etype,
             user,
@@ -579,6 +586,17 @@ class Retimer:
                 self._rewritten.popitem(last=False)
         raw, attrs = known
         return replace(message, raw=raw, attributes=dict(attrs), arrival_us=to_micros(now))
+
+
+def reviews_created(messages: Iterable[SimulatedMessage]) -> int:
+    """How many reviews a run created (re-deliveries and malformed messages aside): the
+    `first_review` of a run that goes on from it."""
+    return sum(
+        m.kind in (MessageKind.VALID, MessageKind.LATE)
+        and m.topic == REVIEW_TOPIC
+        and m.attributes.get("event_type") == "review_created"
+        for m in messages
+    )
 
 
 def event_file(out_dir: Path, topic: str) -> Path:

@@ -36,6 +36,7 @@ CREATED, FLAGGED, LOGIN, SIGNUP, PROFILE = range(5)
 TYPE_NAMES: Final = ("review_created", "review_flagged", "login", "signup", "profile_update")
 REASONS: Final = ("spam", "fake", "abuse", "other")
 FRAUD_LABELS: Final = (None, "boost", "campaign", "spam")  # codes of the `fraud` column
+REVIEW_NUMBERS: Final = 2**32  # review ids are a bijection of the numbers below this
 BOOST, CAMPAIGN, SPAM = 1, 2, 3
 
 
@@ -486,7 +487,7 @@ def plan_valid_events(
         ]
     )
     created = np.flatnonzero(rows["etype"] == CREATED)
-    rows["review"][created] = np.arange(created.size)
+    rows["review"][created] = (config.first_review + np.arange(created.size)) % REVIEW_NUMBERS
     if n_flags:
         review_rows = {name: column[created] for name, column in rows.items()}
         rows = _concat([rows, _flags(rng, review_rows, n_flags, start + span)])

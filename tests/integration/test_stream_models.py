@@ -24,7 +24,13 @@ from jobs.retrieval import get_online
 from jobs.runner import make_pipeline
 from jobs.stream import StreamSettings, build_stream
 from simulator.publisher import publish_messages
-from simulator.traffic import SimulatedMessage, SimulationConfig, simulate, write_jsonl
+from simulator.traffic import (
+    SimulatedMessage,
+    SimulationConfig,
+    reviews_created,
+    simulate,
+    write_jsonl,
+)
 from tests.integration.streams import wait_settled
 
 pytestmark = pytest.mark.integration
@@ -33,7 +39,7 @@ MODELS = ModelSettings()
 
 
 def _traffic(
-    seed: int, start: datetime, duration: timedelta, events: int
+    seed: int, start: datetime, duration: timedelta, events: int, first_review: int = 0
 ) -> list[SimulatedMessage]:
     """Clean traffic of the test's four users and three businesses."""
     config = SimulationConfig(
@@ -45,6 +51,7 @@ def _traffic(
         businesses=3,
         bad_share=0.0,
         duplicate_share=0.0,
+        first_review=first_review,
     )
     return list(simulate(config))
 
@@ -55,9 +62,14 @@ def test_live_reviews_get_their_model_rows(platform: PlatformConfig, tmp_path: P
     write_jsonl(history, tmp_path)
     run_import(platform, REGISTRY, [str(tmp_path)])
     run_backfill(platform, REGISTRY, [], views=VIEWS, models=MODELS)
-    live = _traffic(31, now - timedelta(seconds=30), timedelta(seconds=30), 60)
+    # The live reviews are new ones: numbered after the history's, not sharing its ids
+    # (a second `review_created` of an id is a newer row of that review, superseding it).
+    first = reviews_created(history)
+    live = _traffic(31, now - timedelta(seconds=30), timedelta(seconds=30), 60, first)
     reviews = [m for m in live if b'"review_created"' in m.raw]
     assert len(reviews) >= 5
+    old = {json.loads(m.raw)["review_id"] for m in history if b'"review_created"' in m.raw}
+    assert old.isdisjoint(json.loads(m.raw)["review_id"] for m in reviews)
     plans, _ = plans_for(REGISTRY, VIEWS, MODELS)
     reset_local()
     pipeline = make_pipeline([], streaming=True)

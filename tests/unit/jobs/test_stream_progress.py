@@ -14,11 +14,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common.inference.settings import BACK, SENT
+from common.vectors import ROWS_UNCHANGED
 from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import WindowAggregator
 from feature_store.events import to_micros
 from feature_store.reference import REGISTRY
-from jobs.stream import StreamProgress
+from jobs.stream import StreamProgress, rows_in_flight
+from online.from_rows import ROWS_FOLDED
+from online.sink import ROWS_TAKEN
 
 PLAN = ViewPlan.build(REGISTRY, "user_activity")
 DAY = timedelta(hours=24)
@@ -29,6 +32,11 @@ LOGINS = (
     STOPPED - DAY + timedelta(seconds=2),  # leaves it 2 s after: no timer fired for it
     STOPPED - timedelta(hours=1),
 )
+
+
+def _written(change_points: int) -> dict[str, int]:
+    """Counts of a job whose writers took every row its stateful step handed out."""
+    return {"change_points": change_points, ROWS_TAKEN: change_points}
 
 
 def _login(i: int, at: datetime) -> dict[str, Any]:
@@ -66,7 +74,7 @@ def test_the_rows_are_compared_where_the_stream_completed_them() -> None:
     assert fired == [to_micros(LOGINS[0] + DAY)]
     progress = StreamProgress(quiet_polls=2)
     for _ in range(3):  # three quiet polls: nothing written, the watermark proven at 11:59:55
-        progress.poll({"change_points": 7}, fired[-1])
+        progress.poll(_written(7), fired[-1])
     at = progress.complete_until()
     assert at == LOGINS[0] + DAY
     assert online == _logins_in_window(at) == 2
@@ -80,9 +88,9 @@ def test_the_instant_is_taken_at_the_first_quiet_poll() -> None:
     """A timer that fires during the quiet polls may not have its rows written yet: the
     instant is the watermark proven at the first of them."""
     progress = StreamProgress(quiet_polls=2)
-    progress.poll({"change_points": 7}, 100)
-    progress.poll({"change_points": 7}, 200)
-    progress.poll({"change_points": 7}, 300)
+    progress.poll(_written(7), 100)
+    progress.poll(_written(7), 200)
+    progress.poll(_written(7), 300)
     assert progress.complete_until() == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
         microseconds=100
     )
@@ -90,12 +98,12 @@ def test_the_instant_is_taken_at_the_first_quiet_poll() -> None:
 
 def test_no_instant_while_rows_are_still_written_or_before_any_timer() -> None:
     progress = StreamProgress(quiet_polls=2)
-    progress.poll({"change_points": 7}, 100)
-    progress.poll({"change_points": 8}, 100)
-    progress.poll({"change_points": 8}, 100)
+    progress.poll(_written(7), 100)
+    progress.poll(_written(8), 100)
+    progress.poll(_written(8), 100)
     assert not progress.caught_up()
     assert progress.complete_until() is None
-    progress.poll({"change_points": 8}, 100)
+    progress.poll(_written(8), 100)
     assert progress.caught_up()
     assert progress.complete_until() is not None
 
@@ -111,12 +119,35 @@ def test_not_caught_up_while_records_wait_in_the_model_stage() -> None:
     proven watermark say nothing while the model stage still holds records."""
     progress = StreamProgress(quiet_polls=2)
     for _ in range(3):
-        progress.poll({"change_points": 7, SENT: 5, BACK: 4}, 100)
+        progress.poll({**_written(7), SENT: 5, BACK: 4}, 100)
     assert not progress.caught_up()
     assert progress.complete_until() is None
     for _ in range(3):
-        progress.poll({"change_points": 9, SENT: 5, BACK: 5}, 300)
+        progress.poll({**_written(9), SENT: 5, BACK: 5}, 300)
     assert progress.caught_up()
     assert progress.complete_until() == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
         microseconds=300
+    )
+
+
+def test_not_caught_up_while_rows_wait_for_the_writers() -> None:
+    """Rows between the stateful step and the stores (a kernel stage compiling, a write
+    under way) move no counter: quiet polls then say nothing. Under load a live row that
+    corrected a warm-start one waited there past five quiet seconds, the job was stopped
+    at that instant, and the online store kept the warm start's value."""
+    handed = {"change_points": 84, "change_points_from_timers": 6}
+    waiting = {**handed, ROWS_UNCHANGED: 2, ROWS_FOLDED: 30, ROWS_TAKEN: 28}
+    assert rows_in_flight(waiting) == 84 + 6 - 2 - 30 - 28 == 30
+    progress = StreamProgress(quiet_polls=2)
+    for _ in range(4):
+        progress.poll(waiting, 100)
+    assert not progress.caught_up()
+    assert progress.complete_until() is None
+    done = {**waiting, ROWS_TAKEN: 58}
+    assert rows_in_flight(done) == 0
+    for _ in range(3):
+        progress.poll(done, 200)
+    assert progress.caught_up()
+    assert progress.complete_until() == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
+        microseconds=200
     )

@@ -25,6 +25,7 @@ from simulator.traffic import (
     Retimer,
     SimulatedMessage,
     SimulationConfig,
+    reviews_created,
     simulate,
     write_jsonl,
 )
@@ -372,6 +373,52 @@ def test_flags_mostly_target_fraudulent_reviews(
     assert 0.02 < fraud_share < 0.15
 
 
+# ----------------------------------------------------------------------------- review ids
+
+
+def _review_ids(config: SimulationConfig) -> tuple[list[str], list[str]]:
+    """The review ids of a run's `review_created` events and of its flags, in order."""
+    created, flagged = [], []
+    for m in simulate(config):
+        if m.kind is MessageKind.VALID and m.topic == REVIEW_TOPIC:
+            body = json.loads(m.raw)
+            (created if body["event_type"] == "review_created" else flagged).append(
+                body["review_id"]
+            )
+    return created, flagged
+
+
+def _numbered(n: int) -> str:
+    """The simulator's id of review number `n` (a bijection of 32-bit numbers)."""
+    return f"rv-{(n * 0x9E3779B1) % 2**32:08x}"
+
+
+def test_a_run_going_on_from_another_numbers_its_reviews_after_it() -> None:
+    """Two runs number their reviews from 0 alike: seeded apart, their first reviews
+    share ids, each a different review. `first_review` starts the second after the
+    first's, and changes nothing else: every flag still names a review of its run."""
+    small = {"events": 600, "users": 40, "businesses": 5, "duration": timedelta(hours=2)}
+    earlier, _ = _review_ids(SimulationConfig(seed=30, **small))  # type: ignore[arg-type]
+    assert reviews_created(simulate(SimulationConfig(seed=30, **small))) == len(earlier)  # type: ignore[arg-type]
+    assert set(earlier) == {_numbered(i) for i in range(len(earlier))}
+    colliding, _ = _review_ids(SimulationConfig(seed=31, **small))  # type: ignore[arg-type]
+    assert set(earlier) & set(colliding)
+    later, flagged = _review_ids(
+        SimulationConfig(seed=31, first_review=len(earlier), **small)  # type: ignore[arg-type]
+    )
+    assert set(later) == {_numbered(len(earlier) + i) for i in range(len(colliding))}
+    assert set(earlier).isdisjoint(later)
+    assert flagged and set(flagged) <= set(later)
+    plain = [m.raw for m in simulate(SimulationConfig(seed=31, **small))]  # type: ignore[arg-type]
+    offset = simulate(SimulationConfig(seed=31, first_review=len(earlier), **small))  # type: ignore[arg-type]
+    renamed = dict(zip(colliding, later, strict=True))
+    for raw, moved in zip(plain, offset, strict=True):
+        body = json.loads(raw)
+        if "review_id" in body:
+            body["review_id"] = renamed[body["review_id"]]
+        assert json.loads(moved.raw) == body
+
+
 # ----------------------------------------------------------------------------- config
 
 
@@ -385,6 +432,8 @@ def test_flags_mostly_target_fraudulent_reviews(
         {"events": 10, "duration": timedelta(days=1), "rate": 2.0},
         {"start": datetime(2024, 1, 1)},  # noqa: DTZ001 - naive on purpose
         {"duration": timedelta(0)},
+        {"first_review": -1},
+        {"first_review": 2**32},
     ],
 )
 def test_bad_settings_are_refused(settings: dict[str, object]) -> None:
