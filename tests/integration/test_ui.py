@@ -122,7 +122,7 @@ def test_page_shows_the_platform_and_a_lookup_equal_to_feast(
     platform: PlatformConfig, history: list[Any], page: str, browser: Any, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     from common.last_results import CONSISTENCY, save_result
     from jobs.consistency import check_consistency
@@ -160,7 +160,10 @@ def test_page_shows_the_platform_and_a_lookup_equal_to_feast(
     Select(browser.find_element(By.ID, "lookup-view")).select_by_value("user_review_stats")
     browser.find_element(By.ID, "lookup-key").send_keys(user)
     browser.find_element(By.ID, "lookup-submit").click()
-    rows = browser.find_elements(By.CSS_SELECTOR, "#lookup-values tbody tr")
+    # the form's GET loads a new page: a look straight after the click may see the old one
+    rows = WebDriverWait(browser, 60).until(
+        lambda b: b.find_elements(By.CSS_SELECTOR, "#lookup-values tbody tr")
+    )
     refs = [f"user_review_stats:{f.name}" for f in REGISTRY.view("user_review_stats").features]
     expected = get_online(platform, refs, [{"user_id": user}])[0]
     shown = {r.get_attribute("data-feature"): r for r in rows}
