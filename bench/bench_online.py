@@ -209,6 +209,11 @@ class WriteResult:
     hset_rps: float | None  # redis-benchmark -t hset (None: not installed)
     row_hset_rps: float | None  # redis-benchmark, a row-shaped HSET of 10 fields
 
+    @property
+    def speedup(self) -> float:
+        """Our rows/s over Feast's (its own `RedisOnlineStore`)."""
+        return self.feast_s / self.ours_s
+
 
 def review_stats_rows(prefix: str, count: int, seed: int) -> list[OnlineRow]:
     """`user_review_stats` rows as the core emits them: counts of a few reviews, the
@@ -497,7 +502,7 @@ _LIMIT_GROUP = "the Redis server's limit on this machine (requests/s)"
 
 
 def _write_rows(result: WriteResult) -> list[Row]:
-    ratio = result.feast_s / result.ours_s
+    ratio = result.speedup
     runs = f"median of {result.runs} interleaved runs, fresh keys"
     common = {"benchmark": "online", "group": _WRITE_GROUP}
     rows = [
@@ -587,7 +592,7 @@ def _sections(ctx: Context, writes: WriteResult, reads: list[ReadResult], fresh:
     ctx.section("Online write throughput", _write_text(writes))
     ctx.section("Online read latency", _read_text(reads))
     ctx.section("Freshness of the streaming job", fresh_text(fresh))
-    ratio = writes.feast_s / writes.ours_s
+    ratio = writes.speedup
     ctx.goal(
         f"online writes at least {WRITE_GOAL:.0f}x Feast's write_to_online_store, in Feast's "
         "encoding with newer-wins",
@@ -609,11 +614,11 @@ def _write_text(w: WriteResult) -> str:
 | --- | ---: | ---: |
 | Feast `write_to_online_store`, Feast's `RedisOnlineStore` | {feast:,.0f} | 1.0× |
 | Feast `write_to_online_store`, the project's store type | {via:,.0f} | {via / feast:.1f}× |
-| feature-store sink → `RedisOnlineWriter` | {ours:,.0f} | {ours / feast:.1f}× |
+| feature-store sink → `RedisOnlineWriter` | {ours:,.0f} | {w.speedup:.1f}× |
 | Redis limit, 10-field HSETs 64 deep, no newer-wins check | {row_limit} |
 | Redis limit, `redis-benchmark -P 64 -t hset` (1-field requests) | {hset_limit} | — |
 
-The goal is {WRITE_GOAL:.0f}× Feast's write path; this run measured {ours / feast:.1f}×. Our
+The goal is {WRITE_GOAL:.0f}× Feast's write path; this run measured {w.speedup:.1f}×. Our
 path spends {w.encode_us:.1f} µs a row encoding (Feast's `ValueProto`s and serialized
 entity keys) and {w.write_us:.1f} µs writing (the script calls packed, and the
 newer-wins Lua script on the server, an atomic read-compare-write of each hash). All

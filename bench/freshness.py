@@ -560,23 +560,37 @@ def fresh_rows(result: Freshness) -> list[Row]:
     return rows
 
 
+def _fresh_phases(result: Freshness) -> list[Phase]:
+    return [p for p in result.phases if p.purpose.startswith("freshness")]
+
+
+def _verdicts(result: Freshness) -> tuple[bool, bool]:
+    """(the knee at least `GOAL_KNEE_SHARE` of the ceiling, the p99 under `GOAL_P99_MS`
+    at every freshness rate)."""
+    knee, fresh = result.knee, _fresh_phases(result)
+    knee_met = knee is not None and knee >= GOAL_KNEE_SHARE * result.ceiling.rate
+    p99_met = bool(fresh) and all(p.p50_p99[1] < GOAL_P99_MS for p in fresh)
+    return knee_met, p99_met
+
+
 def fresh_goals(ctx: Context, result: Freshness) -> None:
     """The issue's two local-intake goals, judged from this run's figures."""
     ceiling, knee = result.ceiling.rate, result.knee
-    fresh = [p for p in result.phases if p.purpose.startswith("freshness")]
+    fresh = _fresh_phases(result)
+    knee_met, p99_met = _verdicts(result)
     ctx.goal(
         f"the streaming job's knee at least {GOAL_KNEE_SHARE:.0%} of the trivial pipeline's "
         "intake on the same runner and emulator",
         "no rate held"
         if knee is None
         else f"knee {knee:,.0f} msg/s, {knee / ceiling:.0%} of {ceiling:,.0f} msg/s",
-        met=knee is not None and knee >= GOAL_KNEE_SHARE * ceiling,
+        met=knee_met,
     )
     ctx.goal(
         f"freshness p99 under {GOAL_P99_MS:,.0f} ms up to 80% of the knee",
         ", ".join(f"{p.p50_p99[1]:,.0f} ms at {p.rate:,.0f} msg/s" for p in fresh)
         or "no rate held",
-        met=bool(fresh) and all(p.p50_p99[1] < GOAL_P99_MS for p in fresh),
+        met=p99_met,
     )
 
 
@@ -594,13 +608,12 @@ def fresh_text(result: Freshness) -> str:
             f"{p.drained_s:.1f} | {p50:,.0f} | {p99:,.0f} | {len(p.fresh_ms)} | {p.unseen} | "
             f"{p.job_errors} | {'yes' if p.held else 'no'} |"
         )
-    fresh = [p for p in result.phases if p.purpose.startswith("freshness")]
+    fresh = _fresh_phases(result)
     knee_goal = GOAL_KNEE_SHARE * ceiling.rate
     if knee is None:
         verdict = "No rate held: the knee is below the lowest rate tried. The goal is not met."
     else:
-        knee_met = knee >= knee_goal
-        p99_met = bool(fresh) and all(p.p50_p99[1] < GOAL_P99_MS for p in fresh)
+        knee_met, p99_met = _verdicts(result)
         verdict = (
             f"Knee: {knee:,.0f} msg/s, {knee / ceiling.rate:.0%} of the trivial pipeline's "
             f"{ceiling.rate:,.0f} msg/s (goal ≥ {GOAL_KNEE_SHARE:.0%}, {knee_goal:,.0f} msg/s: "

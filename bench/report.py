@@ -89,7 +89,7 @@ def goals_markdown(goals: Sequence[Goal]) -> str:
     lines = ["| benchmark | goal | this run | verdict |", "| --- | --- | --- | --- |"]
     lines += [
         f"| {g.benchmark} | {_escape(g.goal)} | {_escape(g.measured)} | "
-        f"{'met' if g.met else '**NOT met**'} |"
+        f"{_verdict(g) if g.met else f'**{_verdict(g)}**'} |"
         for g in goals
     ]
     return "\n".join(lines)
