@@ -53,6 +53,14 @@ every step, not on the job's work:
   no watermark there), so nothing the steps compute changes. Pipelines without Pub/Sub
   (`TestStream` tests, which end once their watermarks are final) keep the scan after
   every bundle.
+- **Running every step on empty bundles.** A step's bundle commits one output bundle
+  per output, empty or not, and the runner schedules every consumer of each: a bundle
+  of validated events also ran the dead-letter and late-event branches' steps (seven
+  each, to their Pub/Sub writes) on nothing, every time. Its own watermarks already
+  ignore empty bundles (they hold no element, so no watermark), so here their
+  consumers are not scheduled either (`skip_empty_bundles`), as Dataflow does not run
+  a step on nothing. Timer firings, which the runner hands a step with an empty bundle
+  of its own, are untouched.
 
 Dataflow runs none of this: `make_pipeline` uses this runner only when no `--runner` is
 named.
@@ -75,7 +83,10 @@ from apache_beam.io.gcp.pubsub import ReadFromPubSub
 from apache_beam.pipeline import AppliedPTransform, PTransformOverride
 from apache_beam.runners.direct import transform_evaluator
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner, _DirectReadFromPubSub
-from apache_beam.runners.direct.executor import _ExecutorServiceParallelExecutor
+from apache_beam.runners.direct.executor import (
+    _CompletionCallback,
+    _ExecutorServiceParallelExecutor,
+)
 from apache_beam.transforms import core, userstate
 from apache_beam.typehints import decorators
 
@@ -114,6 +125,8 @@ class LocalStreamingRunner(BundleBasedDirectRunner):
         pickle_dofns_once()
         remember_signatures()
         space_timer_scans()
+        skip_empty_bundles()
+        _SKIPS_EMPTY.add(options)
         override = _WidePullOverride(self.pull_max)
         pipeline.replace_all([override])
         run: Callable[[Any, Any], Any] = super().run_pipeline
@@ -423,3 +436,37 @@ def _spaced_fire_timers(monitor: Any) -> bool:
     ended = time.monotonic()
     context.next_timer_scan = ended + max(every, SCAN_SPACING * (ended - began))
     return fired
+
+
+def skip_empty_bundles() -> None:
+    """Puts `_offer_outputs` in the runner's completion callback (it changes nothing for
+    a pipeline `LocalStreamingRunner` does not run)."""
+    setattr(_CompletionCallback, "handle_result", _offer_outputs)  # noqa: B010
+
+
+_HANDLE_RESULT: Callable[..., Any] = _CompletionCallback.handle_result
+_SKIPS_EMPTY: weakref.WeakSet[Any] = weakref.WeakSet()  # the options of the pipelines it runs
+
+
+def _offer_outputs(
+    callback: Any, transform_executor: Any, input_committed_bundle: Any, transform_result: Any
+) -> Any:
+    """The completion callback's `handle_result`: the result is committed as by Beam
+    (watermarks, counters, state), and the monitor is offered only the output bundles
+    that hold elements, so no step is scheduled on an empty one, in a pipeline
+    `LocalStreamingRunner` runs (its options are in `_SKIPS_EMPTY`)."""
+    context = callback._evaluation_context
+    if getattr(context, "pipeline_options", None) not in _SKIPS_EMPTY:
+        return _HANDLE_RESULT(
+            callback, transform_executor, input_committed_bundle, transform_result
+        )
+    committed = context.handle_result(
+        input_committed_bundle, callback._timer_firings, transform_result
+    )
+    update = _ExecutorServiceParallelExecutor._ExecutorUpdate
+    for bundle in committed:
+        if bundle.has_elements():
+            callback._all_updates.offer(update(transform_executor, committed_bundle=bundle))
+    for unprocessed in transform_result.unprocessed_bundles:
+        callback._all_updates.offer(update(transform_executor, unprocessed_bundle=unprocessed))
+    return committed

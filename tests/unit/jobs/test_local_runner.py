@@ -401,3 +401,56 @@ def test_signatures_are_remembered_per_function() -> None:
     unbound = local_runner._remembered_signature(_Signed.method)
     assert list(unbound.parameters) == ["self", "a", "b", "rest"]
     assert local_runner._remembered_signature(_Signed.method) is unbound
+
+
+BUNDLES_SEEN: list[str] = []
+
+
+class _Split(beam.DoFn):
+    """Every element to the main output; the `none` output never gets one."""
+
+    def process(self, x: int) -> Any:
+        yield x
+
+
+class _CountBundles(beam.DoFn):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def start_bundle(self) -> None:
+        BUNDLES_SEEN.append(self.name)
+
+    def process(self, x: int) -> Any:
+        yield x
+
+
+def _bundles_on_an_empty_branch(runner: Any) -> list[str]:
+    BUNDLES_SEEN.clear()
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    stream = (
+        EventStream()
+        .add_elements([TimestampedValue(1, 1)])
+        .add_elements([TimestampedValue(2, 3)])
+        .advance_watermark_to(100)
+        .add_elements([TimestampedValue(3, 101)])
+        .advance_watermark_to_infinity()
+    )
+    with beam.Pipeline(runner=runner, options=options) as p:
+        split = p | stream | beam.ParDo(_Split()).with_outputs("none", main="main")
+        main = split.main | "Main" >> beam.ParDo(_CountBundles("main"))
+        _ = split.none | "Empty" >> beam.ParDo(_CountBundles("empty"))
+        assert_that(main, equal_to([1, 2, 3]))
+    return list(BUNDLES_SEEN)
+
+
+def test_no_step_runs_on_an_empty_bundle() -> None:
+    """Beam's runner runs the branch that never gets an element once for each bundle
+    upstream; the local runner does not run it at all, and the other branch gets every
+    element."""
+    from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
+
+    as_beam = _bundles_on_an_empty_branch(BundleBasedDirectRunner())
+    assert as_beam.count("empty") >= 3 and as_beam.count("main") >= 3
+    local = _bundles_on_an_empty_branch(LocalStreamingRunner())
+    assert local.count("empty") == 0 and local.count("main") >= 3
