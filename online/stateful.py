@@ -37,7 +37,7 @@ from common.beam_types import PColl
 from common.metrics import JobCounter, JobDistribution, JobEventTime, add_counts
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from feature_store.core.plan import ViewPlan
-from feature_store.core.running import Event, RunningState, RunningWindows, supported
+from feature_store.core.running import FAR, Event, RunningState, RunningWindows, supported
 from feature_store.core.windows import NEVER, ChangeRows, EntityState, RowBatch, WindowAggregator
 from online.state_coder import EntityStateCoder
 
@@ -498,10 +498,10 @@ class _WindowState(beam.DoFn):
             stored.base.write(running.dump_base(current))
             count = len(current.dropping)
             compact_at = max(MIN_COMPACTION, 2 * count)
-        queue = current.queue
-        if queue:  # the next change point, rounded up, and the timer just after it
+        nxt = current.next_at
+        if nxt < FAR:  # the next change point, rounded up, and the timer just after it
             step = self.coalesce_us
-            at = -(-queue[0][0] // step) * step + AFTER_US
+            at = -(-nxt // step) * step + AFTER_US
             if at != timer_at:
                 change.set(_timestamp(at))
                 timer_at = at

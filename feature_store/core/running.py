@@ -27,6 +27,7 @@ the streaming job keeps the whole-window path for it.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,6 +44,8 @@ from feature_store.definitions import Condition, DType
 
 _OBJECT_DTYPES = frozenset({DType.STRING, DType.FLOAT32_VECTOR})
 SCALE_BITS = 1074  # every finite float64 is an integer multiple of 2^-1074
+FAR = 1 << 62  # a time after every change point: "none"
+TRIM_AT = 1024  # entries left by every window before `inside` drops them
 RUNNING_KINDS = frozenset(
     {"count", "sum", "mean", "stddev", "count_distinct", "max", "min", "last", "share"}
 )
@@ -274,12 +277,21 @@ def _accumulator(f: FeaturePlan) -> Accumulator:
 
 @dataclass
 class RunningState:
-    """One (view, entity)'s running windows."""
+    """One (view, entity)'s running windows.
+
+    The events entered so far are `inside`, in time order; window `s` holds those from
+    index `lo[s]` on, and its next leave is at `due[s]` (the time of `inside[lo[s]]` plus
+    the window; `FAR`: none). An event leaves its windows in the order it entered, so
+    a leave is a step of an index, whatever the windows hold."""
 
     accumulators: list[Accumulator]
     base: list[Accumulator]  # unbounded features over the events dropped from `held`
-    # (at, seq, slot: -1 enter else a window's leave, event, what each feature reads of it)
-    queue: list[tuple[int, int, int, Event, Reads]] = field(default_factory=list)
+    # events not yet entered, a heap: (time, seq, what each feature reads of it)
+    pending: list[tuple[int, int, Reads]] = field(default_factory=list)
+    inside: list[tuple[int, Reads]] = field(default_factory=list)  # entered, by time
+    lo: list[int] = field(default_factory=list)  # per window: its oldest event in `inside`
+    due: list[int] = field(default_factory=list)  # per window: its next leave (FAR: none)
+    next_at: int = 0  # the next change point (FAR: none)
     held: dict[str, int] = field(default_factory=dict)  # event_id → time, not yet dropped
     dropping: list[tuple[int, str, Event]] = field(default_factory=list)  # heap by time
     current: Values = ()
@@ -303,8 +315,15 @@ class _Contribution:
 class RunningWindows:
     """`add` / `advance_to` / `next_change` for one view (one instance, every entity)."""
 
-    def __init__(self, plan: ViewPlan, allowed_lateness: int = 0, tie_step: int = 1000) -> None:
+    def __init__(
+        self,
+        plan: ViewPlan,
+        allowed_lateness: int = 0,
+        tie_step: int = 1000,
+        trim_at: int = TRIM_AT,
+    ) -> None:
         self.plan = plan
+        self.trim_at = trim_at
         self.allowed_lateness = allowed_lateness
         self.tie_step = tie_step
         self.windows = plan.windows
@@ -320,6 +339,9 @@ class RunningWindows:
         self.by_slot = [[c for c in self.features if c.slot == s] for s in range(len(self.windows))]
         self.slot_indices = [tuple(c.index for c in slot) for slot in self.by_slot]
         self.enumerated_windows = tuple(enumerate(self.windows))
+        self._slots = tuple(
+            (s, w, self.slot_indices[s]) for s, w in enumerate(self.windows)
+        )  # (slot, window, its features)
         self.unbounded = [c for c in self.features if c.slot == -1]
         self.prunable = plan.prunable
         self._floats = tuple(spec.dtype.numeric or spec.dtype is DType.BOOL for spec in plan.fields)
@@ -354,6 +376,9 @@ class RunningWindows:
         state = RunningState(
             accumulators=[_accumulator(f) for f in self.plan.features],
             base=[_accumulator(c.feature) for c in self.unbounded],
+            lo=[0] * len(self.windows),
+            due=[FAR] * len(self.windows),
+            next_at=FAR,
         )
         state.current = self._values(state)
         return state
@@ -389,18 +414,25 @@ class RunningWindows:
         reads = self._reads(event)
         if time > state.emitted_until:
             state.seq += 1
-            heapq.heappush(state.queue, (time, state.seq, -1, event, reads))
+            heapq.heappush(state.pending, (time, state.seq, reads))
+            state.next_at = min(state.next_at, time)
             return
         # late, within the allowed lateness: into the windows it is still inside
         now = state.emitted_until
         for contribution in self.unbounded:
             self._apply(state.accumulators, contribution, reads, enter=True)
+        inside = state.inside
+        inside.insert(bisect.bisect_right(inside, time, key=_time), (time, reads))
+        lo, due = state.lo, state.due
         for slot, w in enumerate(self.windows):
-            if time > now - w:
+            if time > now - w:  # inside it: after the window's oldest (`lo` stays)
                 for contribution in self.by_slot[slot]:
                     self._apply(state.accumulators, contribution, reads, enter=True)
-                state.seq += 1
-                heapq.heappush(state.queue, (time + w, state.seq, slot, event, reads))
+                if time + w < due[slot]:
+                    due[slot] = time + w
+                    state.next_at = min(state.next_at, time + w)
+            else:  # left it already: before the window's oldest
+                lo[slot] += 1
         state.dirty = True
 
     def _reads(self, event: Event) -> Reads:
@@ -501,29 +533,63 @@ class RunningWindows:
     # -- time ------------------------------------------------------------------------------
 
     def _step(self, state: RunningState, at: int) -> bool:
-        """Apply every enter and leave at time `at`; True when an event entered (every
-        feature may have changed), else the leaving windows' slots are in `state.moved`."""
-        queue = state.queue
+        """Apply every enter and leave at time `at` (the next change point); True when
+        an event entered (every feature may have changed), else the leaving windows'
+        slots are in `state.moved`."""
+        pending = state.pending
         accumulators = state.accumulators
+        inside = state.inside
+        due = state.due
         entered = False
-        moved = state.moved
-        while queue and queue[0][0] == at:
-            _, _, slot, event, reads = heapq.heappop(queue)
-            if slot >= 0:
-                moved.add(slot)
-                for i in self.slot_indices[slot]:
-                    counts, value = reads[i]
-                    if counts:
-                        accumulators[i].leave(value)
-                continue
-            entered = True
+        while pending and pending[0][0] == at:
+            reads = heapq.heappop(pending)[2]
             for acc, (counts, value) in zip(accumulators, reads, strict=True):
                 if counts:
                     acc.enter(value)
-            for s, w in self.enumerated_windows:
-                state.seq += 1
-                heapq.heappush(queue, (at + w, state.seq, s, event, reads))
+            inside.append((at, reads))
+            entered = True
+        if entered:
+            for s, w, _ in self._slots:
+                if due[s] == FAR:
+                    due[s] = at + w
+        if at in due:
+            lo, n = state.lo, len(inside)
+            for s, w, indices in self._slots:
+                if due[s] != at:
+                    continue
+                i = lo[s]
+                while True:
+                    t, reads = inside[i]
+                    if t + w != at:
+                        due[s] = t + w
+                        break
+                    for k in indices:
+                        counts, value = reads[k]
+                        if counts:
+                            accumulators[k].leave(value)
+                    i += 1
+                    if i == n:
+                        due[s] = FAR
+                        break
+                lo[s] = i
+                state.moved.add(s)
+        nxt = min(due) if due else FAR
+        if pending and pending[0][0] < nxt:
+            nxt = pending[0][0]
+        state.next_at = nxt
         return entered
+
+    def _trim(self, state: RunningState) -> None:
+        """Forget the entries every window has left, once they are half of `inside`
+        (the longest window's index is the smallest)."""
+        lo = state.lo
+        if not lo:
+            return
+        cut = lo[-1]
+        if cut >= self.trim_at and 2 * cut >= len(state.inside):
+            del state.inside[:cut]
+            for s in range(len(lo)):
+                lo[s] -= cut
 
     def _changed_values(self, state: RunningState, entered: bool) -> Values:
         """The values after a step: only the features of the windows that moved are
@@ -553,13 +619,13 @@ class RunningWindows:
         rows: list[tuple[int, Values]] = []
         if state.dirty:
             state.current = self._values(state)
-        queue = state.queue
-        while queue and queue[0][0] <= t:
-            at = queue[0][0]
+        while state.next_at <= t:
+            at = state.next_at
             values = self._changed_values(state, self._step(state, at))
             if values != state.current:  # (the next step's unchanged values come from it)
                 rows.append((at, values))
                 state.current = values
+        self._trim(state)
         if not (state.dirty or settle):  # the usual visit: rows of change points, in order
             if rows:
                 last = rows[-1]
@@ -583,7 +649,7 @@ class RunningWindows:
         return rows
 
     def next_change(self, state: RunningState) -> int | None:
-        return state.queue[0][0] if state.queue else None
+        return state.next_at if state.next_at < FAR else None
 
     def droppable(self, state: RunningState) -> int:
         """How many held events no window can need again (the storage may forget them)."""
@@ -663,9 +729,9 @@ class RunningWindows:
         for event in events:
             time, event_id, values = event
             self.insert(state, (int(time), str(event_id), tuple(values)))
-        queue = state.queue
-        while queue and queue[0][0] <= emitted_until:
-            self._step(state, queue[0][0])
+        while state.next_at <= emitted_until:
+            self._step(state, state.next_at)
+        self._trim(state)
         state.moved.clear()
         state.current = self._values(state)
         state.emitted_until, state.last_label = emitted_until, last_label
@@ -714,6 +780,10 @@ class RunningWindows:
         if f.dtype is DType.STRING:
             return np.array(values, dtype=object)
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _time(entry: tuple[int, Reads]) -> int:
+    return entry[0]
 
 
 def _null_vector(value: Any) -> bool:
