@@ -82,17 +82,25 @@ class _Cache(Generic[T]):
         self.lock = threading.Lock()
 
     def take(self, key: Hashable, token: int) -> T | None:
-        with self.lock:
-            found = self.entries.pop(key, None)
+        found = self.entries.pop(key, None)  # one dict operation: atomic under the GIL
         return found[1] if found is not None and found[0] == token else None
 
     def put(self, key: Hashable, token: int, state: T) -> None:
         entries = self.entries
-        with self.lock:  # the eviction iterates the dict: no put may change it meanwhile
-            entries[key] = (token, state)
-            if len(entries) > self.capacity:
-                for old in list(itertools.islice(entries, len(entries) - self.capacity)):
-                    del entries[old]
+        entries[key] = (token, state)
+        if len(entries) > self.capacity:
+            self._evict()
+
+    def _evict(self) -> None:
+        """Drop the least recent keys beyond the capacity. The lock keeps evictions one
+        at a time; the keys are listed in one C call (no put can change the dict
+        meanwhile) and popped with a default (a take may have popped one already)."""
+        entries = self.entries
+        with self.lock:
+            excess = len(entries) - self.capacity
+            if excess > 0:
+                for old in list(itertools.islice(entries, excess)):
+                    entries.pop(old, None)
 
 
 _RUNNING_CACHE: _Cache[RunningState] = _Cache()
@@ -267,15 +275,22 @@ class _Tally:
     def add(self, counter: JobCounter, n: int = 1) -> None:
         self.pending[counter] = self.pending.get(counter, 0) + n
 
-    def flush(self) -> None:
-        counts = (self.rows, self.expiry_rows, self.events)
+    def flush(self, reached: tuple[JobEventTime, int] | None = None) -> None:
+        """Add the held counts (and the event time `reached`, when given) at once."""
+        due = []
+        rows, expiry_rows, events = self.counters
+        if self.rows:
+            due.append((rows, self.rows))
+        if self.expiry_rows:
+            due.append((expiry_rows, self.expiry_rows))
+        if self.events:
+            due.append((events, self.events))
         self.rows = self.expiry_rows = self.events = 0
-        due = [(c, n) for c, n in zip(self.counters, counts, strict=True) if n]
         if self.pending:
             due.extend(self.pending.items())
             self.pending = {}
-        if due:
-            add_counts(due)
+        if due or reached is not None:
+            add_counts(due, reached)
 
 
 def _built(micros: int) -> Timestamp:
@@ -441,11 +456,12 @@ class _WindowState(beam.DoFn):
         return accepted, late, history, snapshot
 
     def finish_bundle(self) -> None:
-        self.tally.flush()
         if self._reached != NEVER:
             # one gauge update per bundle: its rows leave with it
-            self.watermark.reached(self._reached)
+            self.tally.flush((self.watermark, self._reached))
             self._reached = NEVER
+        else:
+            self.tally.flush()
 
     def _load(
         self,
