@@ -19,7 +19,7 @@ import threading
 import zlib
 from collections.abc import Hashable, Iterator, Sequence
 from time import time_ns
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, TypeVar
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -319,6 +319,32 @@ _timestamp = _direct if _same_timestamps() else _built
 """A Beam `Timestamp` of `micros` (µs since the epoch)."""
 
 
+def _micros_of(ts: Timestamp) -> int:
+    return int(ts.micros)
+
+
+def _fields_micros(ts: Timestamp) -> int:
+    """`int(ts.micros)` read from its fields for a µs-precision `Timestamp` (the
+    property's checks and arithmetic cost a third of a firing's timer handling)."""
+    if type(ts) is Timestamp and ts._precision == Timestamp.MICROS_PRECISION:
+        return ts._seconds * 1_000_000 + ts._subseconds  # type: ignore[no-any-return]
+    return int(ts.micros)
+
+
+def _same_micros() -> bool:
+    for micros in (0, 1, 999_999, 1_000_001, -1, -1_000_001, 1_764_000_000_123_457):
+        for ts in (Timestamp(micros=micros), _built(micros)):
+            if _fields_micros(ts) != micros or _micros_of(ts) != micros:
+                return False
+    return _fields_micros(Timestamp(1, 5, precision=3)) == 1_005_000
+
+
+_micros = _fields_micros if _same_micros() else _micros_of
+"""The µs since the epoch of a Beam `Timestamp`."""
+_UNSEEN: Any = object()  # a view `_WindowState` has not looked up yet
+_getrandbits = random.getrandbits
+
+
 class _WindowState(beam.DoFn):
     """Views whose kinds all have a running form (`feature_store.core.running`) keep
     their events append-only in a bag, rewritten only when half of it has expired, and a
@@ -388,12 +414,13 @@ class _WindowState(beam.DoFn):
         if view == CLOCK:
             change.set(_timestamp(self.started_us + self.clock_us))
             return
-        running = self._running(view)
-        stored = _Stored(events, head, base)
+        running = self._runnings.get(view, _UNSEEN)
+        if running is _UNSEEN:
+            running = self._running(view)
         loaded = None
         if running is not None:
             loaded = head.read()
-            current: Any = self._load(running, cache_key, stored, loaded)
+            current: Any = self._load(running, cache_key, events, base, loaded)
             emitted_until = current.emitted_until
         else:
             aggregator = self._aggregator(view)
@@ -410,10 +437,10 @@ class _WindowState(beam.DoFn):
                 msg = f"view {view!r} has no running form: its warm start takes no snapshot"
                 raise ValueError(msg)
             running.merge_base(current, snapshot)
-            stored.base.write(running.dump_base(current))  # what a rebuilt state starts from
+            base.write(running.dump_base(current))  # what a rebuilt state starts from
         if not accepted and snapshot is None:
             if running is not None:
-                self._commit(running, cache_key, current, stored, change, (), loaded)
+                self._commit(running, cache_key, current, events, head, base, change, (), loaded)
             return
         self.tally.events += len(accepted)
         until = max(emitted_until, self.started_us) if history else emitted_until
@@ -424,8 +451,8 @@ class _WindowState(beam.DoFn):
         if running is not None:
             fresh = running.add(current, accepted)
             found = running.advance_rows(current, until, settle=history)
-            self._commit(running, cache_key, current, stored, change, fresh, loaded)
-            rows = running.change_rows(key, found) if found else None
+            self._commit(running, cache_key, current, events, head, base, change, fresh, loaded)
+            rows = ChangeRows(view, key, running.names, found) if found else None
         else:
             aggregator.add(current, accepted)
             rows = aggregator.advance_to(current, key, until, settle=history)
@@ -467,51 +494,51 @@ class _WindowState(beam.DoFn):
         self,
         running: RunningWindows,
         key: tuple[str, str],
-        stored: _Stored,
+        events: Any,
+        base: Any,
         head: tuple[Any, ...] | None,
     ) -> RunningState:
         if head is None:
             return running.new_state()
-        token, emitted_until, last_label = head[0], head[1], head[2]
-        found = _RUNNING_CACHE.take(key, token)
+        found = _RUNNING_CACHE.take(key, head[0])
         if found is not None:
             return found
         self.tally.add(self.rebuilds)
-        return running.rebuild(
-            stored.events.read(), stored.base.read() or (), emitted_until, last_label
-        )
+        return running.rebuild(events.read(), base.read() or (), head[1], head[2])
 
     def _commit(
         self,
         running: RunningWindows,
         key: tuple[str, str],
         current: RunningState,
-        stored: _Stored,
+        events: Any,
+        head: Any,
+        base: Any,
         change: Any,
         fresh: Sequence[Event],
-        head: tuple[Any, ...] | None,
+        loaded: tuple[Any, ...] | None,
         fired: bool = False,
     ) -> None:
         """Append the new events; rewrite the bag once the stored events reach twice what
         the last rewrite kept (each event is rewritten about once: constant cost). The
         timer is set at the next change point rounded up to `coalesce_us`, and only when
         that moves it: every change point due by then is handled in one firing."""
-        if head is None:
+        if loaded is None:
             count, compact_at, timer_at = 0, MIN_COMPACTION, None
         else:
-            count, compact_at = head[3], head[4]
-            timer_at = None if fired or len(head) < 6 else head[5]
+            count, compact_at = loaded[3], loaded[4]
+            timer_at = None if fired or len(loaded) < 6 else loaded[5]
         if fresh:
-            add = stored.events.add
+            add = events.add
             for event in fresh:
                 add(event)
             count += len(fresh)
         if count >= compact_at and running.prunable:
             running.drop(current)
-            stored.events.clear()
+            events.clear()
             for _, _, event in current.dropping:
-                stored.events.add(event)
-            stored.base.write(running.dump_base(current))
+                events.add(event)
+            base.write(running.dump_base(current))
             count = len(current.dropping)
             compact_at = max(MIN_COMPACTION, 2 * count)
         nxt = current.next_at
@@ -521,10 +548,8 @@ class _WindowState(beam.DoFn):
             if at != timer_at:
                 change.set(_timestamp(at))
                 timer_at = at
-        token = random.getrandbits(62)
-        stored.head.write(
-            (token, current.emitted_until, current.last_label, count, compact_at, timer_at)
-        )
+        token = _getrandbits(62)
+        head.write((token, current.emitted_until, current.last_label, count, compact_at, timer_at))
         _RUNNING_CACHE.put(key, token, current)
 
     def _measure(self, records: list[dict[str, Any]]) -> None:
@@ -547,26 +572,31 @@ class _WindowState(beam.DoFn):
         change: Any = beam.DoFn.TimerParam(CHANGE),
     ) -> Iterator[ChangeRows | RowBatch]:
         view, entity = key
+        micros = _micros(fired)
         if view == CLOCK:
-            self._reached = max(self._reached, int(fired.micros))
-            tick = int(fired.micros) + self.clock_us
+            self._reached = max(self._reached, micros)
+            tick = micros + self.clock_us
             if tick <= time_ns() // 1000 + CLOCK_AHEAD_US:
                 change.set(_timestamp(tick))
             return
-        at = int(fired.micros) - AFTER_US  # the change points up to here are due
-        self._reached = max(self._reached, at)
-        running = self._running(view)
+        at = micros - AFTER_US  # the change points up to here are due
+        if at > self._reached:  # noqa: PLR1730 (a builtin call costs twice the test, per firing)
+            self._reached = at
+        running = self._runnings.get(view, _UNSEEN)
+        if running is _UNSEEN:
+            running = self._running(view)
         if running is not None:
             loaded = head.read()
             if loaded is None:
                 return
-            stored = _Stored(events, head, base)
-            current = self._load(running, key, stored, loaded)
+            current = _RUNNING_CACHE.take(key, loaded[0])
+            if current is None:
+                current = self._load(running, key, events, base, loaded)
             found = running.advance_rows(current, at)
-            self._commit(running, key, current, stored, change, (), loaded, fired=True)
+            self._commit(running, key, current, events, head, base, change, (), loaded, True)
             if found:
                 self.tally.expiry_rows += len(found)
-                yield running.change_rows(entity, found)
+                yield ChangeRows(view, entity, running.names, found)
             return
         legacy: EntityState | None = state.read()
         if legacy is None:
@@ -585,14 +615,6 @@ class _WindowState(beam.DoFn):
             change.set(_timestamp(nxt + AFTER_US))
         # Kept even when no event is left: `emitted_until` is what tells a late event.
         state.write(current)
-
-
-class _Stored(NamedTuple):
-    """A running view's Beam state cells."""
-
-    events: Any
-    head: Any
-    base: Any
 
 
 def as_batch(

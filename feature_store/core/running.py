@@ -300,7 +300,6 @@ class RunningState:
     dirty: bool = False  # a late event changed the value at `emitted_until`
     touched: bool = False  # events were added since the last advance
     seq: int = 0
-    moved: set[int] = field(default_factory=set)  # slots left since values were read
 
 
 @dataclass(frozen=True)
@@ -532,10 +531,10 @@ class RunningWindows:
 
     # -- time ------------------------------------------------------------------------------
 
-    def _step(self, state: RunningState, at: int) -> bool:
-        """Apply every enter and leave at time `at` (the next change point); True when
-        an event entered (every feature may have changed), else the leaving windows'
-        slots are in `state.moved`."""
+    def _step(self, state: RunningState, at: int) -> list[int] | None:
+        """Apply every enter and leave at time `at` (the next change point). Returns
+        None when an event entered (every feature may have changed), else the slots of
+        the windows events left (only their features changed)."""
         pending = state.pending
         accumulators = state.accumulators
         inside = state.inside
@@ -552,6 +551,7 @@ class RunningWindows:
             for s, w, _ in self._slots:
                 if due[s] == FAR:
                     due[s] = at + w
+        moved = []
         if at in due:
             lo, n = state.lo, len(inside)
             for s, w, indices in self._slots:
@@ -572,12 +572,12 @@ class RunningWindows:
                         due[s] = FAR
                         break
                 lo[s] = i
-                state.moved.add(s)
+                moved.append(s)
         nxt = min(due) if due else FAR
         if pending and pending[0][0] < nxt:
             nxt = pending[0][0]
         state.next_at = nxt
-        return entered
+        return None if entered else moved
 
     def _trim(self, state: RunningState) -> None:
         """Forget the entries every window has left, once they are half of `inside`
@@ -590,20 +590,6 @@ class RunningWindows:
             del state.inside[:cut]
             for s in range(len(lo)):
                 lo[s] -= cut
-
-    def _changed_values(self, state: RunningState, entered: bool) -> Values:
-        """The values after a step: only the features of the windows that moved are
-        read again when no event entered (a leave changes nothing else)."""
-        if entered:
-            state.moved.clear()
-            return self._values(state)
-        values = list(state.current)
-        accumulators = state.accumulators
-        for slot in state.moved:
-            for i in self.slot_indices[slot]:
-                values[i] = accumulators[i].value()
-        state.moved.clear()
-        return tuple(values)
 
     def advance_to(
         self, state: RunningState, entity_key: str, t: int, settle: bool = False
@@ -619,13 +605,24 @@ class RunningWindows:
         rows: list[tuple[int, Values]] = []
         if state.dirty:
             state.current = self._values(state)
+        current, accumulators = state.current, state.accumulators
         while state.next_at <= t:
             at = state.next_at
-            values = self._changed_values(state, self._step(state, at))
-            if values != state.current:  # (the next step's unchanged values come from it)
+            moved = self._step(state, at)
+            if moved is None:
+                values = tuple([acc.value() for acc in accumulators])
+            else:  # only the features of the windows that moved are read again
+                changed = list(current)
+                for slot in moved:
+                    for i in self.slot_indices[slot]:
+                        changed[i] = accumulators[i].value()
+                values = tuple(changed)
+            if values != current:  # (the next step's unchanged values come from it)
                 rows.append((at, values))
-                state.current = values
-        self._trim(state)
+                current = values
+        state.current = current
+        if state.lo and state.lo[-1] >= self.trim_at:
+            self._trim(state)
         if not (state.dirty or settle):  # the usual visit: rows of change points, in order
             if rows:
                 last = rows[-1]
@@ -732,7 +729,6 @@ class RunningWindows:
         while state.next_at <= emitted_until:
             self._step(state, state.next_at)
         self._trim(state)
-        state.moved.clear()
         state.current = self._values(state)
         state.emitted_until, state.last_label = emitted_until, last_label
         state.dirty = state.touched = False
