@@ -44,6 +44,8 @@ from feature_store.definitions import Condition, DType
 
 _OBJECT_DTYPES = frozenset({DType.STRING, DType.FLOAT32_VECTOR})
 SCALE_BITS = 1074  # every finite float64 is an integer multiple of 2^-1074
+_MOMENT_KINDS = frozenset({"sum", "mean", "stddev"})
+_VALUE_KINDS = _MOMENT_KINDS | {"max", "min", "count_distinct"}
 FAR = 1 << 62  # a time after every change point: "none"
 TRIM_AT = 1024  # entries left by every window before `inside` drops them
 RUNNING_KINDS = frozenset(
@@ -120,24 +122,25 @@ class _Share:
 
 
 class _Moments:
-    __slots__ = ("kind", "n", "s1", "s2")
+    """Takes a value as `exact(x)` (what a feature reads of an event: converted once)."""
+
+    __slots__ = ("kind", "n", "s1", "s2", "squares")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        self.squares = kind == "stddev"
         self.n = self.s1 = self.s2 = 0
 
-    def enter(self, x: float) -> None:
-        v = exact(x)
+    def enter(self, v: int) -> None:
         self.n += 1
         self.s1 += v
-        if self.kind == "stddev":
+        if self.squares:
             self.s2 += v * v
 
-    def leave(self, x: float) -> None:
-        v = exact(x)
+    def leave(self, v: int) -> None:
         self.n -= 1
         self.s1 -= v
-        if self.kind == "stddev":
+        if self.squares:
             self.s2 -= v * v
 
     def value(self) -> Any:
@@ -436,20 +439,39 @@ class RunningWindows:
 
     def _reads(self, event: Event) -> Reads:
         """What each feature reads of `event` (the view's filter checked once)."""
-        if not self._matches(self._where, event):
+        if self._where is not None and not self._matches(self._where, event):
             return self._nothing
         return tuple([read(event) for read in self._readers])
 
     def _reader(self, spec: _Spec) -> Callable[[Event], tuple[bool, Any]]:
         """`_read` of one feature, its common forms specialised (a count or a share of
         a field's values under a filter on another: most of what a view declares)."""
-        kind, _, where, share_where = spec
-        if kind not in ("count", "share") or (where is not None and where[0] < 0):
+        kind, index, where, share_where = spec
+        if where is not None and where[0] < 0:
             return lambda event: self._read(spec, event)
         if share_where is not None and share_where[0] < 0:
             return lambda event: self._read(spec, event)
         nope: tuple[bool, Any] = (False, None)
         yes: tuple[bool, Any] = (True, None)
+        if kind in _VALUE_KINDS and index >= 0 and self._floats[index]:
+            # a numeric field's value: a float or None (`event_of`), what it adds is
+            # the float, or its exact integer for the moments
+            as_exact = kind in _MOMENT_KINDS
+
+            def value_of(event: Event) -> tuple[bool, Any]:
+                fields = event[2]
+                if where is not None:
+                    found = fields[where[0]]
+                    if found is None or found not in where[1]:
+                        return nope
+                value = fields[index]
+                if value is None:
+                    return nope
+                return (True, exact(value)) if as_exact else (True, value)
+
+            return value_of
+        if kind not in ("count", "share"):
+            return lambda event: self._read(spec, event)
         if kind == "count":
             if where is None:
                 return lambda event: yes
@@ -491,6 +513,8 @@ class RunningWindows:
             value = float(value)
         if kind == "last":
             return True, ((event[0], event[1]), value)
+        if kind in _MOMENT_KINDS:
+            return True, exact(value)
         return True, value
 
     def _field_of(self, f: FeaturePlan) -> int:
@@ -547,16 +571,16 @@ class RunningWindows:
                     acc.enter(value)
             inside.append((at, reads))
             entered = True
-        if entered:
+        if entered and FAR in due:  # windows that were empty: this event leaves them first
             for s, w, _ in self._slots:
                 if due[s] == FAR:
                     due[s] = at + w
         moved = []
         if at in due:
             lo, n = state.lo, len(inside)
-            for s, w, indices in self._slots:
-                if due[s] != at:
-                    continue
+            while at in due:
+                s = due.index(at)
+                w, indices = self.windows[s], self.slot_indices[s]
                 i = lo[s]
                 while True:
                     t, reads = inside[i]
