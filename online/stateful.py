@@ -469,6 +469,12 @@ class _WindowState(beam.DoFn):
         snapshot) is never late; a live event is when it is older than what the key has
         emitted minus the allowed lateness."""
         horizon = emitted_until - self.allowed_lateness_us
+        if len(records) == 1:  # one live event: what a visit usually brings
+            record = records[0]
+            if "snapshot" not in record and not record.get("history"):
+                if emitted_until != NEVER and record["event_time"] < horizon:
+                    return [], records, False, None
+                return records, [], False, None
         accepted, late, history, snapshot = [], [], False, None
         for record in records:
             if "snapshot" in record:  # the unbounded features over events before the history
@@ -550,7 +556,10 @@ class _WindowState(beam.DoFn):
                 timer_at = at
         token = _getrandbits(62)
         head.write((token, current.emitted_until, current.last_label, count, compact_at, timer_at))
-        _RUNNING_CACHE.put(key, token, current)
+        cached = _RUNNING_CACHE.entries  # `_RUNNING_CACHE.put`, inline: per visit and firing
+        cached[key] = (token, current)
+        if len(cached) > _RUNNING_CACHE.capacity:
+            _RUNNING_CACHE._evict()
 
     def _measure(self, records: list[dict[str, Any]]) -> None:
         now_us = None

@@ -653,7 +653,8 @@ class RunningWindows:
                 if last[0] <= state.last_label:
                     rows = [(state.last_label + self.tie_step, last[1])]
                 state.last_label = rows[-1][0]
-            state.emitted_until = max(state.emitted_until, t)
+            if t > state.emitted_until:  # noqa: PLR1730 (per visit and firing: a call costs more)
+                state.emitted_until = t
             state.touched = False
             return rows
         rewrite = state.dirty or (settle and (state.touched or bool(rows)))
