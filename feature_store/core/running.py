@@ -296,7 +296,10 @@ class RunningState:
     due: list[int] = field(default_factory=list)  # per window: its next leave (FAR: none)
     next_at: int = 0  # the next change point (FAR: none)
     held: dict[str, int] = field(default_factory=dict)  # event_id → time, not yet dropped
-    dropping: list[tuple[int, str, Event]] = field(default_factory=list)  # heap by time
+    # the held events as (time, id, event), in arrival order: sorted by time when
+    # `unsorted` is False (events usually arrive in time order)
+    dropping: list[tuple[int, str, Event]] = field(default_factory=list)
+    unsorted: bool = False
     current: Values = ()
     emitted_until: int = NEVER
     last_label: int = NEVER
@@ -412,7 +415,10 @@ class RunningWindows:
         state.held[event_id] = time
         state.touched = True
         if self.prunable:
-            heapq.heappush(state.dropping, (time, event_id, event))
+            dropping = state.dropping
+            if dropping and time < dropping[-1][0]:
+                state.unsorted = True
+            dropping.append((time, event_id, event))
         reads = self._reads(event)
         if time > state.emitted_until:
             state.seq += 1
@@ -688,11 +694,11 @@ class RunningWindows:
         features' base (what a rebuilt state starts from). Returns how many."""
         if not self.prunable or state.emitted_until == NEVER:
             return 0
-        horizon, dropped = self._horizon(state), 0
-        while state.dropping and state.dropping[0][0] <= horizon:
-            _, event_id, event = heapq.heappop(state.dropping)
-            del state.held[event_id]
-            dropped += 1
+        horizon, dropping = self._horizon(state), self._sorted(state)
+        cut = bisect.bisect_right(dropping, horizon, key=_held_time)
+        held = state.held
+        for _, event_id, event in dropping[:cut]:
+            del held[event_id]
             if not self.unbounded:
                 continue
             reads = self._reads(event)
@@ -700,10 +706,20 @@ class RunningWindows:
                 counts, value = reads[contribution.index]
                 if counts:
                     state.base[i].enter(value)
-        return dropped
+        del dropping[:cut]
+        return cut
+
+    @staticmethod
+    def _sorted(state: RunningState) -> list[tuple[int, str, Event]]:
+        """`state.dropping` sorted by time (ids are unique: no events compared)."""
+        if state.unsorted:
+            state.dropping.sort(key=_held_order)
+            state.unsorted = False
+        return state.dropping
 
     def oldest_held(self, state: RunningState) -> int | None:
-        return state.dropping[0][0] if state.dropping else None
+        dropping = self._sorted(state)
+        return dropping[0][0] if dropping else None
 
     def dump_base(self, state: RunningState) -> tuple[tuple[Any, ...], ...]:
         return tuple(acc.dump() for acc in state.base)
@@ -805,6 +821,14 @@ class RunningWindows:
 
 def _time(entry: tuple[int, Reads]) -> int:
     return entry[0]
+
+
+def _held_time(entry: tuple[int, str, Event]) -> int:
+    return entry[0]
+
+
+def _held_order(entry: tuple[int, str, Event]) -> tuple[int, str]:
+    return entry[0], entry[1]
 
 
 def _null_vector(value: Any) -> bool:
