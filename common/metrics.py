@@ -39,12 +39,15 @@ def add_counts(
         counter._beam.inc(n)
     if reached is not None:
         reached[0]._beam.set(reached[1])
-    with _LOCK:
+    _LOCK.acquire()  # (a `with` costs twice as much, once per bundle)
+    try:
         for counter, n in counts:
             _COUNTS[counter.name] = _COUNTS.get(counter.name, 0) + n
         if reached is not None:
             name, micros = reached[0].name, reached[1]
             _REACHED[name] = max(micros, _REACHED.get(name, micros))
+    finally:
+        _LOCK.release()
 
 
 class JobDistribution:

@@ -17,7 +17,7 @@ import logging
 import random
 import threading
 import zlib
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from time import time_ns
 from typing import Any, Generic, TypeVar
 
@@ -402,18 +402,18 @@ class _WindowState(beam.DoFn):
         head: Any = beam.DoFn.StateParam(HEAD),
         base: Any = beam.DoFn.StateParam(BASE),
         change: Any = beam.DoFn.TimerParam(CHANGE),
-    ) -> Iterator[Any]:
+    ) -> Iterable[Any]:
         """A batch of one key's records: one live event, or its history at warm start.
 
         History (read back from the archive) is never late: it is what the state must
         hold before the live events, whenever it arrives. The key then jumps to the
         job's start time, emitting the value of now (windows that ended while no stream
-        ran included)."""
+        ran included). Returns its outputs as a list (a generator costs more per call)."""
         cache_key, records = item
         view, key = cache_key
         if view == CLOCK:
             change.set(_timestamp(self.started_us + self.clock_us))
-            return
+            return ()
         running = self._runnings.get(view, _UNSEEN)
         if running is _UNSEEN:
             running = self._running(view)
@@ -427,10 +427,11 @@ class _WindowState(beam.DoFn):
             current = state.read() or aggregator.new_state()
             emitted_until = current.emitted_until
         accepted, late, history, snapshot = self._sort(records, emitted_until)
+        out: list[Any] = []
         for record in late:
             self.tally.add(self.late)
-            yield pvalue.TaggedOutput(
-                LATE, (view, key, {**record, "topic": self.plans[view].source})
+            out.append(
+                pvalue.TaggedOutput(LATE, (view, key, {**record, "topic": self.plans[view].source}))
             )
         if snapshot is not None:
             if running is None:
@@ -441,7 +442,7 @@ class _WindowState(beam.DoFn):
         if not accepted and snapshot is None:
             if running is not None:
                 self._commit(running, cache_key, current, events, head, base, change, (), loaded)
-            return
+            return out
         self.tally.events += len(accepted)
         until = max(emitted_until, self.started_us) if history else emitted_until
         for record in accepted:
@@ -460,7 +461,8 @@ class _WindowState(beam.DoFn):
         self._measure(accepted)
         if rows is not None and len(rows):
             self.tally.rows += len(rows)
-            yield rows
+            out.append(rows)
+        return out
 
     def _sort(
         self, records: list[dict[str, Any]], emitted_until: int
@@ -579,7 +581,8 @@ class _WindowState(beam.DoFn):
         head: Any = beam.DoFn.StateParam(HEAD),
         base: Any = beam.DoFn.StateParam(BASE),
         change: Any = beam.DoFn.TimerParam(CHANGE),
-    ) -> Iterator[ChangeRows | RowBatch]:
+    ) -> Iterable[ChangeRows | RowBatch]:
+        """The change points due by the timer's time; its outputs as a tuple."""
         view, entity = key
         micros = _micros(fired)
         if view == CLOCK:
@@ -587,7 +590,7 @@ class _WindowState(beam.DoFn):
             tick = micros + self.clock_us
             if tick <= time_ns() // 1000 + CLOCK_AHEAD_US:
                 change.set(_timestamp(tick))
-            return
+            return ()
         at = micros - AFTER_US  # the change points up to here are due
         if at > self._reached:  # noqa: PLR1730 (a builtin call costs twice the test, per firing)
             self._reached = at
@@ -597,7 +600,7 @@ class _WindowState(beam.DoFn):
         if running is not None:
             loaded = head.read()
             if loaded is None:
-                return
+                return ()
             current = _RUNNING_CACHE.take(key, loaded[0])
             if current is None:
                 current = self._load(running, key, events, base, loaded)
@@ -605,17 +608,18 @@ class _WindowState(beam.DoFn):
             self._commit(running, key, current, events, head, base, change, (), loaded, True)
             if found:
                 self.tally.expiry_rows += len(found)
-                yield ChangeRows(view, entity, running.names, found)
-            return
+                return (ChangeRows(view, entity, running.names, found),)
+            return ()
         legacy: EntityState | None = state.read()
         if legacy is None:
-            return
+            return ()
         aggregator = self._aggregator(view)
         rows = aggregator.advance_to(legacy, entity, at)
         self._save(aggregator, legacy, state, change)
         if len(rows):
             self.tally.expiry_rows += len(rows)
-            yield rows
+            return (rows,)
+        return ()
 
     @staticmethod
     def _save(aggregator: WindowAggregator, current: EntityState, state: Any, change: Any) -> None:

@@ -364,7 +364,11 @@ class RunningWindows:
             for c in self.features
         ]
         self._nothing: Reads = tuple((False, None) for _ in self.features)
-        self._readers = [self._reader(spec) for spec in self._specs]
+        # one reader per distinct spec (two counts under one filter read the event once)
+        distinct = list(dict.fromkeys(self._specs))
+        self._distinct_readers = tuple(self._reader(spec) for spec in distinct)
+        self._read_index = tuple(distinct.index(spec) for spec in self._specs)
+        self._shared_reads = len(distinct) < len(self._specs)
         self._numeric = [c for c in self.features if c.feature.dtype not in _OBJECT_DTYPES]
         self._objects = [c for c in self.features if c.feature.dtype in _OBJECT_DTYPES]
         self._numeric_names = [c.feature.name for c in self._numeric]
@@ -423,7 +427,8 @@ class RunningWindows:
         if time > state.emitted_until:
             state.seq += 1
             heapq.heappush(state.pending, (time, state.seq, reads))
-            state.next_at = min(state.next_at, time)
+            if time < state.next_at:  # noqa: PLR1730 (per event: a call costs more)
+                state.next_at = time
             return
         # late, within the allowed lateness: into the windows it is still inside
         now = state.emitted_until
@@ -447,7 +452,10 @@ class RunningWindows:
         """What each feature reads of `event` (the view's filter checked once)."""
         if self._where is not None and not self._matches(self._where, event):
             return self._nothing
-        return tuple([read(event) for read in self._readers])
+        reads = [read(event) for read in self._distinct_readers]
+        if self._shared_reads:
+            return tuple([reads[i] for i in self._read_index])
+        return tuple(reads)
 
     def _reader(self, spec: _Spec) -> Callable[[Event], tuple[bool, Any]]:
         """`_read` of one feature, its common forms specialised (a count or a share of
@@ -572,7 +580,7 @@ class RunningWindows:
         entered = False
         while pending and pending[0][0] == at:
             reads = heapq.heappop(pending)[2]
-            for acc, (counts, value) in zip(accumulators, reads, strict=True):
+            for acc, (counts, value) in zip(accumulators, reads):  # noqa: B905 (same length)
                 if counts:
                     acc.enter(value)
             inside.append((at, reads))
