@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -367,8 +368,12 @@ class RunningWindows:
         # one reader per distinct spec (two counts under one filter read the event once)
         distinct = list(dict.fromkeys(self._specs))
         self._distinct_readers = tuple(self._reader(spec) for spec in distinct)
-        self._read_index = tuple(distinct.index(spec) for spec in self._specs)
-        self._shared_reads = len(distinct) < len(self._specs)
+        read_index = [distinct.index(spec) for spec in self._specs]
+        # the distinct reads in feature order, one C call (two features or more share
+        # a spec here, so the getter returns a tuple)
+        self._pick: Callable[[list[tuple[bool, Any]]], Reads] | None = (
+            operator.itemgetter(*read_index) if len(distinct) < len(self._specs) else None
+        )
         self._numeric = [c for c in self.features if c.feature.dtype not in _OBJECT_DTYPES]
         self._objects = [c for c in self.features if c.feature.dtype in _OBJECT_DTYPES]
         self._numeric_names = [c.feature.name for c in self._numeric]
@@ -453,9 +458,7 @@ class RunningWindows:
         if self._where is not None and not self._matches(self._where, event):
             return self._nothing
         reads = [read(event) for read in self._distinct_readers]
-        if self._shared_reads:
-            return tuple([reads[i] for i in self._read_index])
-        return tuple(reads)
+        return tuple(reads) if self._pick is None else self._pick(reads)
 
     def _reader(self, spec: _Spec) -> Callable[[Event], tuple[bool, Any]]:
         """`_read` of one feature, its common forms specialised (a count or a share of
@@ -659,7 +662,8 @@ class RunningWindows:
                 rows.append((at, values))
                 current = values
         state.current = current
-        if state.lo and state.lo[-1] >= self.trim_at:
+        lo = state.lo
+        if lo and lo[-1] >= self.trim_at and 2 * lo[-1] >= len(state.inside):
             self._trim(state)
         if not (state.dirty or settle):  # the usual visit: rows of change points, in order
             if rows:
