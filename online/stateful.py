@@ -544,7 +544,7 @@ class _WindowState(beam.DoFn):
         if count >= compact_at and running.prunable:
             running.drop(current)
             events.clear()
-            for _, _, event in current.dropping:
+            for event in current.dropping:
                 events.add(event)
             base.write(running.dump_base(current))
             count = len(current.dropping)

@@ -283,23 +283,25 @@ def _accumulator(f: FeaturePlan) -> Accumulator:
 class RunningState:
     """One (view, entity)'s running windows.
 
-    The events entered so far are `inside`, in time order; window `s` holds those from
-    index `lo[s]` on, and its next leave is at `due[s]` (the time of `inside[lo[s]]` plus
-    the window; `FAR`: none). An event leaves its windows in the order it entered, so
-    a leave is a step of an index, whatever the windows hold."""
+    The events entered so far are `inside` (what each feature reads of them) at `times`,
+    in time order; window `s` holds those from index `lo[s]` on, and its next leave is at
+    `due[s]` (`times[lo[s]]` plus the window; `FAR`: none). An event leaves its windows
+    in the order it entered, so a leave is a step of an index, whatever the windows
+    hold."""
 
     accumulators: list[Accumulator]
     base: list[Accumulator]  # unbounded features over the events dropped from `held`
     # events not yet entered, a heap: (time, seq, what each feature reads of it)
     pending: list[tuple[int, int, Reads]] = field(default_factory=list)
-    inside: list[tuple[int, Reads]] = field(default_factory=list)  # entered, by time
+    times: list[int] = field(default_factory=list)  # the entered events' times, in order
+    inside: list[Reads] = field(default_factory=list)  # what each feature reads of them
     lo: list[int] = field(default_factory=list)  # per window: its oldest event in `inside`
     due: list[int] = field(default_factory=list)  # per window: its next leave (FAR: none)
     next_at: int = 0  # the next change point (FAR: none)
     held: dict[str, int] = field(default_factory=dict)  # event_id → time, not yet dropped
-    # the held events as (time, id, event), in arrival order: sorted by time when
+    # the held events, in arrival order: sorted by (time, id) when
     # `unsorted` is False (events usually arrive in time order)
-    dropping: list[tuple[int, str, Event]] = field(default_factory=list)
+    dropping: list[Event] = field(default_factory=list)
     unsorted: bool = False
     current: Values = ()
     emitted_until: int = NEVER
@@ -427,7 +429,7 @@ class RunningWindows:
             dropping = state.dropping
             if dropping and time < dropping[-1][0]:
                 state.unsorted = True
-            dropping.append((time, event_id, event))
+            dropping.append(event)
         reads = self._reads(event)
         if time > state.emitted_until:
             state.seq += 1
@@ -439,8 +441,9 @@ class RunningWindows:
         now = state.emitted_until
         for contribution in self.unbounded:
             self._apply(state.accumulators, contribution, reads, enter=True)
-        inside = state.inside
-        inside.insert(bisect.bisect_right(inside, time, key=_time), (time, reads))
+        at = bisect.bisect_right(state.times, time)
+        state.times.insert(at, time)
+        state.inside.insert(at, reads)
         lo, due = state.lo, state.due
         for slot, w in enumerate(self.windows):
             if time > now - w:  # inside it: after the window's oldest (`lo` stays)
@@ -578,7 +581,7 @@ class RunningWindows:
         the windows events left (only their features changed)."""
         pending = state.pending
         accumulators = state.accumulators
-        inside = state.inside
+        inside, times = state.inside, state.times
         due = state.due
         entered = False
         while pending and pending[0][0] == at:
@@ -586,7 +589,8 @@ class RunningWindows:
             for acc, (counts, value) in zip(accumulators, reads):  # noqa: B905 (same length)
                 if counts:
                     acc.enter(value)
-            inside.append((at, reads))
+            times.append(at)
+            inside.append(reads)
             entered = True
         if entered and FAR in due:  # windows that were empty: this event leaves them first
             for s, w, _ in self._slots:
@@ -600,10 +604,11 @@ class RunningWindows:
                 w, indices = self.windows[s], self.slot_indices[s]
                 i = lo[s]
                 while True:
-                    t, reads = inside[i]
-                    if t + w != at:
-                        due[s] = t + w
+                    t = times[i] + w
+                    if t != at:
+                        due[s] = t
                         break
+                    reads = inside[i]
                     for k in indices:
                         counts, value = reads[k]
                         if counts:
@@ -629,6 +634,7 @@ class RunningWindows:
         cut = lo[-1]
         if cut >= self.trim_at and 2 * cut >= len(state.inside):
             del state.inside[:cut]
+            del state.times[:cut]
             for s in range(len(lo)):
                 lo[s] -= cut
 
@@ -709,8 +715,8 @@ class RunningWindows:
         horizon, dropping = self._horizon(state), self._sorted(state)
         cut = bisect.bisect_right(dropping, horizon, key=_held_time)
         held = state.held
-        for _, event_id, event in dropping[:cut]:
-            del held[event_id]
+        for event in dropping[:cut]:
+            del held[event[1]]
             if not self.unbounded:
                 continue
             reads = self._reads(event)
@@ -722,7 +728,7 @@ class RunningWindows:
         return cut
 
     @staticmethod
-    def _sorted(state: RunningState) -> list[tuple[int, str, Event]]:
+    def _sorted(state: RunningState) -> list[Event]:
         """`state.dropping` sorted by time (ids are unique: no events compared)."""
         if state.unsorted:
             state.dropping.sort(key=_held_order)
@@ -831,16 +837,12 @@ class RunningWindows:
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def _time(entry: tuple[int, Reads]) -> int:
-    return entry[0]
+def _held_time(event: Event) -> int:
+    return event[0]
 
 
-def _held_time(entry: tuple[int, str, Event]) -> int:
-    return entry[0]
-
-
-def _held_order(entry: tuple[int, str, Event]) -> tuple[int, str]:
-    return entry[0], entry[1]
+def _held_order(event: Event) -> tuple[int, str]:
+    return event[0], event[1]
 
 
 def _null_vector(value: Any) -> bool:
