@@ -297,6 +297,8 @@ class RunningState:
     inside: list[Reads] = field(default_factory=list)  # what each feature reads of them
     lo: list[int] = field(default_factory=list)  # per window: its oldest event in `inside`
     due: list[int] = field(default_factory=list)  # per window: its next leave (FAR: none)
+    # the windows that hold events as a heap of (next leave, slot): the next one is first
+    leaves: list[tuple[int, int]] = field(default_factory=list)
     next_at: int = 0  # the next change point (FAR: none)
     held: dict[str, int] = field(default_factory=dict)  # event_id → time, not yet dropped
     # the held events, in arrival order: sorted by (time, id) when
@@ -450,11 +452,19 @@ class RunningWindows:
                 for contribution in self.by_slot[slot]:
                     self._apply(state.accumulators, contribution, reads, enter=True)
                 if time + w < due[slot]:
-                    due[slot] = time + w
+                    self._set_due(state, slot, time + w)
                     state.next_at = min(state.next_at, time + w)
             else:  # left it already: before the window's oldest
                 lo[slot] += 1
         state.dirty = True
+
+    @staticmethod
+    def _set_due(state: RunningState, slot: int, at: int) -> None:
+        """Move window `slot`'s next leave earlier, to `at` (a late event)."""
+        state.due[slot] = at
+        state.leaves = [(t, s) for t, s in state.leaves if s != slot]
+        state.leaves.append((at, slot))
+        heapq.heapify(state.leaves)
 
     def _reads(self, event: Event) -> Reads:
         """What each feature reads of `event` (the view's filter checked once)."""
@@ -592,21 +602,23 @@ class RunningWindows:
             times.append(at)
             inside.append(reads)
             entered = True
+        leaves = state.leaves
         if entered and FAR in due:  # windows that were empty: this event leaves them first
             for s, w, _ in self._slots:
                 if due[s] == FAR:
                     due[s] = at + w
+                    heapq.heappush(leaves, (at + w, s))
         moved = []
-        if at in due:
+        if leaves and leaves[0][0] == at:
             lo, n = state.lo, len(inside)
-            while at in due:
-                s = due.index(at)
+            while leaves and leaves[0][0] == at:
+                s = leaves[0][1]
                 w, indices = self.windows[s], self.slot_indices[s]
                 i = lo[s]
                 while True:
                     t = times[i] + w
                     if t != at:
-                        due[s] = t
+                        heapq.heapreplace(leaves, (t, s))
                         break
                     reads = inside[i]
                     for k in indices:
@@ -614,12 +626,14 @@ class RunningWindows:
                         if counts:
                             accumulators[k].leave(value)
                     i += 1
-                    if i == n:
-                        due[s] = FAR
+                    if i == n:  # the window is empty
+                        t = FAR
+                        heapq.heappop(leaves)
                         break
+                due[s] = t
                 lo[s] = i
                 moved.append(s)
-        nxt = min(due) if due else FAR
+        nxt = leaves[0][0] if leaves else FAR
         if pending and pending[0][0] < nxt:
             nxt = pending[0][0]
         state.next_at = nxt
