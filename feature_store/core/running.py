@@ -4,8 +4,11 @@
 is what the batch job wants (all events at once) and what a stream cannot afford on a hot
 key: its cost grows with the events in the window. Here each feature keeps a running
 summary of the events now inside its window, and an event changes it twice: when it
-enters (at its time) and when it leaves (at its time + W). Change points are taken in
-time order from a heap, so one event costs O(log n) whatever the window holds:
+enters (at its time) and when it leaves (at its time + W). Entered events are kept in
+time order, so they leave each window in the order they entered: a window is an index
+into that list and a leave is a step of it; the next change point is the first of a
+small heap (an entry per window holding events, and the events not yet entered). One
+event costs the same whatever the window holds:
 
 - count, share: counts; sum, mean, stddev: the count, Σx and Σx² as exact integers (each
   float is a whole multiple of 2^-1074), so adding and removing never drifts and a mean
