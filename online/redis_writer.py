@@ -9,9 +9,10 @@ the client; the script makes the check and the write atomic, so concurrent write
 valid_from is written again (the later of two such rows wins), so retries and replays
 are idempotent.
 
-The script calls of one write are pipelined on one connection, and each is sent as
-soon as it is packed: Redis runs one while Python builds the next, and the replies are
-read at the end. One connection keeps them in order. The calls are packed by
+The script calls of one write are packed first (`prepare_encoded`), then sent on one
+connection together (`RedisWrite.start`), and their replies read later
+(`RedisWrite.result`): the sink builds its next write while Redis runs this one. One
+write at a time is in flight, so the writes reach Redis in order. The calls are packed by
 `online.resp` (each row's arguments framed at a look-up each), not by redis-py's
 `pack_command`, which cost as much as the rest of a row's write; the entity keys come
 serialized from the encoder (`EncodedRow.entity_key`), so a key is the serialized key
