@@ -11,8 +11,8 @@ are idempotent.
 
 The script calls of one write are packed first (`prepare_encoded`), then sent on one
 connection together (`RedisWrite.start`), and their replies read later
-(`RedisWrite.result`): the sink builds its next write while Redis runs this one. One
-write at a time is in flight, so the writes reach Redis in order. The calls are packed by
+(`RedisWrite.result`): the sink builds its next write while Redis runs this one, and
+starts it after this one answered, so its writes reach Redis in order. The calls are packed by
 `online.resp` (each row's arguments framed at a look-up each), not by redis-py's
 `pack_command`, which cost as much as the rest of a row's write; the entity keys come
 serialized from the encoder (`EncodedRow.entity_key`), so a key is the serialized key
@@ -139,7 +139,6 @@ class RedisOnlineWriter:
         widths = {len(layout.feature_fields) for layout in self._layouts.values()}
         self._scripts = {n: self._client.register_script(newer_wins_script(n)) for n in widths}
         self._ttl_arg = b"%d" % self._ttl
-        self._in_flight: RedisWrite | None = None
 
     def write(self, rows: Sequence[OnlineRow]) -> WriteStats:
         return self.write_encoded(self._encoder.encode_all(rows))
@@ -159,16 +158,6 @@ class RedisOnlineWriter:
 
     def close(self) -> None:
         self._client.close()
-
-    def _begin(self, write: RedisWrite) -> None:
-        if self._in_flight is not None:
-            msg = f"a write to {self.target} is still in flight; read its result first"
-            raise RuntimeError(msg)
-        self._in_flight = write
-
-    def _end(self, write: RedisWrite) -> None:
-        if self._in_flight is write:
-            self._in_flight = None
 
     def _send(self, calls: Sequence[ScriptCall], *, reload_scripts: bool = True) -> int:
         """One attempt of a write from the start, on a connection of its own."""
@@ -261,10 +250,11 @@ def event_stamp(valid_from: datetime) -> tuple[bytes, bytes]:
 class RedisWrite:
     """A `PreparedWrite` of the Redis writer: its script calls, packed.
 
-    `start` sends them on a connection it keeps; `result` reads the replies (the first
-    attempt) and retries the whole write on a transient failure, as `write_encoded`
-    does. Until `result` or `abandon`, the writer refuses to start another write: on
-    one connection, in order, a write cannot overtake the one before.
+    `start` sends them on a connection of its own from the client's pool; `result`
+    reads the replies (the first attempt) and retries the whole write on a transient
+    failure, as `write_encoded` does. Writes of one caller reach Redis in order when the
+    caller starts each after the result of the one before, as the sink does; the
+    writer itself may be shared by threads (one per bundle), each with its own write.
     """
 
     def __init__(
@@ -282,7 +272,6 @@ class RedisWrite:
         if self._started:
             msg = f"this write of {self._rows} rows to {self._writer.target} was started already"
             raise RuntimeError(msg)
-        self._writer._begin(self)
         self._started = True
         if not self._calls:
             return
@@ -303,19 +292,16 @@ class RedisWrite:
     def result(self) -> WriteStats:
         if not self._started:
             self.start()
-        try:
-            if not self._calls:
-                return WriteStats(store=self._writer.store, rows=self._rows)
-            calls = self._calls
-            written, retries = call_with_retry(
-                lambda: self._writer._send(calls),
-                policy=self._writer._retry,
-                is_transient=lambda err: isinstance(err, _TRANSIENT),
-                target=self._writer.target,
-                first_attempt=self._first_attempt,
-            )
-        finally:
-            self._writer._end(self)
+        if not self._calls:
+            return WriteStats(store=self._writer.store, rows=self._rows)
+        calls = self._calls
+        written, retries = call_with_retry(
+            lambda: self._writer._send(calls),
+            policy=self._writer._retry,
+            is_transient=lambda err: isinstance(err, _TRANSIENT),
+            target=self._writer.target,
+            first_attempt=self._first_attempt,
+        )
         stats = WriteStats(
             store=self._writer.store,
             rows=self._rows,
@@ -331,7 +317,6 @@ class RedisWrite:
         connection, self._connection = self._connection, None
         if connection is not None:
             self._writer._release(connection, broken=True)
-        self._writer._end(self)
 
     def _first_attempt(self) -> int:
         connection, self._connection = self._connection, None

@@ -197,7 +197,8 @@ class _WriteRowsFn(beam.DoFn):
     A batch's write is sent, and its answer read only when the next batch is encoded
     and packed (or at the bundle's end): the store works on one batch while this
     process builds the next. The next batch is sent only after the store answered the
-    one before (a writer takes one write at a time), so the writes keep their order,
+    one before, so the writes keep their order (a retried batch never lands after a
+    newer one),
     and a row counts as taken only once the store answered for its batch; the bundle
     ends after the last answer."""
 

@@ -57,8 +57,8 @@ class PreparedWrite(Protocol):
     """One write, built and not yet sent: `start` sends it, `result` waits for the
     store's answer (retrying transient failures) and says what it did, or raises
     `OnlineStoreWriteError`; `abandon` drops a started write whose answer nobody will
-    read. A writer takes one write at a time: the next one starts after this one's
-    `result` (or `abandon`), so the store sees the writes in order."""
+    read. A caller that starts each write after the `result` of the one before gets
+    its writes to the store in order (the sink does)."""
 
     def start(self) -> None: ...
 
