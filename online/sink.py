@@ -198,9 +198,8 @@ class _WriteRowsFn(beam.DoFn):
     and packed (or at the bundle's end): the store works on one batch while this
     process builds the next. The next batch is sent only after the store answered the
     one before, so the writes keep their order (a retried batch never lands after a
-    newer one),
-    and a row counts as taken only once the store answered for its batch; the bundle
-    ends after the last answer."""
+    newer one), and a row counts as taken only once the store answered for its batch;
+    the bundle ends after the last answer."""
 
     def __init__(self, spec: OnlineStoreSpec) -> None:
         self._spec = spec
