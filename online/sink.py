@@ -189,6 +189,8 @@ _Buffered = tuple[OnlineRow, Timestamp, BoundedWindow]
 class _WriteRowsFn(beam.DoFn):
     """Buffers a bundle's rows (newest per entity), encodes and writes them in batches."""
 
+    SINK = True  # a write to external stores: the local runner runs it as a sink
+
     def __init__(self, spec: OnlineStoreSpec) -> None:
         self._spec = spec
         self._written = {
