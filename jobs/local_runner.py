@@ -493,8 +493,8 @@ def _offer_outputs(
 class _SinkLanes:
     """A worker thread for each of a pipeline's sinks (see the module's docstring): the
     runner's executor schedules a sink's bundles on its lane (`_schedule_consumption`),
-    and its monitor counts more than `SINK_BACKLOG` of them waiting as work in progress
-    (`_is_executing`), so it schedules no more reads until they drain."""
+    and its monitor schedules no reads while more than `SINK_BACKLOG` of them wait
+    (`_add_work_if_necessary`) and sees no stall while any does (`_should_shutdown`)."""
 
     def __init__(self, executor: Any) -> None:
         self.services = {sink: _ExecutorService(1) for sink in _sinks(executor)}
@@ -521,7 +521,8 @@ class _SinkLanes:
         main.shutdown = shutdown
         executor.sink_lanes = lanes
         setattr(_ExecutorServiceParallelExecutor, "schedule_consumption", _schedule_consumption)  # noqa: B010
-        setattr(_MONITOR, "_is_executing", _is_executing)  # noqa: B010
+        setattr(_MONITOR, "_add_work_if_necessary", _add_work_if_necessary)  # noqa: B010
+        setattr(_MONITOR, "_should_shutdown", _should_shutdown)  # noqa: B010
 
     def backlog(self) -> int:
         return len(self.scheduled)
@@ -545,7 +546,8 @@ def _sinks(executor: Any) -> frozenset[Any]:
 
 
 _SCHEDULE: Callable[..., None] = _ExecutorServiceParallelExecutor.schedule_consumption
-_IS_EXECUTING: Callable[[Any], bool] = _MONITOR._is_executing
+_ADD_WORK: Callable[[Any, bool], None] = _MONITOR._add_work_if_necessary
+_SHOULD_SHUTDOWN: Callable[[Any], bool] = _MONITOR._should_shutdown
 
 
 def _schedule_consumption(
@@ -570,8 +572,24 @@ def _schedule_consumption(
     lane.schedule(work)
 
 
-def _is_executing(monitor: Any) -> bool:
-    """Beam's check that work is in progress, true too while the executor's sink lanes
-    (when it has them) hold more than `SINK_BACKLOG` bundles."""
+def _add_work_if_necessary(monitor: Any, timers_fired: bool) -> None:
+    """Beam's: the roots' pending bundles (the reads) are scheduled when no step's bundle
+    is in progress on the runner's thread; here not while the executor's sink lanes
+    (when it has them) hold more than `SINK_BACKLOG` bundles (the monitor comes back a
+    millisecond later)."""
     lanes: _SinkLanes | None = getattr(monitor._executor, "sink_lanes", None)
-    return _IS_EXECUTING(monitor) or (lanes is not None and lanes.backlog() > SINK_BACKLOG)
+    if lanes is not None and lanes.backlog() > SINK_BACKLOG:
+        time.sleep(0.001)
+        return
+    _ADD_WORK(monitor, timers_fired)
+
+
+def _should_shutdown(monitor: Any) -> bool:
+    """Beam's check that the pipeline ended (or stalled), made only once the executor's
+    sink lanes (when it has them) hold no bundle and no root's bundle waits to be
+    scheduled: a read held back by the sinks' backlog is no stall."""
+    executor = monitor._executor
+    lanes: _SinkLanes | None = getattr(executor, "sink_lanes", None)
+    if lanes is not None and (lanes.backlog() or any(executor.node_to_pending_bundles.values())):
+        return False
+    return _SHOULD_SHUTDOWN(monitor)
