@@ -64,20 +64,23 @@ TIMER_BYTES = 8
 
 
 class _Cell:
-    """A state cell that counts the bytes its writes encode."""
+    """A state cell that counts the bytes its writes encode. It encodes with the coder's
+    implementation, resolved once, as the SDK worker's state commit does (`Coder.encode`
+    resolves it again at every call): the same bytes."""
 
     def __init__(self, coder: Coder, meter: list[int]) -> None:
         self.coder, self.meter, self.value, self.items = coder, meter, None, []
+        self.encode = coder.get_impl().encode
 
     def read(self) -> Any:
         return self.value if self.items == [] and self.value is not None else self.items or None
 
     def write(self, value: Any) -> None:
-        self.meter[0] += len(self.coder.encode(value))
+        self.meter[0] += len(self.encode(value))
         self.value = value
 
     def add(self, value: Any) -> None:
-        self.meter[0] += len(self.coder.encode(value))
+        self.meter[0] += len(self.encode(value))
         self.items.append(value)
 
     def clear(self) -> None:

@@ -44,7 +44,7 @@ from online.feast_layout import (
     bigtable_table_name,
 )
 from online.rows import EncodedRow, OnlineRow, RowEncoder, ValueConversionError, newest_per_key
-from online.write_support import RetryPolicy, WriteStats, call_with_retry
+from online.write_support import DeferredWrite, RetryPolicy, WriteStats, call_with_retry
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,11 @@ class BigtableOnlineWriter:
 
     def write(self, rows: Sequence[OnlineRow]) -> WriteStats:
         return self.write_encoded(self._encoder.encode_all(rows))
+
+    def prepare_encoded(self, rows: Sequence[EncodedRow]) -> DeferredWrite:
+        """The write of `rows`, run when its result is asked for (the mutations'
+        requests are not held open between calls)."""
+        return DeferredWrite(lambda: self.write_encoded(rows))
 
     def write_encoded(self, rows: Sequence[EncodedRow]) -> WriteStats:
         newest = newest_per_key(

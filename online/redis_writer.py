@@ -9,9 +9,10 @@ the client; the script makes the check and the write atomic, so concurrent write
 valid_from is written again (the later of two such rows wins), so retries and replays
 are idempotent.
 
-The script calls of one write are pipelined on one connection, and each is sent as
-soon as it is packed: Redis runs one while Python builds the next, and the replies are
-read at the end. One connection keeps them in order. The calls are packed by
+The script calls of one write are packed first (`prepare_encoded`), then sent on one
+connection together (`RedisWrite.start`), and their replies read later
+(`RedisWrite.result`): the sink builds its next write while Redis runs this one, and
+starts it after this one answered, so its writes reach Redis in order. The calls are packed by
 `online.resp` (each row's arguments framed at a look-up each), not by redis-py's
 `pack_command`, which cost as much as the rest of a row's write; the entity keys come
 serialized from the encoder (`EncodedRow.entity_key`), so a key is the serialized key
@@ -26,11 +27,9 @@ timeouts (`online.redis_settings.RedisTimeouts`; a connection string may set its
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from feast import FeatureView, RepoConfig
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig, RedisType
@@ -38,6 +37,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from redis import Redis
 from redis import exceptions as redis_errors
 from redis.backoff import NoBackoff
+from redis.connection import Connection
 from redis.retry import Retry
 
 from feature_store.errors import ConfigError
@@ -55,8 +55,6 @@ from online.rows import (
 from online.write_support import RetryPolicy, WriteStats, call_with_retry
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -147,56 +145,57 @@ class RedisOnlineWriter:
 
     def write_encoded(self, rows: Sequence[EncodedRow]) -> WriteStats:
         """Writes the newest row per view and entity key."""
+        prepared = self.prepare_encoded(rows)
+        prepared.start()
+        return prepared.result()
+
+    def prepare_encoded(self, rows: Sequence[EncodedRow]) -> RedisWrite:
+        """The newest row per view and entity key, packed in script calls, not sent.
+        An unknown view fails here, before anything is sent."""
         newest = newest_per_key(((row.view, row.entity_key), row) for row in rows)
-        if not newest:
-            return WriteStats(store=self.store, rows=len(rows))
-        calls = replayable(self._script_calls(self._by_view(newest.values())))
-        written, retries = call_with_retry(
-            lambda: self._send(calls),
-            policy=self._retry,
-            is_transient=lambda err: isinstance(err, _TRANSIENT),
-            target=self.target,
-        )
-        stats = WriteStats(
-            store=self.store,
-            rows=len(rows),
-            coalesced=len(rows) - len(newest),
-            written=written,
-            stale=len(newest) - written,
-            retries=retries,
-        )
-        logger.debug("wrote to %s: %s", self.target, stats)
-        return stats
+        calls = list(self._script_calls(self._by_view(newest.values())))
+        return RedisWrite(self, calls, rows=len(rows), newest=len(newest))
 
     def close(self) -> None:
         self._client.close()
 
-    def _send(self, calls: Callable[[], Iterator[ScriptCall]]) -> int:
+    def _send(self, calls: Sequence[ScriptCall], *, reload_scripts: bool = True) -> int:
+        """One attempt of a write from the start, on a connection of its own."""
+        connection = self._client.connection_pool.get_connection()
         try:
-            return self._execute(calls())
-        except redis_errors.NoScriptError:  # a restarted or flushed server
+            connection.send_packed_command(calls)
+        except BaseException:
+            self._release(connection, broken=True)
+            raise
+        return self._replies(connection, calls, reload_scripts=reload_scripts)
+
+    def _replies(
+        self, connection: Connection, calls: Sequence[ScriptCall], *, reload_scripts: bool = True
+    ) -> int:
+        """Rows written, from the replies to `calls` sent on `connection`, which goes
+        back to the pool (dropped on any failure, with the replies not read). A server
+        that forgot its scripts (restarted or flushed) gets them again, and the calls,
+        once."""
+        try:
+            written = sum([int(connection.read_response()) for _ in calls])
+        except redis_errors.NoScriptError:
+            self._release(connection, broken=True)
+            if not reload_scripts:
+                raise
             for script in self._scripts.values():
                 # The server names a script by its SHA-1, so `script.sha` stays right.
                 self._client.script_load(script.script)
-            return self._execute(calls())
-
-    def _execute(self, calls: Iterable[ScriptCall]) -> int:
-        """Rows written: each call is sent as soon as it is built, the replies read
-        after the last. Any failure drops the connection, and the replies with it."""
-        pool = self._client.connection_pool
-        connection = pool.get_connection()
-        try:
-            sent = 0
-            for call in calls:
-                connection.send_packed_command([call])
-                sent += 1
-            replies = [int(connection.read_response()) for _ in range(sent)]
-            return sum(replies)
+            return self._send(calls, reload_scripts=False)
         except BaseException:
-            connection.disconnect()
+            self._release(connection, broken=True)
             raise
-        finally:
-            pool.release(connection)
+        self._release(connection, broken=False)
+        return written
+
+    def _release(self, connection: Connection, *, broken: bool) -> None:
+        if broken:
+            connection.disconnect()
+        self._client.connection_pool.release(connection)
 
     def _by_view(self, rows: Iterable[EncodedRow]) -> dict[str, list[EncodedRow]]:
         by_view: dict[str, list[EncodedRow]] = {}
@@ -238,23 +237,6 @@ class RedisOnlineWriter:
         return layout
 
 
-def replayable(items: Iterator[T]) -> Callable[[], Iterator[T]]:
-    """Iterators over `items` from the start, each item built once, when first needed:
-    a retry replays what an interrupted attempt built, then builds the rest."""
-    built: list[T] = []
-
-    def replay() -> Iterator[T]:
-        for position in itertools.count():
-            if position == len(built):
-                try:
-                    built.append(next(items))
-                except StopIteration:
-                    return
-            yield built[position]
-
-    return replay
-
-
 def event_stamp(valid_from: datetime) -> tuple[bytes, bytes]:
     """valid_from in integer microseconds (decimal digits), and serialized as the
     `Timestamp` Feast keeps in `_ts:<view>` (what `Timestamp.FromDatetime` gives, at
@@ -263,6 +245,85 @@ def event_stamp(valid_from: datetime) -> tuple[bytes, bytes]:
     seconds, rest = since.days * 86_400 + since.seconds, since.microseconds
     stamp = Timestamp(seconds=seconds, nanos=rest * 1000).SerializeToString()
     return b"%d" % (seconds * 1_000_000 + rest), stamp
+
+
+class RedisWrite:
+    """A `PreparedWrite` of the Redis writer: its script calls, packed.
+
+    `start` sends them on a connection of its own from the client's pool; `result`
+    reads the replies (the first attempt) and retries the whole write on a transient
+    failure, as `write_encoded` does. Writes of one caller reach Redis in order when the
+    caller starts each after the result of the one before, as the sink does; the
+    writer itself may be shared by threads (one per bundle), each with its own write.
+    """
+
+    def __init__(
+        self, writer: RedisOnlineWriter, calls: list[ScriptCall], *, rows: int, newest: int
+    ) -> None:
+        self._writer = writer
+        self._calls = calls
+        self._rows = rows
+        self._newest = newest
+        self._connection: Connection | None = None
+        self._send_error: Exception | None = None
+        self._started = False
+
+    def start(self) -> None:
+        if self._started:
+            msg = f"this write of {self._rows} rows to {self._writer.target} was started already"
+            raise RuntimeError(msg)
+        self._started = True
+        if not self._calls:
+            return
+        pool = self._writer._client.connection_pool
+        try:
+            connection = pool.get_connection()
+        except Exception as err:  # the first attempt failed: `result` retries
+            self._send_error = err
+            return
+        try:
+            connection.send_packed_command(self._calls)
+        except Exception as err:
+            self._writer._release(connection, broken=True)
+            self._send_error = err
+            return
+        self._connection = connection
+
+    def result(self) -> WriteStats:
+        if not self._started:
+            self.start()
+        if not self._calls:
+            return WriteStats(store=self._writer.store, rows=self._rows)
+        calls = self._calls
+        written, retries = call_with_retry(
+            lambda: self._writer._send(calls),
+            policy=self._writer._retry,
+            is_transient=lambda err: isinstance(err, _TRANSIENT),
+            target=self._writer.target,
+            first_attempt=self._first_attempt,
+        )
+        stats = WriteStats(
+            store=self._writer.store,
+            rows=self._rows,
+            coalesced=self._rows - self._newest,
+            written=written,
+            stale=self._newest - written,
+            retries=retries,
+        )
+        logger.debug("wrote to %s: %s", self._writer.target, stats)
+        return stats
+
+    def abandon(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._writer._release(connection, broken=True)
+
+    def _first_attempt(self) -> int:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            error = self._send_error or redis_errors.ConnectionError("the write was not sent")
+            raise error
+        return self._writer._replies(connection, self._calls)
 
 
 def connect_redis(

@@ -40,7 +40,12 @@ from online.redis_settings import (
 )
 from online.redis_writer import RedisOnlineWriter
 from online.rows import OnlineRow, RejectedRow, RowEncoder, entity_identity
-from online.write_support import OnlineStoreWriteError, OnlineWriter, RetryPolicy
+from online.write_support import (
+    OnlineStoreWriteError,
+    OnlineWriter,
+    PreparedWrite,
+    RetryPolicy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +192,15 @@ _Buffered = tuple[OnlineRow, Timestamp, BoundedWindow]
 
 
 class _WriteRowsFn(beam.DoFn):
-    """Buffers a bundle's rows (newest per entity), encodes and writes them in batches."""
+    """Buffers a bundle's rows (newest per entity), encodes and writes them in batches.
+
+    A batch's write is sent, and its answer read only when the next batch is encoded
+    and packed (or at the bundle's end): the store works on one batch while this
+    process builds the next. The next batch is sent only after the store answered the
+    one before, so the writes keep their order (a retried batch never lands after a
+    newer one),
+    and a row counts as taken only once the store answered for its batch; the bundle
+    ends after the last answer."""
 
     SINK = True  # a write to external stores: the local runner runs it as a sink
 
@@ -203,12 +216,15 @@ class _WriteRowsFn(beam.DoFn):
         }
         self._taken = JobCounter(METRICS_NAMESPACE, ROWS_TAKEN)
         self._buffer: dict[tuple[str, Hashable], _Buffered] = {}
-        self._received = 0  # rows of this bundle not yet counted as taken
+        self._received = 0  # rows of this bundle not yet in a sent batch
+        self._pending: dict[str, PreparedWrite] = {}  # each store's write in flight
+        self._pending_rows = 0  # rows received for the batch in flight
 
     def setup(self) -> None:
         self._shared = _resources(self._spec)
 
     def start_bundle(self) -> None:
+        self._abandon()  # what a failed bundle left in flight
         self._buffer = {}
         self._received = 0
 
@@ -229,48 +245,81 @@ class _WriteRowsFn(beam.DoFn):
             self._buffer[key] = (row, timestamp, window)
         if len(self._buffer) >= self._spec.batch_size:
             yield from self._flush()
-            self._count_taken()
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         yield from self._flush()
-        self._count_taken()
+        self._complete()
 
-    def _count_taken(self) -> None:
-        """Every row received so far is written, coalesced or rejected: counted now,
-        after the stores answered, never while its write is still to come."""
-        if self._received:
-            self._taken.inc(self._received)
-            self._received = 0
+    def teardown(self) -> None:
+        self._abandon()
 
     def _flush(self) -> Iterator[WindowedValue]:
+        """Encodes and packs the buffered rows, waits for the batch in flight, then
+        sends these."""
         buffered = list(self._buffer.values())
         self._buffer = {}
-        if not buffered:
+        rows, self._received = self._received, 0
+        prepared: dict[str, PreparedWrite] = {}
+        if buffered:
+            encoded, rejected = self._shared.encoder.encode_valid([b[0] for b in buffered])
+            if rejected:
+                where = {id(b[0]): b for b in buffered}
+                for row, reason in rejected:
+                    yield self._reject(where[id(row)], reason)
+            if encoded:
+                prepared = {
+                    store: writer.prepare_encoded(encoded)
+                    for store, writer in self._shared.writers.items()
+                }
+        self._complete()
+        if not prepared:
+            self._count_taken(rows)  # nothing to write: rejected or none at all
             return
-        encoded, rejected = self._shared.encoder.encode_valid([b[0] for b in buffered])
-        if rejected:
-            where = {id(b[0]): b for b in buffered}
-            for row, reason in rejected:
-                yield self._reject(where[id(row)], reason)
-        if not encoded:
-            return
-        for store, writer in self._shared.writers.items():
-            try:
-                stats = writer.write_encoded(encoded)
-            except OnlineStoreWriteError as err:
-                # One line per failing write; the bundle fails and the runner retries it
-                # (Dataflow: forever, so this counter is what an alert watches).
-                self._failures[store].inc()
-                logger.error(
-                    "online store %s failed, %d rows of this bundle will be retried: %s",
-                    store,
-                    len(encoded),
-                    err,
-                )
-                raise
-            self._written[store].inc(stats.written)
-            if stats.retries:
-                self._retries.inc(stats.retries)
+        for store, write in prepared.items():
+            self._pending[store] = write
+            write.start()
+        self._pending_rows = rows
+
+    def _complete(self) -> None:
+        """Waits for the batch in flight; its rows are taken once every store answered."""
+        try:
+            for store in list(self._pending):
+                write = self._pending[store]
+                try:
+                    stats = write.result()
+                except OnlineStoreWriteError as err:
+                    # One line per failing write; the bundle fails and the runner
+                    # retries it (Dataflow: forever, so this counter is what an alert
+                    # watches).
+                    self._failures[store].inc()
+                    logger.error(
+                        "online store %s failed, the rows of this bundle will be retried: %s",
+                        store,
+                        err,
+                    )
+                    raise
+                finally:
+                    del self._pending[store]
+                self._written[store].inc(stats.written)
+                if stats.retries:
+                    self._retries.inc(stats.retries)
+        except BaseException:
+            self._abandon()
+            raise
+        self._count_taken(self._pending_rows)
+        self._pending_rows = 0
+
+    def _count_taken(self, rows: int) -> None:
+        """Rows written, coalesced or rejected: counted after the stores answered,
+        never while their write is still to come."""
+        if rows:
+            self._taken.inc(rows)
+
+    def _abandon(self) -> None:
+        pending, self._pending = self._pending, {}
+        for write in pending.values():
+            write.abandon()
+        self._pending_rows = 0
 
     def _reject(self, buffered: _Buffered, reason: str) -> WindowedValue:
         row, timestamp, window = buffered

@@ -17,9 +17,9 @@ import logging
 import random
 import threading
 import zlib
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from time import time_ns
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, TypeVar
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -37,7 +37,7 @@ from common.beam_types import PColl
 from common.metrics import JobCounter, JobDistribution, JobEventTime, add_counts
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from feature_store.core.plan import ViewPlan
-from feature_store.core.running import Event, RunningState, RunningWindows, supported
+from feature_store.core.running import FAR, Event, RunningState, RunningWindows, supported
 from feature_store.core.windows import NEVER, ChangeRows, EntityState, RowBatch, WindowAggregator
 from online.state_coder import EntityStateCoder
 
@@ -82,17 +82,25 @@ class _Cache(Generic[T]):
         self.lock = threading.Lock()
 
     def take(self, key: Hashable, token: int) -> T | None:
-        with self.lock:
-            found = self.entries.pop(key, None)
+        found = self.entries.pop(key, None)  # one dict operation: atomic under the GIL
         return found[1] if found is not None and found[0] == token else None
 
     def put(self, key: Hashable, token: int, state: T) -> None:
         entries = self.entries
-        with self.lock:  # the eviction iterates the dict: no put may change it meanwhile
-            entries[key] = (token, state)
-            if len(entries) > self.capacity:
-                for old in list(itertools.islice(entries, len(entries) - self.capacity)):
-                    del entries[old]
+        entries[key] = (token, state)
+        if len(entries) > self.capacity:
+            self._evict()
+
+    def _evict(self) -> None:
+        """Drop the least recent keys beyond the capacity. The lock keeps evictions one
+        at a time; the keys are listed in one C call (no put can change the dict
+        meanwhile) and popped with a default (a take may have popped one already)."""
+        entries = self.entries
+        with self.lock:
+            excess = len(entries) - self.capacity
+            if excess > 0:
+                for old in list(itertools.islice(entries, excess)):
+                    entries.pop(old, None)
 
 
 _RUNNING_CACHE: _Cache[RunningState] = _Cache()
@@ -267,15 +275,22 @@ class _Tally:
     def add(self, counter: JobCounter, n: int = 1) -> None:
         self.pending[counter] = self.pending.get(counter, 0) + n
 
-    def flush(self) -> None:
-        counts = (self.rows, self.expiry_rows, self.events)
+    def flush(self, reached: tuple[JobEventTime, int] | None = None) -> None:
+        """Add the held counts (and the event time `reached`, when given) at once."""
+        due = []
+        rows, expiry_rows, events = self.counters
+        if self.rows:
+            due.append((rows, self.rows))
+        if self.expiry_rows:
+            due.append((expiry_rows, self.expiry_rows))
+        if self.events:
+            due.append((events, self.events))
         self.rows = self.expiry_rows = self.events = 0
-        due = [(c, n) for c, n in zip(self.counters, counts, strict=True) if n]
         if self.pending:
             due.extend(self.pending.items())
             self.pending = {}
-        if due:
-            add_counts(due)
+        if due or reached is not None:
+            add_counts(due, reached)
 
 
 def _built(micros: int) -> Timestamp:
@@ -302,6 +317,32 @@ def _same_timestamps() -> bool:
 
 _timestamp = _direct if _same_timestamps() else _built
 """A Beam `Timestamp` of `micros` (µs since the epoch)."""
+
+
+def _micros_of(ts: Timestamp) -> int:
+    return int(ts.micros)
+
+
+def _fields_micros(ts: Timestamp) -> int:
+    """`int(ts.micros)` read from its fields for a µs-precision `Timestamp` (the
+    property's checks and arithmetic cost a third of a firing's timer handling)."""
+    if type(ts) is Timestamp and ts._precision == Timestamp.MICROS_PRECISION:
+        return ts._seconds * 1_000_000 + ts._subseconds  # type: ignore[no-any-return]
+    return int(ts.micros)
+
+
+def _same_micros() -> bool:
+    for micros in (0, 1, 999_999, 1_000_001, -1, -1_000_001, 1_764_000_000_123_457):
+        for ts in (Timestamp(micros=micros), _built(micros)):
+            if _fields_micros(ts) != micros or _micros_of(ts) != micros:
+                return False
+    return _fields_micros(Timestamp(1, 5, precision=3)) == 1_005_000
+
+
+_micros = _fields_micros if _same_micros() else _micros_of
+"""The µs since the epoch of a Beam `Timestamp`."""
+_UNSEEN: Any = object()  # a view `_WindowState` has not looked up yet
+_getrandbits = random.getrandbits
 
 
 class _WindowState(beam.DoFn):
@@ -361,45 +402,47 @@ class _WindowState(beam.DoFn):
         head: Any = beam.DoFn.StateParam(HEAD),
         base: Any = beam.DoFn.StateParam(BASE),
         change: Any = beam.DoFn.TimerParam(CHANGE),
-    ) -> Iterator[Any]:
+    ) -> Iterable[Any]:
         """A batch of one key's records: one live event, or its history at warm start.
 
         History (read back from the archive) is never late: it is what the state must
         hold before the live events, whenever it arrives. The key then jumps to the
         job's start time, emitting the value of now (windows that ended while no stream
-        ran included)."""
+        ran included). Returns its outputs as a list (a generator costs more per call)."""
         cache_key, records = item
         view, key = cache_key
         if view == CLOCK:
             change.set(_timestamp(self.started_us + self.clock_us))
-            return
-        running = self._running(view)
-        stored = _Stored(events, head, base)
+            return ()
+        running = self._runnings.get(view, _UNSEEN)
+        if running is _UNSEEN:
+            running = self._running(view)
         loaded = None
         if running is not None:
             loaded = head.read()
-            current: Any = self._load(running, cache_key, stored, loaded)
+            current: Any = self._load(running, cache_key, events, base, loaded)
             emitted_until = current.emitted_until
         else:
             aggregator = self._aggregator(view)
             current = state.read() or aggregator.new_state()
             emitted_until = current.emitted_until
         accepted, late, history, snapshot = self._sort(records, emitted_until)
+        out: list[Any] = []
         for record in late:
             self.tally.add(self.late)
-            yield pvalue.TaggedOutput(
-                LATE, (view, key, {**record, "topic": self.plans[view].source})
+            out.append(
+                pvalue.TaggedOutput(LATE, (view, key, {**record, "topic": self.plans[view].source}))
             )
         if snapshot is not None:
             if running is None:
                 msg = f"view {view!r} has no running form: its warm start takes no snapshot"
                 raise ValueError(msg)
             running.merge_base(current, snapshot)
-            stored.base.write(running.dump_base(current))  # what a rebuilt state starts from
+            base.write(running.dump_base(current))  # what a rebuilt state starts from
         if not accepted and snapshot is None:
             if running is not None:
-                self._commit(running, cache_key, current, stored, change, (), loaded)
-            return
+                self._commit(running, cache_key, current, events, head, base, change, (), loaded)
+            return out
         self.tally.events += len(accepted)
         until = max(emitted_until, self.started_us) if history else emitted_until
         for record in accepted:
@@ -409,8 +452,8 @@ class _WindowState(beam.DoFn):
         if running is not None:
             fresh = running.add(current, accepted)
             found = running.advance_rows(current, until, settle=history)
-            self._commit(running, cache_key, current, stored, change, fresh, loaded)
-            rows = running.change_rows(key, found) if found else None
+            self._commit(running, cache_key, current, events, head, base, change, fresh, loaded)
+            rows = ChangeRows(view, key, running.names, found) if found else None
         else:
             aggregator.add(current, accepted)
             rows = aggregator.advance_to(current, key, until, settle=history)
@@ -418,7 +461,8 @@ class _WindowState(beam.DoFn):
         self._measure(accepted)
         if rows is not None and len(rows):
             self.tally.rows += len(rows)
-            yield rows
+            out.append(rows)
+        return out
 
     def _sort(
         self, records: list[dict[str, Any]], emitted_until: int
@@ -427,6 +471,12 @@ class _WindowState(beam.DoFn):
         snapshot) is never late; a live event is when it is older than what the key has
         emitted minus the allowed lateness."""
         horizon = emitted_until - self.allowed_lateness_us
+        if len(records) == 1:  # one live event: what a visit usually brings
+            record = records[0]
+            if "snapshot" not in record and not record.get("history"):
+                if emitted_until != NEVER and record["event_time"] < horizon:
+                    return [], records, False, None
+                return records, [], False, None
         accepted, late, history, snapshot = [], [], False, None
         for record in records:
             if "snapshot" in record:  # the unbounded features over events before the history
@@ -441,75 +491,77 @@ class _WindowState(beam.DoFn):
         return accepted, late, history, snapshot
 
     def finish_bundle(self) -> None:
-        self.tally.flush()
         if self._reached != NEVER:
             # one gauge update per bundle: its rows leave with it
-            self.watermark.reached(self._reached)
+            self.tally.flush((self.watermark, self._reached))
             self._reached = NEVER
+        else:
+            self.tally.flush()
 
     def _load(
         self,
         running: RunningWindows,
         key: tuple[str, str],
-        stored: _Stored,
+        events: Any,
+        base: Any,
         head: tuple[Any, ...] | None,
     ) -> RunningState:
         if head is None:
             return running.new_state()
-        token, emitted_until, last_label = head[0], head[1], head[2]
-        found = _RUNNING_CACHE.take(key, token)
+        found = _RUNNING_CACHE.take(key, head[0])
         if found is not None:
             return found
         self.tally.add(self.rebuilds)
-        return running.rebuild(
-            stored.events.read(), stored.base.read() or (), emitted_until, last_label
-        )
+        return running.rebuild(events.read(), base.read() or (), head[1], head[2])
 
     def _commit(
         self,
         running: RunningWindows,
         key: tuple[str, str],
         current: RunningState,
-        stored: _Stored,
+        events: Any,
+        head: Any,
+        base: Any,
         change: Any,
         fresh: Sequence[Event],
-        head: tuple[Any, ...] | None,
+        loaded: tuple[Any, ...] | None,
         fired: bool = False,
     ) -> None:
         """Append the new events; rewrite the bag once the stored events reach twice what
         the last rewrite kept (each event is rewritten about once: constant cost). The
         timer is set at the next change point rounded up to `coalesce_us`, and only when
         that moves it: every change point due by then is handled in one firing."""
-        if head is None:
+        if loaded is None:
             count, compact_at, timer_at = 0, MIN_COMPACTION, None
         else:
-            count, compact_at = head[3], head[4]
-            timer_at = None if fired or len(head) < 6 else head[5]
+            count, compact_at = loaded[3], loaded[4]
+            timer_at = None if fired or len(loaded) < 6 else loaded[5]
         if fresh:
-            add = stored.events.add
+            add = events.add
             for event in fresh:
                 add(event)
             count += len(fresh)
         if count >= compact_at and running.prunable:
             running.drop(current)
-            stored.events.clear()
-            for _, _, event in current.dropping:
-                stored.events.add(event)
-            stored.base.write(running.dump_base(current))
+            events.clear()
+            for event in current.dropping:
+                events.add(event)
+            base.write(running.dump_base(current))
             count = len(current.dropping)
             compact_at = max(MIN_COMPACTION, 2 * count)
-        queue = current.queue
-        if queue:  # the next change point, rounded up, and the timer just after it
+        nxt = current.next_at
+        if nxt < FAR:  # the next change point, rounded up, and the timer just after it
             step = self.coalesce_us
-            at = -(-queue[0][0] // step) * step + AFTER_US
+            at = -(-nxt // step) * step + AFTER_US
             if at != timer_at:
                 change.set(_timestamp(at))
                 timer_at = at
-        token = random.getrandbits(62)
-        stored.head.write(
-            (token, current.emitted_until, current.last_label, count, compact_at, timer_at)
-        )
-        _RUNNING_CACHE.put(key, token, current)
+        token = _getrandbits(62)
+        head.write((token, current.emitted_until, current.last_label, count, compact_at, timer_at))
+        cached = _RUNNING_CACHE.entries  # `_RUNNING_CACHE.put`, inline: per visit and firing
+        cached[key] = (token, current)
+        if len(cached) > _RUNNING_CACHE.capacity:
+            _RUNNING_CACHE._evict()
 
     def _measure(self, records: list[dict[str, Any]]) -> None:
         now_us = None
@@ -529,38 +581,45 @@ class _WindowState(beam.DoFn):
         head: Any = beam.DoFn.StateParam(HEAD),
         base: Any = beam.DoFn.StateParam(BASE),
         change: Any = beam.DoFn.TimerParam(CHANGE),
-    ) -> Iterator[ChangeRows | RowBatch]:
+    ) -> Iterable[ChangeRows | RowBatch]:
+        """The change points due by the timer's time; its outputs as a tuple."""
         view, entity = key
+        micros = _micros(fired)
         if view == CLOCK:
-            self._reached = max(self._reached, int(fired.micros))
-            tick = int(fired.micros) + self.clock_us
+            self._reached = max(self._reached, micros)
+            tick = micros + self.clock_us
             if tick <= time_ns() // 1000 + CLOCK_AHEAD_US:
                 change.set(_timestamp(tick))
-            return
-        at = int(fired.micros) - AFTER_US  # the change points up to here are due
-        self._reached = max(self._reached, at)
-        running = self._running(view)
+            return ()
+        at = micros - AFTER_US  # the change points up to here are due
+        if at > self._reached:  # noqa: PLR1730 (a builtin call costs twice the test, per firing)
+            self._reached = at
+        running = self._runnings.get(view, _UNSEEN)
+        if running is _UNSEEN:
+            running = self._running(view)
         if running is not None:
             loaded = head.read()
             if loaded is None:
-                return
-            stored = _Stored(events, head, base)
-            current = self._load(running, key, stored, loaded)
+                return ()
+            current = _RUNNING_CACHE.take(key, loaded[0])
+            if current is None:
+                current = self._load(running, key, events, base, loaded)
             found = running.advance_rows(current, at)
-            self._commit(running, key, current, stored, change, (), loaded, fired=True)
+            self._commit(running, key, current, events, head, base, change, (), loaded, True)
             if found:
                 self.tally.expiry_rows += len(found)
-                yield running.change_rows(entity, found)
-            return
+                return (ChangeRows(view, entity, running.names, found),)
+            return ()
         legacy: EntityState | None = state.read()
         if legacy is None:
-            return
+            return ()
         aggregator = self._aggregator(view)
         rows = aggregator.advance_to(legacy, entity, at)
         self._save(aggregator, legacy, state, change)
         if len(rows):
             self.tally.expiry_rows += len(rows)
-            yield rows
+            return (rows,)
+        return ()
 
     @staticmethod
     def _save(aggregator: WindowAggregator, current: EntityState, state: Any, change: Any) -> None:
@@ -569,14 +628,6 @@ class _WindowState(beam.DoFn):
             change.set(_timestamp(nxt + AFTER_US))
         # Kept even when no event is left: `emitted_until` is what tells a late event.
         state.write(current)
-
-
-class _Stored(NamedTuple):
-    """A running view's Beam state cells."""
-
-    events: Any
-    head: Any
-    base: Any
 
 
 def as_batch(

@@ -12,7 +12,8 @@ numbers it has seen (counts and shares repeat a lot), so a repeated value costs 
 dictionary look-up instead of a message. A `float` of a DOUBLE column is packed
 straight (the field's tag, then its 8 little-endian bytes: protobuf's encoding of a
 `double` in a oneof, taken from protobuf itself at import), at a third of a message's
-cost.
+cost; so are the whole seconds of a UNIX_TIMESTAMP column's datetimes (the field's tag,
+then their varint), at a little over half.
 
 One deliberate difference: a naive `datetime` is rejected (Feast would read it as UTC).
 """
@@ -86,6 +87,54 @@ def _timestamp(value: object) -> ValueProto:
     return feast_value(value, ValueType.UNIX_TIMESTAMP)
 
 
+_VARINT_MAX = 1 << 35
+_CONTINUATIONS = (0, 0, 0x80, 0x8080, 0x808080, 0x80808080)
+
+
+def varint(value: int) -> bytes | None:
+    """Protobuf's varint of `0 < value < 2**35` (up to 5 bytes; seconds since 1970
+    are 5 bytes until the year 3058), or None outside that range: the caller then
+    asks protobuf. Each 7-bit group moved to its byte with shifts, at a third of a
+    message's cost."""
+    if not 0 < value < _VARINT_MAX:
+        return None
+    size = (value.bit_length() + 6) // 7
+    spread = (
+        (value & 0x7F)
+        | (value << 1 & 0x7F00)
+        | (value << 2 & 0x7F0000)
+        | (value << 3 & 0x7F000000)
+        | (value << 4 & 0x7F00000000)
+        | _CONTINUATIONS[size]
+    )
+    return spread.to_bytes(size, "little")
+
+
+_TIMESTAMP_TAG = ValueProto(unix_timestamp_val=1).SerializeToString()[:-1]
+"""The tag of `unix_timestamp_val` as protobuf writes it (field 8, varint)."""
+
+
+def _timestamp_serializer(encode: ValueEncoder) -> ColumnSerializer:
+    """UNIX_TIMESTAMP columns: aware datetimes' whole seconds (what `_timestamp` keeps)
+    packed straight after the field's tag; anything else, and seconds outside
+    `varint`'s range, through `encode`."""
+    tag = _TIMESTAMP_TAG
+
+    def serialize(column: Sequence[object]) -> list[bytes]:
+        out: list[bytes] = []
+        for value in column:
+            if value is None:
+                out.append(NULL_VALUE)
+                continue
+            packed = None
+            if type(value) is datetime and value.tzinfo is not None:
+                packed = varint(int(value.timestamp()))
+            out.append(tag + packed if packed else encode(value).SerializeToString())
+        return out
+
+    return serialize
+
+
 def _list(value_type: ValueType, field: str, list_type: type, item_type: type) -> ValueEncoder:
     only_items = {item_type}
 
@@ -147,6 +196,8 @@ def column_serializer(value_type: ValueType) -> ColumnSerializer:
     encode = value_encoder(value_type)
     if value_type == ValueType.DOUBLE:
         return _double_serializer(encode)
+    if value_type == ValueType.UNIX_TIMESTAMP:
+        return _timestamp_serializer(encode)
     remembered = _REMEMBERED_TYPES.get(value_type)
     if remembered is None:
         return lambda column: [

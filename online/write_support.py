@@ -53,6 +53,20 @@ class WriteStats:
         )
 
 
+class PreparedWrite(Protocol):
+    """One write, built and not yet sent: `start` sends it, `result` waits for the
+    store's answer (retrying transient failures) and says what it did, or raises
+    `OnlineStoreWriteError`; `abandon` drops a started write whose answer nobody will
+    read. A caller that starts each write after the `result` of the one before gets
+    its writes to the store in order (the sink does)."""
+
+    def start(self) -> None: ...
+
+    def result(self) -> WriteStats: ...
+
+    def abandon(self) -> None: ...
+
+
 class OnlineWriter(Protocol):
     """The interface the streaming job and the backfill hand their rows to."""
 
@@ -62,7 +76,28 @@ class OnlineWriter(Protocol):
 
     def write_encoded(self, rows: Sequence[EncodedRow]) -> WriteStats: ...
 
+    def prepare_encoded(self, rows: Sequence[EncodedRow]) -> PreparedWrite:
+        """The write of `rows`, built (the client's work done) but not sent: the
+        sink builds a batch's write while the store still works on the batch before."""
+        ...
+
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeferredWrite:
+    """A `PreparedWrite` of a writer that cannot overlap: `result` runs the write."""
+
+    write: Callable[[], WriteStats]
+
+    def start(self) -> None:
+        pass
+
+    def result(self) -> WriteStats:
+        return self.write()
+
+    def abandon(self) -> None:
+        pass
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,14 +136,19 @@ def call_with_retry(
     is_transient: Callable[[BaseException], bool],
     target: str,
     sleep: Callable[[float], None] = time.sleep,
+    first_attempt: Callable[[], T] | None = None,
 ) -> tuple[T, int]:
     """Run `fn`, retrying transient failures; return its result and the retry count.
 
-    A permanent failure, or a transient one on the last attempt, raises
-    `OnlineStoreWriteError` naming `target` (the store and host or table).
+    `first_attempt`, if given, is the first attempt instead of `fn` (e.g. reading the
+    answer to a request already sent); the retries run `fn`. A permanent failure, or a
+    transient one on the last attempt, raises `OnlineStoreWriteError` naming `target`
+    (the store and host or table).
     """
     for attempt in range(policy.attempts):
         try:
+            if attempt == 0 and first_attempt is not None:
+                return first_attempt(), attempt
             return fn(), attempt
         except Exception as err:
             if not is_transient(err):

@@ -4,8 +4,11 @@
 is what the batch job wants (all events at once) and what a stream cannot afford on a hot
 key: its cost grows with the events in the window. Here each feature keeps a running
 summary of the events now inside its window, and an event changes it twice: when it
-enters (at its time) and when it leaves (at its time + W). Change points are taken in
-time order from a heap, so one event costs O(log n) whatever the window holds:
+enters (at its time) and when it leaves (at its time + W). Entered events are kept in
+time order, so they leave each window in the order they entered: a window is an index
+into that list and a leave is a step of it; the next change point is the first of a
+small heap (an entry per window holding events, and the events not yet entered). One
+event costs the same whatever the window holds:
 
 - count, share: counts; sum, mean, stddev: the count, Σx and Σx² as exact integers (each
   float is a whole multiple of 2^-1074), so adding and removing never drifts and a mean
@@ -27,8 +30,10 @@ the streaming job keeps the whole-window path for it.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +48,10 @@ from feature_store.definitions import Condition, DType
 
 _OBJECT_DTYPES = frozenset({DType.STRING, DType.FLOAT32_VECTOR})
 SCALE_BITS = 1074  # every finite float64 is an integer multiple of 2^-1074
+_MOMENT_KINDS = frozenset({"sum", "mean", "stddev"})
+_VALUE_KINDS = _MOMENT_KINDS | {"max", "min", "count_distinct"}
+FAR = 1 << 62  # a time after every change point: "none"
+TRIM_AT = 1024  # entries left by every window before `inside` drops them
 RUNNING_KINDS = frozenset(
     {"count", "sum", "mean", "stddev", "count_distinct", "max", "min", "last", "share"}
 )
@@ -117,24 +126,25 @@ class _Share:
 
 
 class _Moments:
-    __slots__ = ("kind", "n", "s1", "s2")
+    """Takes a value as `exact(x)` (what a feature reads of an event: converted once)."""
+
+    __slots__ = ("kind", "n", "s1", "s2", "squares")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        self.squares = kind == "stddev"
         self.n = self.s1 = self.s2 = 0
 
-    def enter(self, x: float) -> None:
-        v = exact(x)
+    def enter(self, v: int) -> None:
         self.n += 1
         self.s1 += v
-        if self.kind == "stddev":
+        if self.squares:
             self.s2 += v * v
 
-    def leave(self, x: float) -> None:
-        v = exact(x)
+    def leave(self, v: int) -> None:
         self.n -= 1
         self.s1 -= v
-        if self.kind == "stddev":
+        if self.squares:
             self.s2 -= v * v
 
     def value(self) -> Any:
@@ -274,21 +284,36 @@ def _accumulator(f: FeaturePlan) -> Accumulator:
 
 @dataclass
 class RunningState:
-    """One (view, entity)'s running windows."""
+    """One (view, entity)'s running windows.
+
+    The events entered so far are `inside` (what each feature reads of them) at `times`,
+    in time order; window `s` holds those from index `lo[s]` on, and its next leave is at
+    `due[s]` (`times[lo[s]]` plus the window; `FAR`: none). An event leaves its windows
+    in the order it entered, so a leave is a step of an index, whatever the windows
+    hold."""
 
     accumulators: list[Accumulator]
     base: list[Accumulator]  # unbounded features over the events dropped from `held`
-    # (at, seq, slot: -1 enter else a window's leave, event, what each feature reads of it)
-    queue: list[tuple[int, int, int, Event, Reads]] = field(default_factory=list)
+    # events not yet entered, a heap: (time, seq, what each feature reads of it)
+    pending: list[tuple[int, int, Reads]] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)  # the entered events' times, in order
+    inside: list[Reads] = field(default_factory=list)  # what each feature reads of them
+    lo: list[int] = field(default_factory=list)  # per window: its oldest event in `inside`
+    due: list[int] = field(default_factory=list)  # per window: its next leave (FAR: none)
+    # the windows that hold events as a heap of (next leave, slot): the next one is first
+    leaves: list[tuple[int, int]] = field(default_factory=list)
+    next_at: int = 0  # the next change point (FAR: none)
     held: dict[str, int] = field(default_factory=dict)  # event_id → time, not yet dropped
-    dropping: list[tuple[int, str, Event]] = field(default_factory=list)  # heap by time
+    # the held events, in arrival order: sorted by (time, id) when
+    # `unsorted` is False (events usually arrive in time order)
+    dropping: list[Event] = field(default_factory=list)
+    unsorted: bool = False
     current: Values = ()
     emitted_until: int = NEVER
     last_label: int = NEVER
     dirty: bool = False  # a late event changed the value at `emitted_until`
     touched: bool = False  # events were added since the last advance
     seq: int = 0
-    moved: set[int] = field(default_factory=set)  # slots left since values were read
 
 
 @dataclass(frozen=True)
@@ -303,8 +328,15 @@ class _Contribution:
 class RunningWindows:
     """`add` / `advance_to` / `next_change` for one view (one instance, every entity)."""
 
-    def __init__(self, plan: ViewPlan, allowed_lateness: int = 0, tie_step: int = 1000) -> None:
+    def __init__(
+        self,
+        plan: ViewPlan,
+        allowed_lateness: int = 0,
+        tie_step: int = 1000,
+        trim_at: int = TRIM_AT,
+    ) -> None:
         self.plan = plan
+        self.trim_at = trim_at
         self.allowed_lateness = allowed_lateness
         self.tie_step = tie_step
         self.windows = plan.windows
@@ -320,6 +352,9 @@ class RunningWindows:
         self.by_slot = [[c for c in self.features if c.slot == s] for s in range(len(self.windows))]
         self.slot_indices = [tuple(c.index for c in slot) for slot in self.by_slot]
         self.enumerated_windows = tuple(enumerate(self.windows))
+        self._slots = tuple(
+            (s, w, self.slot_indices[s]) for s, w in enumerate(self.windows)
+        )  # (slot, window, its features)
         self.unbounded = [c for c in self.features if c.slot == -1]
         self.prunable = plan.prunable
         self._floats = tuple(spec.dtype.numeric or spec.dtype is DType.BOOL for spec in plan.fields)
@@ -337,7 +372,15 @@ class RunningWindows:
             for c in self.features
         ]
         self._nothing: Reads = tuple((False, None) for _ in self.features)
-        self._readers = [self._reader(spec) for spec in self._specs]
+        # one reader per distinct spec (two counts under one filter read the event once)
+        distinct = list(dict.fromkeys(self._specs))
+        self._distinct_readers = tuple(self._reader(spec) for spec in distinct)
+        read_index = [distinct.index(spec) for spec in self._specs]
+        # the distinct reads in feature order, one C call (two features or more share
+        # a spec here, so the getter returns a tuple)
+        self._pick: Callable[[list[tuple[bool, Any]]], Reads] | None = (
+            operator.itemgetter(*read_index) if len(distinct) < len(self._specs) else None
+        )
         self._numeric = [c for c in self.features if c.feature.dtype not in _OBJECT_DTYPES]
         self._objects = [c for c in self.features if c.feature.dtype in _OBJECT_DTYPES]
         self._numeric_names = [c.feature.name for c in self._numeric]
@@ -354,6 +397,9 @@ class RunningWindows:
         state = RunningState(
             accumulators=[_accumulator(f) for f in self.plan.features],
             base=[_accumulator(c.feature) for c in self.unbounded],
+            lo=[0] * len(self.windows),
+            due=[FAR] * len(self.windows),
+            next_at=FAR,
         )
         state.current = self._values(state)
         return state
@@ -385,40 +431,80 @@ class RunningWindows:
         state.held[event_id] = time
         state.touched = True
         if self.prunable:
-            heapq.heappush(state.dropping, (time, event_id, event))
+            dropping = state.dropping
+            if dropping and time < dropping[-1][0]:
+                state.unsorted = True
+            dropping.append(event)
         reads = self._reads(event)
         if time > state.emitted_until:
             state.seq += 1
-            heapq.heappush(state.queue, (time, state.seq, -1, event, reads))
+            heapq.heappush(state.pending, (time, state.seq, reads))
+            if time < state.next_at:  # noqa: PLR1730 (per event: a call costs more)
+                state.next_at = time
             return
         # late, within the allowed lateness: into the windows it is still inside
         now = state.emitted_until
         for contribution in self.unbounded:
             self._apply(state.accumulators, contribution, reads, enter=True)
+        at = bisect.bisect_right(state.times, time)
+        state.times.insert(at, time)
+        state.inside.insert(at, reads)
+        lo, due = state.lo, state.due
         for slot, w in enumerate(self.windows):
-            if time > now - w:
+            if time > now - w:  # inside it: after the window's oldest (`lo` stays)
                 for contribution in self.by_slot[slot]:
                     self._apply(state.accumulators, contribution, reads, enter=True)
-                state.seq += 1
-                heapq.heappush(state.queue, (time + w, state.seq, slot, event, reads))
+                if time + w < due[slot]:
+                    self._set_due(state, slot, time + w)
+                    state.next_at = min(state.next_at, time + w)
+            else:  # left it already: before the window's oldest
+                lo[slot] += 1
         state.dirty = True
+
+    @staticmethod
+    def _set_due(state: RunningState, slot: int, at: int) -> None:
+        """Move window `slot`'s next leave earlier, to `at` (a late event)."""
+        state.due[slot] = at
+        state.leaves = [(t, s) for t, s in state.leaves if s != slot]
+        state.leaves.append((at, slot))
+        heapq.heapify(state.leaves)
 
     def _reads(self, event: Event) -> Reads:
         """What each feature reads of `event` (the view's filter checked once)."""
-        if not self._matches(self._where, event):
+        if self._where is not None and not self._matches(self._where, event):
             return self._nothing
-        return tuple([read(event) for read in self._readers])
+        reads = [read(event) for read in self._distinct_readers]
+        return tuple(reads) if self._pick is None else self._pick(reads)
 
     def _reader(self, spec: _Spec) -> Callable[[Event], tuple[bool, Any]]:
         """`_read` of one feature, its common forms specialised (a count or a share of
         a field's values under a filter on another: most of what a view declares)."""
-        kind, _, where, share_where = spec
-        if kind not in ("count", "share") or (where is not None and where[0] < 0):
+        kind, index, where, share_where = spec
+        if where is not None and where[0] < 0:
             return lambda event: self._read(spec, event)
         if share_where is not None and share_where[0] < 0:
             return lambda event: self._read(spec, event)
         nope: tuple[bool, Any] = (False, None)
         yes: tuple[bool, Any] = (True, None)
+        if kind in _VALUE_KINDS and index >= 0 and self._floats[index]:
+            # a numeric field's value: a float or None (`event_of`), what it adds is
+            # the float, or its exact integer for the moments
+            as_exact = kind in _MOMENT_KINDS
+
+            def value_of(event: Event) -> tuple[bool, Any]:
+                fields = event[2]
+                if where is not None:
+                    found = fields[where[0]]
+                    if found is None or found not in where[1]:
+                        return nope
+                value = fields[index]
+                if value is None:
+                    return nope
+                return (True, exact(value)) if as_exact else (True, value)
+
+            return value_of
+        if kind not in ("count", "share"):
+            return lambda event: self._read(spec, event)
         if kind == "count":
             if where is None:
                 return lambda event: yes
@@ -460,6 +546,8 @@ class RunningWindows:
             value = float(value)
         if kind == "last":
             return True, ((event[0], event[1]), value)
+        if kind in _MOMENT_KINDS:
+            return True, exact(value)
         return True, value
 
     def _field_of(self, f: FeaturePlan) -> int:
@@ -500,44 +588,72 @@ class RunningWindows:
 
     # -- time ------------------------------------------------------------------------------
 
-    def _step(self, state: RunningState, at: int) -> bool:
-        """Apply every enter and leave at time `at`; True when an event entered (every
-        feature may have changed), else the leaving windows' slots are in `state.moved`."""
-        queue = state.queue
+    def _step(self, state: RunningState, at: int) -> list[int] | None:
+        """Apply every enter and leave at time `at` (the next change point). Returns
+        None when an event entered (every feature may have changed), else the slots of
+        the windows events left (only their features changed)."""
+        pending = state.pending
         accumulators = state.accumulators
+        inside, times = state.inside, state.times
+        due = state.due
         entered = False
-        moved = state.moved
-        while queue and queue[0][0] == at:
-            _, _, slot, event, reads = heapq.heappop(queue)
-            if slot >= 0:
-                moved.add(slot)
-                for i in self.slot_indices[slot]:
-                    counts, value = reads[i]
-                    if counts:
-                        accumulators[i].leave(value)
-                continue
-            entered = True
-            for acc, (counts, value) in zip(accumulators, reads, strict=True):
+        while pending and pending[0][0] == at:
+            reads = heapq.heappop(pending)[2]
+            for acc, (counts, value) in zip(accumulators, reads):  # noqa: B905 (same length)
                 if counts:
                     acc.enter(value)
-            for s, w in self.enumerated_windows:
-                state.seq += 1
-                heapq.heappush(queue, (at + w, state.seq, s, event, reads))
-        return entered
+            times.append(at)
+            inside.append(reads)
+            entered = True
+        leaves = state.leaves
+        if entered and FAR in due:  # windows that were empty: this event leaves them first
+            for s, w, _ in self._slots:
+                if due[s] == FAR:
+                    due[s] = at + w
+                    heapq.heappush(leaves, (at + w, s))
+        moved = []
+        if leaves and leaves[0][0] == at:
+            lo, n = state.lo, len(inside)
+            while leaves and leaves[0][0] == at:
+                s = leaves[0][1]
+                w, indices = self.windows[s], self.slot_indices[s]
+                i = lo[s]
+                while True:
+                    t = times[i] + w
+                    if t != at:
+                        heapq.heapreplace(leaves, (t, s))
+                        break
+                    reads = inside[i]
+                    for k in indices:
+                        counts, value = reads[k]
+                        if counts:
+                            accumulators[k].leave(value)
+                    i += 1
+                    if i == n:  # the window is empty
+                        t = FAR
+                        heapq.heappop(leaves)
+                        break
+                due[s] = t
+                lo[s] = i
+                moved.append(s)
+        nxt = leaves[0][0] if leaves else FAR
+        if pending and pending[0][0] < nxt:
+            nxt = pending[0][0]
+        state.next_at = nxt
+        return None if entered else moved
 
-    def _changed_values(self, state: RunningState, entered: bool) -> Values:
-        """The values after a step: only the features of the windows that moved are
-        read again when no event entered (a leave changes nothing else)."""
-        if entered:
-            state.moved.clear()
-            return self._values(state)
-        values = list(state.current)
-        accumulators = state.accumulators
-        for slot in state.moved:
-            for i in self.slot_indices[slot]:
-                values[i] = accumulators[i].value()
-        state.moved.clear()
-        return tuple(values)
+    def _trim(self, state: RunningState) -> None:
+        """Forget the entries every window has left, once they are half of `inside`
+        (the longest window's index is the smallest)."""
+        lo = state.lo
+        if not lo:
+            return
+        cut = lo[-1]
+        if cut >= self.trim_at and 2 * cut >= len(state.inside):
+            del state.inside[:cut]
+            del state.times[:cut]
+            for s in range(len(lo)):
+                lo[s] -= cut
 
     def advance_to(
         self, state: RunningState, entity_key: str, t: int, settle: bool = False
@@ -553,20 +669,33 @@ class RunningWindows:
         rows: list[tuple[int, Values]] = []
         if state.dirty:
             state.current = self._values(state)
-        queue = state.queue
-        while queue and queue[0][0] <= t:
-            at = queue[0][0]
-            values = self._changed_values(state, self._step(state, at))
-            if values != state.current:  # (the next step's unchanged values come from it)
+        current, accumulators = state.current, state.accumulators
+        while state.next_at <= t:
+            at = state.next_at
+            moved = self._step(state, at)
+            if moved is None:
+                values = tuple([acc.value() for acc in accumulators])
+            else:  # only the features of the windows that moved are read again
+                changed = list(current)
+                for slot in moved:
+                    for i in self.slot_indices[slot]:
+                        changed[i] = accumulators[i].value()
+                values = tuple(changed)
+            if values != current:  # (the next step's unchanged values come from it)
                 rows.append((at, values))
-                state.current = values
+                current = values
+        state.current = current
+        lo = state.lo
+        if lo and lo[-1] >= self.trim_at and 2 * lo[-1] >= len(state.inside):
+            self._trim(state)
         if not (state.dirty or settle):  # the usual visit: rows of change points, in order
             if rows:
                 last = rows[-1]
                 if last[0] <= state.last_label:
                     rows = [(state.last_label + self.tie_step, last[1])]
                 state.last_label = rows[-1][0]
-            state.emitted_until = max(state.emitted_until, t)
+            if t > state.emitted_until:  # noqa: PLR1730 (per visit and firing: a call costs more)
+                state.emitted_until = t
             state.touched = False
             return rows
         rewrite = state.dirty or (settle and (state.touched or bool(rows)))
@@ -583,7 +712,7 @@ class RunningWindows:
         return rows
 
     def next_change(self, state: RunningState) -> int | None:
-        return state.queue[0][0] if state.queue else None
+        return state.next_at if state.next_at < FAR else None
 
     def droppable(self, state: RunningState) -> int:
         """How many held events no window can need again (the storage may forget them)."""
@@ -600,11 +729,11 @@ class RunningWindows:
         features' base (what a rebuilt state starts from). Returns how many."""
         if not self.prunable or state.emitted_until == NEVER:
             return 0
-        horizon, dropped = self._horizon(state), 0
-        while state.dropping and state.dropping[0][0] <= horizon:
-            _, event_id, event = heapq.heappop(state.dropping)
-            del state.held[event_id]
-            dropped += 1
+        horizon, dropping = self._horizon(state), self._sorted(state)
+        cut = bisect.bisect_right(dropping, horizon, key=_held_time)
+        held = state.held
+        for event in dropping[:cut]:
+            del held[event[1]]
             if not self.unbounded:
                 continue
             reads = self._reads(event)
@@ -612,10 +741,20 @@ class RunningWindows:
                 counts, value = reads[contribution.index]
                 if counts:
                     state.base[i].enter(value)
-        return dropped
+        del dropping[:cut]
+        return cut
+
+    @staticmethod
+    def _sorted(state: RunningState) -> list[Event]:
+        """`state.dropping` sorted by time (ids are unique: no events compared)."""
+        if state.unsorted:
+            state.dropping.sort(key=_held_order)
+            state.unsorted = False
+        return state.dropping
 
     def oldest_held(self, state: RunningState) -> int | None:
-        return state.dropping[0][0] if state.dropping else None
+        dropping = self._sorted(state)
+        return dropping[0][0] if dropping else None
 
     def dump_base(self, state: RunningState) -> tuple[tuple[Any, ...], ...]:
         return tuple(acc.dump() for acc in state.base)
@@ -663,10 +802,9 @@ class RunningWindows:
         for event in events:
             time, event_id, values = event
             self.insert(state, (int(time), str(event_id), tuple(values)))
-        queue = state.queue
-        while queue and queue[0][0] <= emitted_until:
-            self._step(state, queue[0][0])
-        state.moved.clear()
+        while state.next_at <= emitted_until:
+            self._step(state, state.next_at)
+        self._trim(state)
         state.current = self._values(state)
         state.emitted_until, state.last_label = emitted_until, last_label
         state.dirty = state.touched = False
@@ -714,6 +852,14 @@ class RunningWindows:
         if f.dtype is DType.STRING:
             return np.array(values, dtype=object)
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _held_time(event: Event) -> int:
+    return event[0]
+
+
+def _held_order(event: Event) -> tuple[int, str]:
+    return event[0], event[1]
 
 
 def _null_vector(value: Any) -> bool:

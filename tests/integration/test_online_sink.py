@@ -84,3 +84,30 @@ def test_pipeline_writes_rows_feast_reads_from_both_stores(repos: list[OnlineRep
     assert found["rows_rejected"] == 2
     assert 3 <= found["rows_written_redis"] <= 5  # coalescing depends on bundle boundaries
     assert 3 <= found["rows_written_bigtable"] <= 5
+
+
+def test_batches_in_flight_keep_newer_wins_across_batches(repos: list[OnlineRepo]) -> None:
+    """One row a batch: each batch is sent while the next is built, and a stale row in a
+    later batch leaves the newer one in place."""
+    from apache_beam.transforms.window import GlobalWindow
+    from apache_beam.utils.timestamp import Timestamp
+
+    from common.metrics import local_counts, reset_local
+    from online.sink import _WriteRowsFn
+
+    spec = OnlineStoreSpec.create(redis=repos[0].path, bigtable=repos[1].path, batch_size=1)
+    fn = _WriteRowsFn(spec)
+    fn.setup()
+    second = timedelta(seconds=1)
+    rows = [row("u0", 1, T0), row("u0", 2, T0 + second), row("u0", 3, T0 - second)]
+    rows += [row("u1", n, T0 + n * second) for n in range(20)]
+    reset_local()
+    fn.start_bundle()
+    for each in rows:
+        assert list(fn.process(each, Timestamp(0), GlobalWindow())) == []
+    assert list(fn.finish_bundle()) == []
+    for repo in repos:
+        assert repo.read(["u0", "u1"])["review_count"] == [2, 19], repo.store
+    counts = local_counts()
+    assert counts.get("rows_written_redis") == len(rows) - 1  # u0's stale row is refused
+    assert counts.get("online_rows_taken") == len(rows)

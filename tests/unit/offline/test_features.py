@@ -6,6 +6,7 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that
@@ -111,3 +112,29 @@ def test_deduplicated_batches_hold_each_event_once() -> None:
 def test_shards_are_stable_and_in_range() -> None:
     assert shard_of("u000123", 128) == shard_of("u000123", 128)
     assert {shard_of(f"u{i}", 8) for i in range(200)} == set(range(8))
+
+
+def test_two_worker_processes_give_every_row_and_count_it() -> None:
+    """The local runner with two SDK worker processes (the bench's 2-worker row): each
+    worker holds its bundle's shards until the bundle ends; the rows that come out are
+    the core's, and the `change_points` counter, summed over both workers, counts them."""
+    arrived, kept = events()
+    expected = expected_rows(kept)
+    options = PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    pipeline = beam.Pipeline(runner=FnApiRunner(), options=options)
+    rows = (
+        pipeline
+        | beam.Create(arrived, reshuffle=False)
+        | DeduplicateEvents(shards=4, batch_size=7)
+        | beam.Reshuffle()
+        | ComputeChangePoints(REGISTRY, PLANS, shards=3)
+    )
+    assert_that(rows, check(expected))
+    result = pipeline.run()
+    result.wait_until_finish()
+    counted = sum(
+        c.committed
+        for c in result.metrics().query()["counters"]
+        if c.key.metric.name == "change_points"
+    )
+    assert counted == sum(len(batch) for batch in expected.values())

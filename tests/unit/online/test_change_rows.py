@@ -10,12 +10,19 @@ import pytest
 from apache_beam.utils.timestamp import Timestamp
 from hypothesis import HealthCheck, given, settings
 
-from common.metrics import JobCounter, add_counts, local_counts, reset_local
+from common.metrics import (
+    JobCounter,
+    JobEventTime,
+    add_counts,
+    local_counts,
+    local_event_time,
+    reset_local,
+)
 from common.vectors import _Resolve
 from feature_store.core.running import RunningWindows
 from feature_store.core.windows import ChangeRows
 from online.from_rows import online_rows
-from online.stateful import _built, _timestamp
+from online.stateful import _built, _Cache, _timestamp
 from tests.unit.feature_store.core.window_cases import PLAN, events_strategy
 
 
@@ -73,3 +80,24 @@ def test_a_bundles_counts_are_added_at_once() -> None:
     add_counts([(a, 2)])
     counts = local_counts()
     assert (counts["change_rows_a"], counts["change_rows_b"]) == (5, 1)
+
+
+def test_a_bundles_event_time_is_added_with_its_counts() -> None:
+    reset_local()
+    a, gauge = JobCounter("test", "change_rows_a"), JobEventTime("test", "reached_us")
+    add_counts([(a, 1)], (gauge, 50))
+    add_counts([], (gauge, 40))  # an earlier time reported later: the latest stays
+    assert local_counts()["change_rows_a"] == 1
+    assert local_event_time("reached_us") == 50
+
+
+def test_the_cache_gives_a_state_back_only_under_its_token_and_keeps_the_newest() -> None:
+    cache: _Cache[str] = _Cache(capacity=3)
+    cache.put("a", 1, "state a")
+    assert cache.take("a", 2) is None  # another commit's token: rebuilt from Beam's state
+    assert cache.take("a", 1) is None  # taken out by the failed take: nothing stale stays
+    for i, key in enumerate("bcdef"):
+        cache.put(key, i, f"state {key}")
+    assert list(cache.entries) == ["d", "e", "f"]
+    assert cache.take("e", 3) == "state e"
+    assert cache.take("e", 3) is None  # taken: the bundle puts it back when it commits

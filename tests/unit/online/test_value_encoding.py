@@ -10,10 +10,10 @@ import pytest
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import python_values_to_proto_values
 from feast.value_type import ValueType
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from online.value_encoding import column_serializer, value_encoder
+from online.value_encoding import column_serializer, value_encoder, varint
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 INT32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
@@ -119,3 +119,31 @@ def test_column_serializer_matches_feast_converter(value_type: ValueType) -> Non
         assert serialize(column) == expected  # again, from what it remembered
 
     check()
+
+
+@given(st.integers(min_value=-(2**40), max_value=2**40))
+@example(1)
+@example(127)
+@example(128)
+@example(2**35 - 1)
+@example(2**35)
+@example(0)
+def test_varint_is_protobufs_or_none(value: int) -> None:
+    if 0 < value < 2**35:
+        assert varint(value) == ValueProto(int64_val=value).SerializeToString()[1:]
+    else:
+        assert varint(value) is None
+
+
+def test_timestamps_outside_the_packed_range_are_feasts() -> None:
+    column: list[object] = [
+        datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),  # -1 s after truncation
+        datetime(1970, 1, 1, tzinfo=UTC),  # 0: no field at all
+        datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC),
+        datetime.fromtimestamp(2**35 - 1, UTC),
+        datetime.fromtimestamp(2**35, UTC),
+        datetime(9999, 12, 31, tzinfo=UTC),
+        None,
+    ]
+    expected = [b"" if v is None else feast_bytes(v, ValueType.UNIX_TIMESTAMP) for v in column]
+    assert column_serializer(ValueType.UNIX_TIMESTAMP)(column) == expected

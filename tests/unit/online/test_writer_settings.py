@@ -11,7 +11,7 @@ from google.cloud.bigtable.row import DirectRow
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import code_pb2
 from google.rpc.status_pb2 import Status
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from feature_store.errors import ConfigError
@@ -67,10 +67,16 @@ def test_bigtable_cells_are_truncated_to_the_millisecond() -> None:
 @given(
     st.datetimes(
         min_value=datetime(1900, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
-        max_value=datetime(2500, 1, 1),  # noqa: DTZ001
+        max_value=datetime(9999, 12, 31),  # noqa: DTZ001
         timezones=st.just(UTC),
     )
 )
+@example(datetime(1970, 1, 1, tzinfo=UTC))  # zero seconds and nanos: both left out
+@example(datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC))
+@example(datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC))
+@example(datetime(2025, 3, 1, 12, tzinfo=UTC))  # whole seconds: nanos left out
+@example(datetime.fromtimestamp(2**35 - 1, UTC))  # the last 5-byte seconds
+@example(datetime.fromtimestamp(2**35, UTC))  # past them: protobuf's own encoding
 def test_event_stamp_is_the_timestamp_feast_writes(at: datetime) -> None:
     feast_way = Timestamp()
     feast_way.FromDatetime(at)  # what Feast's RedisOnlineStore stores in `_ts:<view>`

@@ -29,11 +29,18 @@ def _drain(running: RunningWindows, state: Any, rows: list[Any]) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(events_strategy, st.randoms(use_true_random=False), st.integers(0, 3 * W))
+@given(
+    events_strategy,
+    st.randoms(use_true_random=False),
+    st.integers(0, 3 * W),
+    st.sampled_from([1, 2, 1024]),
+)
 def test_incremental_in_any_order_equals_brute_force(
-    events: list[dict[str, Any]], rnd: Any, lateness: int
+    events: list[dict[str, Any]], rnd: Any, lateness: int, trim_at: int
 ) -> None:
-    running = RunningWindows(PLAN, allowed_lateness=lateness, tie_step=1)
+    """`trim_at`: how many entered events every window has left before they are
+    forgotten (1: at every advance, so late events land in a trimmed list)."""
+    running = RunningWindows(PLAN, allowed_lateness=lateness, tie_step=1, trim_at=trim_at)
     state = running.new_state()
     rows: list[tuple[int, dict[str, Any]]] = []
     pending = sorted(events, key=lambda e: e["event_time"] + rnd.randint(0, lateness))
@@ -94,7 +101,7 @@ def test_a_state_rebuilt_from_storage_goes_on_exactly(
     rebuilds a state that emits what the original would have."""
     ordered = sorted(events, key=lambda e: e["event_time"])
     first, rest = ordered[:cut], ordered[cut:]
-    running = RunningWindows(PLAN, allowed_lateness=lateness, tie_step=1)
+    running = RunningWindows(PLAN, allowed_lateness=lateness, tie_step=1, trim_at=1)
     state = running.new_state()
     rows: list[tuple[int, dict[str, Any]]] = []
     stored: dict[str, Any] = {}
