@@ -61,6 +61,18 @@ every step, not on the job's work:
   consumers are not scheduled either (`skip_empty_bundles`), as Dataflow does not run
   a step on nothing. Timer firings, which the runner hands a step with an empty bundle
   of its own, are untouched.
+- **Waiting on sinks with one thread.** The runner has one worker thread, so every
+  write to an emulator (the raw archive's inserts into BigQuery, about 9 ms a call
+  whatever its rows; the online stores' writes; dead-letter publishes) held every other
+  step, the next pull included, until it answered: at 100 msg/s the archive's inserts
+  alone were a third of the thread's time. In a pipeline reading Pub/Sub, each *sink*
+  runs on a thread of its own (`_SinkLanes`), one bundle at a time in the order they
+  came. A sink is a stateless ParDo without side inputs whose outputs no step reads, or
+  whose DoFn says `SINK = True` (the online stores' writer, whose refused rows go on to
+  the dead letters). Its bundles, retries, failures, counters and watermarks are the
+  runner's as before; the first thread goes on with the other steps meanwhile. When
+  more than `SINK_BACKLOG` sink bundles wait, the runner takes no more input until they
+  drain, so a slow sink holds the job back instead of piling bundles up in memory.
 
 Dataflow runs none of this: `make_pipeline` uses this runner only when no `--runner` is
 named.
@@ -84,8 +96,11 @@ from apache_beam.pipeline import AppliedPTransform, PTransformOverride
 from apache_beam.runners.direct import transform_evaluator
 from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner, _DirectReadFromPubSub
 from apache_beam.runners.direct.executor import (
+    TransformExecutor,
     _CompletionCallback,
+    _ExecutorService,
     _ExecutorServiceParallelExecutor,
+    _ParallelEvaluationState,
 )
 from apache_beam.transforms import core, userstate
 from apache_beam.typehints import decorators
@@ -93,6 +108,7 @@ from apache_beam.typehints import decorators
 PULL_MAX = 1000  # messages a local Pub/Sub pull may return (Pub/Sub's own limit per pull)
 TIMER_SCAN_S = 0.1  # at most this often, the due timers of a Pub/Sub pipeline are looked for
 SCAN_SPACING = 3.0  # and no sooner than this many times the last scan's duration after it
+SINK_BACKLOG = 8  # sink bundles waiting for the sink thread before input pauses
 EMPTY_WAIT_S = (0.005, 0.05)  # after an empty pull, the next one of that subscription waits
 # the first, doubling with each further empty pull up to the second
 
@@ -134,6 +150,8 @@ class LocalStreamingRunner(BundleBasedDirectRunner):
         if override.replaced and self.timer_scan_s:
             # read by `_spaced_fire_timers` from the first scan after this
             result._evaluation_context.timer_scan_s = self.timer_scan_s
+        if override.replaced:
+            _SinkLanes.open(result._executor._executor)
         return result
 
 
@@ -470,3 +488,108 @@ def _offer_outputs(
     for unprocessed in transform_result.unprocessed_bundles:
         callback._all_updates.offer(update(transform_executor, unprocessed_bundle=unprocessed))
     return committed
+
+
+class _SinkLanes:
+    """A worker thread for each of a pipeline's sinks (see the module's docstring): the
+    runner's executor schedules a sink's bundles on its lane (`_schedule_consumption`),
+    and its monitor schedules no reads while more than `SINK_BACKLOG` of them wait
+    (`_add_work_if_necessary`) and sees no stall while any does (`_should_shutdown`)."""
+
+    def __init__(self, executor: Any) -> None:
+        self.services = {sink: _ExecutorService(1) for sink in _sinks(executor)}
+        scheduled: set[Any] = set()  # every lane's, for the backlog
+        self.states = {
+            sink: _ParallelEvaluationState(service, scheduled)
+            for sink, service in self.services.items()
+        }
+        self.scheduled = scheduled
+
+    @classmethod
+    def open(cls, executor: Any) -> None:
+        """Gives `executor` (the runner's `_ExecutorServiceParallelExecutor`) its lanes,
+        shut down with its own executor service."""
+        lanes = cls(executor)
+        main = executor.executor_service
+        shut_main = main.shutdown
+
+        def shutdown() -> None:
+            shut_main()
+            for service in lanes.services.values():
+                service.shutdown()
+
+        main.shutdown = shutdown
+        executor.sink_lanes = lanes
+        setattr(_ExecutorServiceParallelExecutor, "schedule_consumption", _schedule_consumption)  # noqa: B010
+        setattr(_MONITOR, "_add_work_if_necessary", _add_work_if_necessary)  # noqa: B010
+        setattr(_MONITOR, "_should_shutdown", _should_shutdown)  # noqa: B010
+
+    def backlog(self) -> int:
+        return len(self.scheduled)
+
+
+def _sinks(executor: Any) -> frozenset[Any]:
+    """The pipeline's sinks: stateless ParDos without side inputs whose DoFn says
+    `SINK = True` or none of whose outputs any step reads."""
+    consumers, registry = executor.value_to_consumers, executor.transform_evaluator_registry
+    return frozenset(
+        node
+        for node in executor.all_nodes
+        if isinstance(node.transform, core.ParDo)
+        and not node.side_inputs
+        and not registry.should_execute_serially(node)
+        and (
+            getattr(node.transform.fn, "SINK", False) is True
+            or not any(consumers.get(output) for output in node.outputs.values())
+        )
+    )
+
+
+_SCHEDULE: Callable[..., None] = _ExecutorServiceParallelExecutor.schedule_consumption
+_ADD_WORK: Callable[[Any, bool], None] = _MONITOR._add_work_if_necessary
+_SHOULD_SHUTDOWN: Callable[[Any], bool] = _MONITOR._should_shutdown
+
+
+def _schedule_consumption(
+    executor: Any, consumer: Any, committed_bundle: Any, fired_timers: Any, on_complete: Any
+) -> None:
+    """Beam's `schedule_consumption`, with a sink's bundles on its lane (when the
+    executor has lanes)."""
+    lanes: _SinkLanes | None = getattr(executor, "sink_lanes", None)
+    lane = None if lanes is None else lanes.states.get(consumer)
+    if lane is None:
+        _SCHEDULE(executor, consumer, committed_bundle, fired_timers, on_complete)
+        return
+    work = TransformExecutor(
+        executor.transform_evaluator_registry,
+        executor.evaluation_context,
+        committed_bundle,
+        fired_timers,
+        consumer,
+        on_complete,
+        lane,
+    )
+    lane.schedule(work)
+
+
+def _add_work_if_necessary(monitor: Any, timers_fired: bool) -> None:
+    """Beam's: the roots' pending bundles (the reads) are scheduled when no step's bundle
+    is in progress on the runner's thread; here not while the executor's sink lanes
+    (when it has them) hold more than `SINK_BACKLOG` bundles (the monitor comes back a
+    millisecond later)."""
+    lanes: _SinkLanes | None = getattr(monitor._executor, "sink_lanes", None)
+    if lanes is not None and lanes.backlog() > SINK_BACKLOG:
+        time.sleep(0.001)
+        return
+    _ADD_WORK(monitor, timers_fired)
+
+
+def _should_shutdown(monitor: Any) -> bool:
+    """Beam's check that the pipeline ended (or stalled), made only once the executor's
+    sink lanes (when it has them) hold no bundle and no root's bundle waits to be
+    scheduled: a read held back by the sinks' backlog is no stall."""
+    executor = monitor._executor
+    lanes: _SinkLanes | None = getattr(executor, "sink_lanes", None)
+    if lanes is not None and (lanes.backlog() or any(executor.node_to_pending_bundles.values())):
+        return False
+    return _SHOULD_SHUTDOWN(monitor)

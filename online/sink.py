@@ -201,6 +201,8 @@ class _WriteRowsFn(beam.DoFn):
     newer one), and a row counts as taken only once the store answered for its batch;
     the bundle ends after the last answer."""
 
+    SINK = True  # a write to external stores: the local runner runs it as a sink
+
     def __init__(self, spec: OnlineStoreSpec) -> None:
         self._spec = spec
         self._written = {

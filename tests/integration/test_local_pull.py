@@ -1,18 +1,22 @@
 """The local runner's pulls against the Pub/Sub emulator: an empty subscription answers
 at once (the emulator holds a plain empty pull for half a second), and every message
-published is pulled exactly once."""
+published is pulled exactly once; a pipeline's sink runs on a thread of its own."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 
+import apache_beam as beam
 import pytest
+from apache_beam.io.gcp.pubsub import ReadFromPubSub
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from google.cloud import pubsub_v1
 
 from feature_store.config import PlatformConfig
-from jobs.local_runner import EmptyPulls, _WidePull
+from jobs.local_runner import EmptyPulls, LocalStreamingRunner, _WidePull
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +76,51 @@ def test_empty_pull_is_prompt_and_messages_come_once(
         assert (data, took < PROMPT_S) == ([], True)
     finally:
         subscriber.close()
+
+
+SEEN: list[tuple[str, str, int]] = []  # (step, message, thread)
+
+
+class _Record(beam.DoFn):
+    def __init__(self, step: str) -> None:
+        self.step = step
+
+    def process(self, data: bytes) -> Iterator[bytes]:
+        SEEN.append((self.step, data.decode(), threading.get_ident()))
+        yield data
+
+
+def test_a_sink_runs_on_its_own_thread_and_sees_every_message_once(
+    subscription: tuple[pubsub_v1.PublisherClient, str, str],
+) -> None:
+    """The sink (a ParDo whose output nothing reads) runs on the runner's second thread,
+    the step before it on the first; every message reaches both, once."""
+    publisher, topic, sub = subscription
+    SEEN.clear()
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    pipeline = beam.Pipeline(runner=LocalStreamingRunner(), options=options)
+    _ = (
+        pipeline
+        | ReadFromPubSub(subscription=sub)
+        | "Step" >> beam.ParDo(_Record("step"))
+        | "Sink" >> beam.ParDo(_Record("sink"))
+    )
+    result = pipeline.run()
+    try:
+        sent = [f"s{i}" for i in range(40)]
+        for batch in (sent[:20], sent[20:]):
+            for future in [publisher.publish(topic, m.encode()) for m in batch]:
+                future.result(timeout=10)
+            time.sleep(0.3)
+        deadline = time.monotonic() + 30
+        while sum(step == "sink" for step, _, _ in SEEN) < len(sent):
+            assert time.monotonic() < deadline, f"sink saw {len(SEEN)} of {2 * len(sent)}"
+            time.sleep(0.05)
+    finally:
+        result.cancel()
+    for step in ("step", "sink"):
+        assert sorted(m for s, m, _ in SEEN if s == step) == sorted(sent)
+    step_threads = {t for s, _, t in SEEN if s == "step"}
+    sink_threads = {t for s, _, t in SEEN if s == "sink"}
+    assert len(sink_threads) == 1 and not sink_threads & step_threads
