@@ -481,7 +481,7 @@ def _offer_outputs(
     committed = context.handle_result(
         input_committed_bundle, callback._timer_firings, transform_result
     )
-    update = _ExecutorServiceParallelExecutor._ExecutorUpdate
+    update: Callable[..., Any] = _ExecutorServiceParallelExecutor._ExecutorUpdate
     for bundle in committed:
         if bundle.has_elements():
             callback._all_updates.offer(update(transform_executor, committed_bundle=bundle))
