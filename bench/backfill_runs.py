@@ -148,7 +148,7 @@ def beam_without_write(
     from common.transforms import DEAD_LETTER, ValidateEvents
     from jobs.backfill import MESSAGE_BLOCK
     from jobs.runner import make_pipeline
-    from offline.features import ComputeChangePoints, DeduplicateEvents
+    from offline.features import DeduplicateEvents, KeyForFeatures, ShardChangePoints
 
     files = discover([str(data)], [s.topic for s in registry.sources])
     total = scratch / f"rows-{len(pipeline_args)}-{time.monotonic_ns()}.txt"
@@ -167,8 +167,8 @@ def beam_without_write(
         _ = (
             checked.valid
             | "Deduplicate" >> DeduplicateEvents(batched=True)
-            | "ToFeatureStage" >> beam.Reshuffle()
-            | "EngineerFeatures" >> ComputeChangePoints(registry, plans)
+            | "KeyForFeatures" >> KeyForFeatures(registry, plans)
+            | "EngineerFeatures" >> ShardChangePoints(plans)
             | "ToOutputStage" >> beam.Reshuffle()
             | "Rows" >> beam.Map(len)
             | "Total" >> beam.CombineGlobally(sum)

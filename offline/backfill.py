@@ -1,7 +1,8 @@
 """The nightly backfill as composite transforms: archive → exact features → outputs.
 
-    ReadArchive → ValidateEvents (→ dead letters) → DeduplicateEvents → Reshuffle →
-    EngineerFeatures (group by view and entity, run the core) → Reshuffle →
+    ReadArchive → ValidateEvents (→ dead letters) → DeduplicateEvents →
+    KeyForFeatures (columnar, fused with de-duplication) →
+    EngineerFeatures (group by view and entity shard, run the core) → Reshuffle →
     WriteOffline (Arrow batches → load jobs, one replacing transaction per view)
     and the latest row of each entity → the online stores (wired by the job).
 

@@ -9,16 +9,17 @@ buffers, one Python call per step) is larger than the work done per event:
 
 - `DeduplicateEvents` sends records in lists to a stable hash shard of their event id
   (every copy of an id meets in one shard), keeps one copy per id there, and emits the
-  unique records in lists of up to `batch_size`: a shuffle after it (the job's
-  `Reshuffle`) moves hundreds of lists instead of a million records. Lists of 2,000,
-  not more: Beam's byte counters encode a sample of each step's elements, the first
-  ones all and then fewer and fewer, so the fewer the lists the larger the share of
-  records encoded once more;
-- `ComputeChangePoints` keys each view's events by a stable hash shard of the entity
-  key and ships them as columnar `KeyedEvents` chunks of up to `KEYED_CHUNK` events,
-  held per (view, shard) across a bundle's lists; an entity's events all land in one
-  shard, whose entities are then evaluated together. `shards` bounds the feature
-  stage's parallelism per view (and, inversely, each group's size).
+  unique records in lists of up to `batch_size`: the steps after it handle hundreds
+  of lists instead of a million records. Lists of 2,000, not more: Beam's byte
+  counters encode a sample of each step's elements, the first ones all and then fewer
+  and fewer, so the fewer the lists the larger the share of records encoded once more;
+- `KeyForFeatures` keys each view's events by a stable hash shard of the entity key
+  and ships them as columnar `KeyedEvents` chunks of up to `KEYED_CHUNK` events, held
+  per (view, shard) across a bundle's lists; it runs fused with de-duplication, so the
+  records themselves cross one shuffle only (de-duplication's). `ShardChangePoints`
+  groups them: an entity's events all land in one shard, whose entities are then
+  evaluated together. `shards` bounds the feature stage's parallelism per view (and,
+  inversely, each group's size). `ComputeChangePoints` is the two in one transform.
 
 Both shard counts should grow with the input: a shard's records are held in memory
 (about a million records per shard is comfortable on the feature stage's workers).
@@ -38,7 +39,7 @@ from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
 import common.row_coder  # noqa: F401  (registers the coder RowBatches cross shuffles with)
-from common.beam_types import PColl
+from common.beam_types import PColl, Transform
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from common.transforms import KeyByViewEntity
 from feature_store.core.change_rows import KeyedEvents, compute_rows_many
@@ -211,10 +212,65 @@ class _ComputeRows(beam.DoFn):
             yield batch
 
 
-class ComputeChangePoints(Stage):
-    """Lists of valid, de-duplicated records → one `RowBatch` per (view, entity)."""
+class KeyForFeatures(Stage):
+    """Lists of valid, de-duplicated records → ((view, shard), `KeyedEvents`): each
+    view's fields of each record, keyed by a stable shard of its entity key.
+
+    It runs where de-duplication runs (`DEDUP_HINTS`: Beam fuses it with the step that
+    emits the unique records), so what crosses the shuffle into the feature stage is
+    columnar `KeyedEvents` chunks, not whole records crossing twice (a `Reshuffle`,
+    then the grouping by shard)."""
+
+    RESOURCE_HINTS = DEDUP_HINTS
+
+    def __init__(
+        self,
+        registry: Registry,
+        plans: Sequence[ViewPlan],
+        end: int | None = None,
+        shards: int = SHARDS_PER_VIEW,
+    ) -> None:
+        super().__init__()
+        if shards < 1:
+            msg = f"shards must be positive, got {shards}"
+            raise ValueError(msg)
+        self.registry, self.plans, self.end, self.shards = registry, list(plans), end, shards
+
+    def expand(self, batches: PColl) -> PColl:
+        keyed: PColl = batches | "KeyByViewAndShard" >> beam.ParDo(
+            _KeyByShard(self.registry, self.plans, self.end, self.shards)
+        )
+        return keyed
+
+
+class ShardChangePoints(Stage):
+    """((view, shard), `KeyedEvents`) from `KeyForFeatures` → one `RowBatch` per (view,
+    entity): each shard's events grouped, its entities evaluated together."""
 
     RESOURCE_HINTS = FEATURE_HINTS
+
+    def __init__(
+        self, plans: Sequence[ViewPlan], start: int | None = None, end: int | None = None
+    ) -> None:
+        super().__init__()
+        self.plans, self.start, self.end = list(plans), start, end
+
+    def expand(self, keyed: PColl) -> PColl:
+        rows: PColl = (
+            keyed
+            | "GroupByShard" >> beam.GroupByKey()
+            | "ChangePoints"
+            >> beam.ParDo(_ComputeRows(self.plans, self.start, self.end)).with_output_types(
+                RowBatch
+            )
+        )
+        return rows
+
+
+class ComputeChangePoints(Transform):
+    """Lists of valid, de-duplicated records → one `RowBatch` per (view, entity):
+    `KeyForFeatures`, then `ShardChangePoints` (the job applies the two as steps of
+    their own, each with its hints)."""
 
     def __init__(
         self,
@@ -225,23 +281,11 @@ class ComputeChangePoints(Stage):
         shards: int = SHARDS_PER_VIEW,
     ) -> None:
         super().__init__()
-        if shards < 1:
-            msg = f"shards must be positive, got {shards}"
-            raise ValueError(msg)
-        self.registry, self.plans, self.start, self.end = registry, list(plans), start, end
-        self.shards = shards
+        self.keyer = KeyForFeatures(registry, plans, end, shards)
+        self.rows = ShardChangePoints(plans, start, end)
 
     def expand(self, batches: PColl) -> PColl:
-        rows: PColl = (
-            batches
-            | "KeyByViewAndShard"
-            >> beam.ParDo(_KeyByShard(self.registry, self.plans, self.end, self.shards))
-            | "GroupByShard" >> beam.GroupByKey()
-            | "ChangePoints"
-            >> beam.ParDo(_ComputeRows(self.plans, self.start, self.end)).with_output_types(
-                RowBatch
-            )
-        )
+        rows: PColl = batches | "KeyForFeatures" >> self.keyer | "ChangePoints" >> self.rows
         return rows
 
 

@@ -4,8 +4,10 @@ Archive → count of lines read → validation (dead letters to a file, with the
 rows a store refused and the texts the models refused) → de-duplication → the model
 stage (reviews that model views read get sentiment and embeddings) → change points per
 (view, entity) → each view's change-point table, and the latest row per entity to the
-online stores. Reshuffles separate the stages so that Dataflow Prime gives each the
-workers its resource hints ask for (`common.stages`).
+online stores. Shuffles separate the stages so that Dataflow Prime gives each the
+workers its resource hints ask for (`common.stages`): the feature stage begins at its
+grouping by shard, whose input is keyed, slimmed and columnar before it crosses (the
+keying runs fused with de-duplication), and Reshuffles separate the later stages.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from feature_store.core.plan import ViewPlan
 from feature_store.events import DEFAULT_CLOCK_SKEW
 from feature_store.registry import Registry
 from offline.backfill import WriteOffline
-from offline.features import ComputeChangePoints, DeduplicateEvents, latest_row
+from offline.features import DeduplicateEvents, KeyForFeatures, ShardChangePoints, latest_row
 from offline.snapshot import SnapshotOutput, SnapshotUnbounded, snapshot_plans
 
 
@@ -146,9 +148,8 @@ class BackfillFeatures(Transform):
             )
         rows = (
             unique
-            | "ToFeatureStage" >> beam.Reshuffle()
-            | "EngineerFeatures"
-            >> ComputeChangePoints(self.registry, self.plans, start_us, as_of_us)
+            | "KeyForFeatures" >> KeyForFeatures(self.registry, self.plans, as_of_us)
+            | "EngineerFeatures" >> ShardChangePoints(self.plans, start_us, as_of_us)
             | "ToVectorStage" >> beam.Reshuffle()
             | "VectorFeatures"
             >> EvaluateVectorFeatures(

@@ -55,6 +55,7 @@ BACKFILL = {
     "DeadLetterJson": "4GB",
     "WriteDeadLetters": "4GB",
     "Deduplicate": "8GB",
+    "KeyForFeatures": "8GB",
     "EngineerFeatures": "32GB",
     "VectorFeatures": "16GB",
     "WriteOffline": "4GB",
@@ -73,7 +74,6 @@ MODEL_STAGE = "ModelFeatures"
 PLUMBING = {
     "GroupHistory",
     "WithHistory",
-    "ToFeatureStage",
     "ToVectorStage",
     "ToOutputStage",
     "AllDeadLetters",
@@ -157,12 +157,13 @@ def test_fusion_breaks_separate_the_feature_stage(deployed) -> None:
     if job == "backfill":
         assert {
             "Deduplicate",
-            "ToFeatureStage",
             "ToVectorStage",
             "ToOutputStage",
             "EngineerFeatures",
         } <= breaks
-        assert "ValidateEvents" not in breaks
+        # the keying rides with de-duplication: records cross one shuffle, not two
+        assert "ValidateEvents" not in breaks and "KeyForFeatures" not in breaks
+        assert graph["KeyForFeatures"].min_ram == graph["Deduplicate"].min_ram
     else:  # keyed state shuffles before de-duplication and the windows
         assert {"Deduplicate", "EngineerFeatures", "GroupHistory"} <= breaks
         assert "WriteOnline" not in breaks
@@ -172,7 +173,7 @@ def test_hints_are_explicit_without_the_job_default(tmp_path: Path) -> None:
     graph = _graph("backfill", [], tmp_path)
     for label, ram in BACKFILL.items():
         assert graph[label].min_ram == (ram,), label
-    assert graph["ToFeatureStage"].unhinted  # plumbing relies on the job's default
+    assert graph["ToVectorStage"].unhinted  # plumbing relies on the job's default
 
 
 def test_dataflow_options() -> None:
