@@ -143,6 +143,7 @@ class LocalStreamingRunner(BundleBasedDirectRunner):
         space_timer_scans()
         skip_empty_bundles()
         _SKIPS_EMPTY.add(options)
+        run_sinks_on_lanes()
         override = _WidePullOverride(self.pull_max)
         pipeline.replace_all([override])
         run: Callable[[Any, Any], Any] = super().run_pipeline
@@ -520,9 +521,6 @@ class _SinkLanes:
 
         main.shutdown = shutdown
         executor.sink_lanes = lanes
-        setattr(_ExecutorServiceParallelExecutor, "schedule_consumption", _schedule_consumption)  # noqa: B010
-        setattr(_MONITOR, "_add_work_if_necessary", _add_work_if_necessary)  # noqa: B010
-        setattr(_MONITOR, "_should_shutdown", _should_shutdown)  # noqa: B010
 
     def backlog(self) -> int:
         return len(self.scheduled)
@@ -543,6 +541,15 @@ def _sinks(executor: Any) -> frozenset[Any]:
             or not any(consumers.get(output) for output in node.outputs.values())
         )
     )
+
+
+def run_sinks_on_lanes() -> None:
+    """Puts `_schedule_consumption` in the runner's executor and `_add_work_if_necessary`
+    and `_should_shutdown` in its monitor (they change nothing for an executor without
+    `_SinkLanes`)."""
+    setattr(_ExecutorServiceParallelExecutor, "schedule_consumption", _schedule_consumption)  # noqa: B010
+    setattr(_MONITOR, "_add_work_if_necessary", _add_work_if_necessary)  # noqa: B010
+    setattr(_MONITOR, "_should_shutdown", _should_shutdown)  # noqa: B010
 
 
 _SCHEDULE: Callable[..., None] = _ExecutorServiceParallelExecutor.schedule_consumption
