@@ -161,13 +161,19 @@ class RedisOnlineWriter:
 
     def _send(self, calls: Sequence[ScriptCall], *, reload_scripts: bool = True) -> int:
         """One attempt of a write from the start, on a connection of its own."""
+        connection = self._sent(calls)
+        return self._replies(connection, calls, reload_scripts=reload_scripts)
+
+    def _sent(self, calls: Sequence[ScriptCall]) -> Connection:
+        """A connection from the pool with `calls` sent on it, their replies not read
+        (dropped on any failure)."""
         connection = self._client.connection_pool.get_connection()
         try:
             connection.send_packed_command(calls)
         except BaseException:
             self._release(connection, broken=True)
             raise
-        return self._replies(connection, calls, reload_scripts=reload_scripts)
+        return connection
 
     def _replies(
         self, connection: Connection, calls: Sequence[ScriptCall], *, reload_scripts: bool = True
@@ -275,19 +281,10 @@ class RedisWrite:
         self._started = True
         if not self._calls:
             return
-        pool = self._writer._client.connection_pool
         try:
-            connection = pool.get_connection()
+            self._connection = self._writer._sent(self._calls)
         except Exception as err:  # the first attempt failed: `result` retries
             self._send_error = err
-            return
-        try:
-            connection.send_packed_command(self._calls)
-        except Exception as err:
-            self._writer._release(connection, broken=True)
-            self._send_error = err
-            return
-        self._connection = connection
 
     def result(self) -> WriteStats:
         if not self._started:
