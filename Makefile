@@ -26,10 +26,13 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy feature_store common online offline jobs simulator ui
 
-# The Beam backfill row and the online peers write to the local emulators: start them.
+# The Beam backfill row and the online peers write to the local emulators: started here if
+# they are not all running, and then stopped (the BigQuery emulator keeps every
+# benchmark's tables in memory: gigabytes after a full run).
 bench: setup
-	$(FS) up
-	$(BIN)/python -m bench
+	@if $(FS) status >/dev/null 2>&1; then started=; else started=1; fi; \
+	$(FS) up && $(BIN)/python -m bench; code=$$?; \
+	if [ -n "$$started" ]; then $(FS) down; fi; exit $$code
 
 # Faults injected into the running loop (README "Reliability"); writes RELIABILITY.md.
 # Not part of `make test`: it stops and restarts the emulators it starts (about 15 min).

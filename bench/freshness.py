@@ -15,8 +15,11 @@ streaming job's knee, and its freshness below the knee.
    publishing. A rate holds when intake keeps within `HOLD_SHARE` of what was
    published a second, the job has validated every event `DRAIN_S` after, every probe
    is readable and the runner logged no error. The search starts at a quarter of the
-   ceiling, goes up by half or down by half until one rate held and one did not, then
-   halves the gap; the knee is the highest rate that held.
+   ceiling; a rate that held is followed by one half as high again, one that did not
+   by 90% of the intake it measured (so an overloaded first phase does not cost the
+   search its phases); once one rate held and one did not, it halves the gap (below
+   the failed phases' intake) until they are within 15%. The knee is the highest rate
+   that held.
 3. **Freshness** at `FRESH_SHARES` of the knee, each a fresh job: among the traffic,
    `PROBES_PER_S` probe `review_created` events of fresh users; the load's process
    polls Feast `get_online_features` every `POLL_S`, and a probe's freshness is from
@@ -61,8 +64,10 @@ VIEW = "user_review_stats"
 JOIN_KEY = "user_id"
 PHASE_S = (20.0, 8.0)  # publishing, full and quick
 CEILING_MESSAGES = (6000, 2000)
-KNEE_STEPS = (4, 2)  # job phases of the knee search, full and quick
+KNEE_STEPS = (5, 2)  # job phases of the knee search at most, full and quick
 KNEE_START = 0.25  # of the ceiling: the first rate tried
+KNEE_BELOW_INTAKE = 0.9  # of an overloaded phase's intake: the next rate tried
+KNEE_RESOLUTION = 1.15  # the search ends when a failed rate is within this of a held one
 HOLD_SHARE = 0.95
 FRESH_SHARES = (0.5, 0.8)
 GOAL_KNEE_SHARE = 0.5  # of the ceiling
@@ -158,14 +163,10 @@ def freshness(ctx: Context, platform: PlatformConfig) -> Freshness:
     for _ in range(KNEE_STEPS[quick]):
         phase = job_phase(ctx, platform, rate, seconds, "knee search")
         phases.append(phase)
-        held = [p.rate for p in phases if p.held]
-        failed = [p.rate for p in phases if not p.held]
-        if held and failed:
-            if min(failed) <= 1.15 * max(held):
-                break
-            rate = round((max(held) + min(failed)) / 2)
-        else:
-            rate = round(rate * (1.5 if phase.held else 0.5))
+        following = next_knee_rate(phases)
+        if following is None:
+            break
+        rate = following
     result = Freshness(ceiling, stock, phases)
     knee = result.knee
     if knee is not None:
@@ -174,6 +175,31 @@ def freshness(ctx: Context, platform: PlatformConfig) -> Freshness:
             phases.append(job_phase(ctx, platform, round(share * knee), seconds, purpose))
     result.load = (load_before, load_average())
     return result
+
+
+def next_knee_rate(phases: Sequence[Phase]) -> int | None:
+    """The next rate of the knee search, or None once it is narrow enough.
+
+    While every rate held, the next is half as high again. Before any held, a rate that
+    did not hold is followed by `KNEE_BELOW_INTAKE` of the intake it measured (what the
+    job took in while overloaded bounds what it can hold). Once one rate held and one
+    did not, the gap is halved, the new rate no higher than the lowest failed rate's
+    intake (or `KNEE_RESOLUTION` above the highest held rate, if that is more); the
+    search ends when the lowest failed rate is within `KNEE_RESOLUTION` of the highest
+    held one.
+    """
+    held = [p.rate for p in phases if p.held]
+    failed = [p for p in phases if not p.held]
+    if not failed:
+        return round(phases[-1].rate * 1.5)
+    lowest = min(failed, key=lambda p: p.rate)
+    if not held:
+        return max(1, round(KNEE_BELOW_INTAKE * min(lowest.throughput, lowest.rate)))
+    highest_held = max(held)
+    if lowest.rate <= KNEE_RESOLUTION * highest_held:
+        return None
+    middle = (highest_held + lowest.rate) / 2
+    return round(min(middle, max(lowest.throughput, KNEE_RESOLUTION * highest_held)))
 
 
 def trivial_ceiling(
