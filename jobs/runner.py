@@ -7,7 +7,9 @@ from collections.abc import Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.portability.api import beam_runner_api_pb2
 from apache_beam.runners.portability.fn_api_runner import worker_handlers
+from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner, RunnerResult
 
 
 def size_flushed_worker_input() -> None:
@@ -27,8 +29,43 @@ def size_flushed_worker_input() -> None:
     worker_handlers.DATA_BUFFER_TIME_LIMIT_MS = 0
 
 
+class LocalBatchRunner(FnApiRunner):
+    """Beam's in-process batch runner, without the stages' resource hints.
+
+    Resource hints ask Dataflow Prime for right-sized workers; the local runner has one
+    machine to give, but it still makes an environment of each distinct hint set, and
+    steps in different environments are never fused: every edge between two of them
+    (a stage and the Reshuffle beside it, validation and its line count) encodes and
+    decodes each element once more, and on worker processes
+    (`--direct_running_mode=multi_processing`) each environment starts
+    `--direct_num_workers` processes of its own. Without the hints, the local runner
+    fuses what Dataflow would fuse on equal hints and runs one set of workers.
+    """
+
+    def run_via_runner_api(
+        self,
+        pipeline_proto: beam_runner_api_pb2.Pipeline,
+        options: PipelineOptions,
+    ) -> RunnerResult:
+        pipeline_proto = without_resource_hints(pipeline_proto)
+        return super().run_via_runner_api(pipeline_proto, options)
+
+
+def without_resource_hints(
+    pipeline_proto: beam_runner_api_pb2.Pipeline,
+) -> beam_runner_api_pb2.Pipeline:
+    """A copy of `pipeline_proto` whose environments carry no resource hints (Beam
+    then merges the environments that differed only by them)."""
+    stripped = beam_runner_api_pb2.Pipeline()
+    stripped.CopyFrom(pipeline_proto)
+    for environment in stripped.components.environments.values():
+        environment.resource_hints.clear()
+    return stripped
+
+
 def make_pipeline(args: Sequence[str], *, streaming: bool = False) -> beam.Pipeline:
-    """A pipeline on the runner named in `args`; locally the in-process portable runner.
+    """A pipeline on the runner named in `args`; locally the in-process portable runner
+    (batch: `LocalBatchRunner`, without the stages' resource hints).
 
     Beam's DirectRunner first tries to fetch the Prism runner binary from the network;
     without `--runner` we take the in-process runner it would fall back to anyway (batch)
@@ -46,6 +83,4 @@ def make_pipeline(args: Sequence[str], *, streaming: bool = False) -> beam.Pipel
         from jobs.local_runner import LocalStreamingRunner
 
         return beam.Pipeline(runner=LocalStreamingRunner(), options=options)
-    from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
-
-    return beam.Pipeline(runner=FnApiRunner(), options=options)
+    return beam.Pipeline(runner=LocalBatchRunner(), options=options)
