@@ -205,21 +205,28 @@ def column_serializer(value_type: ValueType) -> ColumnSerializer:
         ]
     cache: dict[object, bytes] = {}
     any_value = remembered is not float
+    plain = {remembered, type(None)}
+
+    def remember(value: object) -> bytes:
+        if value is None:
+            return NULL_VALUE
+        held = encode(value).SerializeToString()
+        if type(value) is remembered and (any_value or _plain_float(value)):
+            if len(cache) >= REMEMBERED_VALUES:
+                cache.clear()
+            cache[value] = held
+        return held
 
     def serialize(column: Sequence[object]) -> list[bytes]:
-        out: list[bytes] = []
+        # Only values of the type itself are looked up: True == 1 == 1.0 as keys.
+        if plain.issuperset(map(type, column)):
+            out = list(map(cache.get, column))  # one pass in C when every value is known
+            if None not in out:
+                return out  # type: ignore[return-value]  # no None left
+        out = []
         for value in column:
             held = cache.get(value) if type(value) is remembered else None
-            if held is None:
-                if value is None:
-                    held = NULL_VALUE
-                else:
-                    held = encode(value).SerializeToString()
-                    if type(value) is remembered and (any_value or _plain_float(value)):
-                        if len(cache) >= REMEMBERED_VALUES:
-                            cache.clear()
-                        cache[value] = held
-            out.append(held)
+            out.append(remember(value) if held is None else held)
         return out
 
     return serialize
@@ -234,8 +241,16 @@ def _double_serializer(encode: ValueEncoder) -> ColumnSerializer:
     """DOUBLE columns: floats packed straight (NaN is null, as `value_encoder` has it),
     anything else through `encode`."""
     pack, tag, isnan = _DOUBLE.pack, _DOUBLE_TAG, math.isnan
+    plain = {float, type(None)}
+    null = NULL_VALUE
 
     def serialize(column: Sequence[object]) -> list[bytes]:
+        if plain.issuperset(map(type, column)):
+            # NaN (`v != v`, cheaper than a call) is stored as null
+            return [
+                null if v is None or v != v else tag + pack(v)  # noqa: PLR0124
+                for v in column
+            ]
         out: list[bytes] = []
         for value in column:
             if type(value) is float:
