@@ -166,7 +166,10 @@ class EntityKeySerializer:
             or set(map(type, values)) != {str}
         ):
             return None
-        raw = [value.encode("utf8") for value in values]
+        try:
+            raw = [value.encode("utf8") for value in values]
+        except UnicodeEncodeError:  # a lone surrogate: refused key by key, naming it
+            return None
         heads = map(_STRING_HEADS.__getitem__, map(len, raw))
         return list(map(plan.prefix.__add__, map(bytes.__add__, heads, raw)))
 

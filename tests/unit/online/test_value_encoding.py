@@ -147,3 +147,29 @@ def test_timestamps_outside_the_packed_range_are_feasts() -> None:
     ]
     expected = [b"" if v is None else feast_bytes(v, ValueType.UNIX_TIMESTAMP) for v in column]
     assert column_serializer(ValueType.UNIX_TIMESTAMP)(column) == expected
+
+
+@pytest.mark.parametrize(
+    ("value_type", "known", "column"),
+    [
+        (ValueType.INT64, [1, 0], [True, 1, False, 0, None]),
+        (ValueType.BOOL, [True, False], [1, True, 0, False]),
+        (ValueType.FLOAT, [1.0], [1, 1.0, None]),
+    ],
+)
+def test_remembered_values_are_looked_up_by_type_too(
+    value_type: ValueType, known: list[object], column: list[object]
+) -> None:
+    """True == 1 == 1.0 as dictionary keys: a remembered 1 must not answer for True."""
+    serialize = column_serializer(value_type)
+    serialize(known)
+    encode = value_encoder(value_type)
+    expected = []
+    for value in column:
+        try:
+            expected.append(b"" if value is None else encode(value).SerializeToString())
+        except (TypeError, ValueError, AssertionError):
+            with pytest.raises((TypeError, ValueError, AssertionError)):
+                serialize(column)
+            return
+    assert serialize(column) == expected
