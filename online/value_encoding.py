@@ -21,6 +21,7 @@ One deliberate difference: a naive `datetime` is rejected (Feast would read it a
 from __future__ import annotations
 
 import math
+import operator
 import struct
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -119,8 +120,14 @@ def _timestamp_serializer(encode: ValueEncoder) -> ColumnSerializer:
     packed straight after the field's tag; anything else, and seconds outside
     `varint`'s range, through `encode`."""
     tag = _TIMESTAMP_TAG
+    tzinfo = operator.attrgetter("tzinfo")
 
     def serialize(column: Sequence[object]) -> list[bytes]:
+        if {datetime} == set(map(type, column)) and None not in map(tzinfo, column):
+            # aware datetimes only: each step a pass in C but `varint`
+            packed = list(map(varint, map(int, map(datetime.timestamp, column))))  # type: ignore[arg-type]
+            if None not in packed:
+                return list(map(tag.__add__, packed))  # type: ignore[arg-type]
         out: list[bytes] = []
         for value in column:
             if value is None:

@@ -147,6 +147,17 @@ def test_timestamps_outside_the_packed_range_are_feasts() -> None:
     ]
     expected = [b"" if v is None else feast_bytes(v, ValueType.UNIX_TIMESTAMP) for v in column]
     assert column_serializer(ValueType.UNIX_TIMESTAMP)(column) == expected
+    # aware datetimes only (the whole column at once), one of them out of range
+    for out_of_range in column[:-1]:
+        aware = [datetime(2025, 3, 1, 12, 0, 0, 999_999, tzinfo=UTC), out_of_range]
+        expected = [feast_bytes(v, ValueType.UNIX_TIMESTAMP) for v in aware]
+        assert column_serializer(ValueType.UNIX_TIMESTAMP)(aware) == expected
+
+
+def test_naive_datetimes_in_a_column_are_refused() -> None:
+    aware = datetime(2025, 3, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="naive"):
+        column_serializer(ValueType.UNIX_TIMESTAMP)([aware, aware.replace(tzinfo=None)])
 
 
 @pytest.mark.parametrize(
