@@ -13,7 +13,7 @@ from feast.value_type import ValueType
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from online.value_encoding import column_serializer, value_encoder, varint
+from online.value_encoding import column_serializer, value_encoder, varint, varints
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 INT32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
@@ -184,3 +184,16 @@ def test_remembered_values_are_looked_up_by_type_too(
                 serialize(column)
             return
     assert serialize(column) == expected
+
+
+@given(st.lists(st.integers(min_value=-(2**40), max_value=2**40), max_size=30), st.data())
+@example([2**28, 2**35 - 1, 2**28 + 127, 2**28 + 128], None)
+def test_varints_are_each_values_varint(values: list[int], data: st.DataObject | None) -> None:
+    """A column's varints, through the remembered high groups where all take 5 bytes."""
+    if data is not None:  # and a column of 5-byte values only, near each other
+        start = data.draw(st.integers(min_value=2**28, max_value=2**35 - 1000))
+        values += data.draw(st.lists(st.integers(min_value=start, max_value=start + 999)))
+        if data.draw(st.booleans()):
+            values = [v for v in values if 2**28 <= v < 2**35]
+    assert varints(values) == [varint(value) for value in values]
+    assert varints(values) == [varint(value) for value in values]  # again, remembered
