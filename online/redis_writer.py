@@ -95,11 +95,12 @@ local vf_field, ts_field, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local written = 0
 for i = 1, #KEYS do
   local at = {base} + (i - 1) * {stride}
-  local held = redis.call('HMGET', KEYS[i], vf_field, ts_field)
+  local held_vf = tonumber(redis.call('HGET', KEYS[i], vf_field))
   -- A stored valid_from counts only while Feast's event-ts field is there too: Feast
-  -- deletes its own fields, not ours, when it drops a view.
-  local held_vf = held[2] and tonumber(held[1])
-  if not held_vf or held_vf <= tonumber(ARGV[at + 1]) then
+  -- deletes its own fields, not ours, when it drops a view. Asked only of a row
+  -- that would otherwise be older (a newer row is one HGET and one HSET).
+  if not held_vf or held_vf <= tonumber(ARGV[at + 1])
+      or redis.call('HEXISTS', KEYS[i], ts_field) == 0 then
     {hsets}
     if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
     written = written + 1
