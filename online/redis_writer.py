@@ -238,14 +238,21 @@ class RedisOnlineWriter:
             head += layout.feature_fields
             # `redis_key_of` each row's serialized key
             keys = list(map(bytes.__add__, map(_ENTITY_KEY, rows), repeat(self._project)))
-            stamps = zip(*event_stamps(list(map(_VALID_FROM, rows))), strict=True)
-            # each row's arguments: its two stamps, then its values
-            args_of_rows = list(map(tuple.__add__, stamps, map(_VALUES, rows)))
+            # each row's arguments (its two stamps, then its values), row after row,
+            # laid out by slice assignment: no object a row
+            stride = 2 + width
+            row_args: list[bytes] = [b""] * (len(rows) * stride)
+            row_args[0::stride], row_args[1::stride] = event_stamps(list(map(_VALID_FROM, rows)))
+            values = list(chain.from_iterable(map(_VALUES, rows)))
+            if len(values) != len(rows) * width:
+                msg = f"rows of `{view}` must hold {width} values each, got {len(values)} in all"
+                raise ValueConversionError(msg)
+            for j in range(width):
+                row_args[2 + j :: stride] = values[j::width]
             for start in range(0, len(rows), self._rows_per_script):
-                end = start + self._rows_per_script
-                chunk = args_of_rows[start:end]
-                args = [b"EVALSHA", sha, b"%d" % len(chunk), *keys[start:end], *head]
-                args += chain.from_iterable(chunk)
+                end = min(start + self._rows_per_script, len(rows))
+                args = [b"EVALSHA", sha, b"%d" % (end - start), *keys[start:end], *head]
+                args += row_args[start * stride : end * stride]
                 yield command(args)
 
     def _layout(self, view: str) -> RedisViewLayout:

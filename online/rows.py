@@ -116,7 +116,7 @@ class _ViewCodec:
     serializers: tuple[ColumnSerializer, ...]
     join_key_encoders: Mapping[str, ValueEncoder]
     keys: EntityKeySerializer
-    getter: Callable[[Mapping[str, object]], tuple[object, ...]]
+    getters: tuple[Callable[[Mapping[str, object]], object], ...]
 
     @classmethod
     def of(cls, view: FeatureView) -> _ViewCodec:
@@ -135,7 +135,7 @@ class _ViewCodec:
             serializers=tuple(column_serializer(f.dtype.to_value_type()) for f in view.features),
             join_key_encoders=join_key_encoders,
             keys=EntityKeySerializer(join_key_types, to_proto),
-            getter=_getter(features),
+            getters=tuple(operator.itemgetter(name) for name in features),
         )
 
     def values(self, rows: Sequence[Mapping[str, object]]) -> list[tuple[bytes, ...]]:
@@ -148,10 +148,10 @@ class _ViewCodec:
                     raise ValueConversionError(msg)
         columns: Sequence[Sequence[object]] | None = None
         if set(map(type, rows)) == {dict}:
-            # Plain dicts holding every feature: one C call a row, then a transpose
+            # Plain dicts holding every feature: a pass in C a column, no object a row
             # (a `defaultdict` would answer for a feature left out, so not those).
             with contextlib.suppress(KeyError):
-                columns = list(zip(*map(self.getter, rows), strict=True))
+                columns = [list(map(getter, rows)) for getter in self.getters]
         if columns is None:
             columns = [[features.get(name) for features in rows] for name in self.features]
         encoded = [self._column(j, column) for j, column in enumerate(columns)]
@@ -198,13 +198,6 @@ class _ViewCodec:
         except _CONVERSION_ERRORS as err:  # e.g. a float or bool value
             msg = f"entity key {key!r} of `{self.view.name}` cannot be serialized: {err}"
             raise ValueConversionError(msg) from err
-
-
-def _getter(features: tuple[str, ...]) -> Callable[[Mapping[str, object]], tuple[object, ...]]:
-    """The values of `features`, in order, of a row holding them all (`KeyError` if not)."""
-    if len(features) >= 2:
-        return operator.itemgetter(*features)
-    return lambda row: tuple(row[name] for name in features)
 
 
 def _entity_key_proto(
