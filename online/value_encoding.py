@@ -158,18 +158,19 @@ def _timestamp_serializer(encode: ValueEncoder) -> ColumnSerializer:
     def serialize(column: Sequence[object]) -> list[bytes]:
         if {datetime} == set(map(type, column)) and None not in map(tzinfo, column):
             # aware datetimes only: whole seconds in a pass, then their varints
-            packed = varints(list(map(int, map(datetime.timestamp, column))))  # type: ignore[arg-type]
+            seconds = list(map(int, map(datetime.timestamp, column)))  # type: ignore[arg-type]
+            packed = varints(seconds)
             if None not in packed:
-                return list(map(tag.__add__, packed))  # type: ignore[arg-type]
+                return list(map(tag.__add__, packed))  # no None left
         out: list[bytes] = []
         for value in column:
             if value is None:
                 out.append(NULL_VALUE)
                 continue
-            packed = None
+            one = None
             if type(value) is datetime and value.tzinfo is not None:
-                packed = varint(int(value.timestamp()))
-            out.append(tag + packed if packed else encode(value).SerializeToString())
+                one = varint(int(value.timestamp()))
+            out.append(tag + one if one else encode(value).SerializeToString())
         return out
 
     return serialize
@@ -250,7 +251,7 @@ def column_serializer(value_type: ValueType) -> ColumnSerializer:
     def remember(value: object) -> bytes:
         if value is None:
             return NULL_VALUE
-        held = encode(value).SerializeToString()
+        held: bytes = encode(value).SerializeToString()
         if type(value) is remembered and (any_value or _plain_float(value)):
             if len(cache) >= REMEMBERED_VALUES:
                 cache.clear()
@@ -260,10 +261,10 @@ def column_serializer(value_type: ValueType) -> ColumnSerializer:
     def serialize(column: Sequence[object]) -> list[bytes]:
         # Only values of the type itself are looked up: True == 1 == 1.0 as keys.
         if plain.issuperset(map(type, column)):
-            out = list(map(cache.get, column))  # one pass in C when every value is known
-            if None not in out:
-                return out  # type: ignore[return-value]  # no None left
-        out = []
+            known = list(map(cache.get, column))  # one pass in C when every value is known
+            if None not in known:
+                return known  # type: ignore[return-value]  # no None left
+        out: list[bytes] = []
         for value in column:
             held = cache.get(value) if type(value) is remembered else None
             out.append(remember(value) if held is None else held)
