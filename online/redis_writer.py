@@ -64,7 +64,6 @@ _VIEW = operator.attrgetter("view")
 _ENTITY_KEY = operator.attrgetter("entity_key")
 _VALID_FROM = operator.attrgetter("valid_from")
 _VALUES = operator.attrgetter("values")
-_VIEW_AND_KEY = operator.attrgetter("view", "entity_key")
 
 _TRANSIENT = (
     redis_errors.ConnectionError,  # includes BusyLoadingError
@@ -288,8 +287,9 @@ def event_stamp(valid_from: datetime) -> tuple[bytes, bytes]:
 
 def _newest(rows: Sequence[EncodedRow]) -> Sequence[EncodedRow]:
     """The newest row per view and entity key (`newest_per_key`); the rows themselves
-    when no two share a view and key (the sink coalesced them already)."""
-    if len(set(map(_VIEW_AND_KEY, rows))) == len(rows):
+    when no two share an entity key (the sink coalesced them already; a set of the
+    keys, bytes, is cheaper than one of (view, key) pairs)."""
+    if len(set(map(_ENTITY_KEY, rows))) == len(rows):
         return rows
     return list(newest_per_key(((row.view, row.entity_key), row) for row in rows).values())
 
