@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 from feast import RepoConfig
 from feast.infra.key_encoding_utils import serialize_entity_key, serialize_entity_key_prefix
@@ -38,6 +39,17 @@ _STRING: int = ValueTypeProto.STRING
 _BYTES: int = ValueTypeProto.BYTES
 _INT64_TYPE: int = ValueTypeProto.INT64
 _INT32_TYPE: int = ValueTypeProto.INT32
+
+
+class _StringHeads(dict[int, bytes]):
+    """The (type, length) part of a STRING value of each length, made once."""
+
+    def __missing__(self, size: int) -> bytes:
+        head = self[size] = _HEAD.pack(_STRING, size)
+        return head
+
+
+_STRING_HEADS = _StringHeads()
 
 ValuePacker = Callable[[object], bytes | None]
 """A value's serialized part, or None where Feast's own conversion must decide."""
@@ -127,6 +139,39 @@ class EntityKeySerializer:
             if None not in parts:
                 return plan.prefix + b"".join(parts)  # type: ignore[arg-type]  # no None
         return serialize_proto(self._to_proto(join_keys, values))
+
+    def serialize_strings(self, keys: Sequence[object]) -> list[bytes] | None:
+        """`serialize` of each key, in a few passes in C, where every key is a tuple
+        `((name,), (value,))` of the same single join key, a `str` of a STRING (or
+        undeclared) key, as the jobs build them; None for anything else (the caller
+        then serializes key by key)."""
+        if not keys or type(keys[0]) is not tuple or len(keys[0]) != 2:
+            return None
+        names = keys[0][0]
+        if type(names) is not tuple or len(names) != 1:
+            return None
+        plan = self._plans.get(names)
+        if plan is None:
+            plan = self._plans[names] = self._plan(names)
+        if plan.packers[0] not in (_string, _inferred) or set(map(type, keys)) != {tuple}:
+            return None
+        try:
+            given_names, given_values = zip(*keys, strict=True)
+        except ValueError:  # a key that is not a pair
+            return None
+        values = tuple(chain.from_iterable(given_values))
+        if (
+            given_names.count(names) != len(keys)
+            or len(values) != len(keys)
+            or set(map(type, values)) != {str}
+        ):
+            return None
+        try:
+            raw = [value.encode("utf8") for value in values]
+        except UnicodeEncodeError:  # a lone surrogate: refused key by key, naming it
+            return None
+        heads = map(_STRING_HEADS.__getitem__, map(len, raw))
+        return list(map(plan.prefix.__add__, map(bytes.__add__, heads, raw)))
 
     def _plan(self, names: tuple[str, ...]) -> _Plan:
         order = tuple(sorted(range(len(names)), key=names.__getitem__))

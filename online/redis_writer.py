@@ -28,8 +28,10 @@ timeouts (`online.redis_settings.RedisTimeouts`; a connection string may set its
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+import operator
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import chain, repeat
 
 from feast import FeatureView, RepoConfig
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig, RedisType
@@ -42,7 +44,7 @@ from redis.retry import Retry
 
 from feature_store.errors import ConfigError
 from online.entity_keys import require_key_version
-from online.feast_layout import RedisViewLayout, redis_key_of, redis_view_layout
+from online.feast_layout import RedisViewLayout, redis_view_layout
 from online.redis_settings import RedisSecurity, RedisTimeouts
 from online.resp import command
 from online.rows import (
@@ -57,6 +59,11 @@ from online.write_support import RetryPolicy, WriteStats, call_with_retry
 logger = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+_VIEW = operator.attrgetter("view")
+_ENTITY_KEY = operator.attrgetter("entity_key")
+_VALID_FROM = operator.attrgetter("valid_from")
+_VALUES = operator.attrgetter("values")
 
 _TRANSIENT = (
     redis_errors.ConnectionError,  # includes BusyLoadingError
@@ -87,11 +94,12 @@ local vf_field, ts_field, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local written = 0
 for i = 1, #KEYS do
   local at = {base} + (i - 1) * {stride}
-  local held = redis.call('HMGET', KEYS[i], vf_field, ts_field)
+  local held_vf = tonumber(redis.call('HGET', KEYS[i], vf_field))
   -- A stored valid_from counts only while Feast's event-ts field is there too: Feast
-  -- deletes its own fields, not ours, when it drops a view.
-  local held_vf = held[2] and tonumber(held[1])
-  if not held_vf or held_vf <= tonumber(ARGV[at + 1]) then
+  -- deletes its own fields, not ours, when it drops a view. Asked only of a row
+  -- that would otherwise be older (a newer row is one HGET and one HSET).
+  if not held_vf or held_vf <= tonumber(ARGV[at + 1])
+      or redis.call('HEXISTS', KEYS[i], ts_field) == 0 then
     {hsets}
     if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
     written = written + 1
@@ -152,8 +160,8 @@ class RedisOnlineWriter:
     def prepare_encoded(self, rows: Sequence[EncodedRow]) -> RedisWrite:
         """The newest row per view and entity key, packed in script calls, not sent.
         An unknown view fails here, before anything is sent."""
-        newest = newest_per_key(((row.view, row.entity_key), row) for row in rows)
-        calls = list(self._script_calls(self._by_view(newest.values())))
+        newest = _newest(rows)
+        calls = list(self._script_calls(self._by_view(newest)))
         return RedisWrite(self, calls, rows=len(rows), newest=len(newest))
 
     def close(self) -> None:
@@ -203,36 +211,47 @@ class RedisOnlineWriter:
             connection.disconnect()
         self._client.connection_pool.release(connection)
 
-    def _by_view(self, rows: Iterable[EncodedRow]) -> dict[str, list[EncodedRow]]:
-        by_view: dict[str, list[EncodedRow]] = {}
-        for row in rows:
-            by_view.setdefault(row.view, []).append(row)
+    def _by_view(self, rows: Sequence[EncodedRow]) -> dict[str, Sequence[EncodedRow]]:
+        by_view: dict[str, Sequence[EncodedRow]]
+        views = set(map(_VIEW, rows))
+        if len(views) == 1:
+            by_view = {views.pop(): rows}
+        else:
+            grouped: dict[str, list[EncodedRow]] = {}
+            for row in rows:
+                grouped.setdefault(row.view, []).append(row)
+            by_view = dict(grouped)
         for view in by_view:
             self._layout(view)  # an unknown view fails before anything is sent
         return by_view
 
-    def _script_calls(self, by_view: dict[str, list[EncodedRow]]) -> Iterator[ScriptCall]:
+    def _script_calls(self, by_view: dict[str, Sequence[EncodedRow]]) -> Iterator[ScriptCall]:
         """Packed calls of the script: KEYS the rows' hashes, ARGV the view's fields
-        (see `newer_wins_script`), then per row its stamps and values."""
-        project = self._project
-        stamps: dict[datetime, tuple[bytes, bytes]] = {}
+        (see `newer_wins_script`), then per row its stamps and values. Each piece is
+        made for all the rows of a view at once, in C where it can be."""
         for view, rows in by_view.items():
             layout = self._layout(view)
             width = len(layout.feature_fields)
             sha = self._scripts[width].sha.encode()
             head = [layout.valid_from_field, layout.event_ts_field, self._ttl_arg]
             head += layout.feature_fields
+            # `redis_key_of` each row's serialized key
+            keys = list(map(bytes.__add__, map(_ENTITY_KEY, rows), repeat(self._project)))
+            # each row's arguments (its two stamps, then its values), row after row,
+            # laid out by slice assignment: no object a row
+            stride = 2 + width
+            row_args: list[bytes] = [b""] * (len(rows) * stride)
+            row_args[0::stride], row_args[1::stride] = event_stamps(list(map(_VALID_FROM, rows)))
+            values = list(chain.from_iterable(map(_VALUES, rows)))
+            if len(values) != len(rows) * width:
+                msg = f"rows of `{view}` must hold {width} values each, got {len(values)} in all"
+                raise ValueConversionError(msg)
+            for j in range(width):
+                row_args[2 + j :: stride] = values[j::width]
             for start in range(0, len(rows), self._rows_per_script):
-                chunk = rows[start : start + self._rows_per_script]
-                args = [b"EVALSHA", sha, b"%d" % len(chunk)]
-                args += [redis_key_of(row.entity_key, project) for row in chunk]
-                args += head
-                for row in chunk:
-                    stamp = stamps.get(row.valid_from)
-                    if stamp is None:
-                        stamp = stamps[row.valid_from] = event_stamp(row.valid_from)
-                    args += stamp
-                    args += row.values
+                end = min(start + self._rows_per_script, len(rows))
+                args = [b"EVALSHA", sha, b"%d" % (end - start), *keys[start:end], *head]
+                args += row_args[start * stride : end * stride]
                 yield command(args)
 
     def _layout(self, view: str) -> RedisViewLayout:
@@ -243,14 +262,36 @@ class RedisOnlineWriter:
         return layout
 
 
-def event_stamp(valid_from: datetime) -> tuple[bytes, bytes]:
-    """valid_from in integer microseconds (decimal digits), and serialized as the
+def event_stamps(valid_froms: Sequence[datetime]) -> tuple[list[bytes], list[bytes]]:
+    """Each valid_from in integer microseconds (decimal digits), and serialized as the
     `Timestamp` Feast keeps in `_ts:<view>` (what `Timestamp.FromDatetime` gives, at
-    half the cost)."""
-    since = valid_from - _EPOCH
-    seconds, rest = since.days * 86_400 + since.seconds, since.microseconds
-    stamp = Timestamp(seconds=seconds, nanos=rest * 1000).SerializeToString()
-    return b"%d" % (seconds * 1_000_000 + rest), stamp
+    half the cost). Aware UTC datetimes (what `OnlineRow` holds)."""
+    micros = list(
+        map(operator.floordiv, map(operator.sub, valid_froms, repeat(_EPOCH)), repeat(_US))
+    )
+    digits = list(map(b"%d".__mod__, micros))
+    stamps = []
+    stamp = Timestamp()  # set and serialized again for each: half the cost of a new one
+    for seconds, rest in map(divmod, micros, repeat(1_000_000)):
+        stamp.seconds = seconds
+        stamp.nanos = rest * 1000
+        stamps.append(stamp.SerializeToString())
+    return digits, stamps
+
+
+def event_stamp(valid_from: datetime) -> tuple[bytes, bytes]:
+    """`event_stamps` of one valid_from."""
+    digits, stamps = event_stamps([valid_from])
+    return digits[0], stamps[0]
+
+
+def _newest(rows: Sequence[EncodedRow]) -> Sequence[EncodedRow]:
+    """The newest row per view and entity key (`newest_per_key`); the rows themselves
+    when no two share an entity key (the sink coalesced them already; a set of the
+    keys, bytes, is cheaper than one of (view, key) pairs)."""
+    if len(set(map(_ENTITY_KEY, rows))) == len(rows):
+        return rows
+    return list(newest_per_key(((row.view, row.entity_key), row) for row in rows).values())
 
 
 class RedisWrite:

@@ -10,9 +10,13 @@ stores they go to.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+import contextlib
+import functools
+import operator
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import NamedTuple, TypeVar
 
 from feast import FeatureView
@@ -88,6 +92,16 @@ class RejectedRow(NamedTuple):
     reason: str
 
 
+_FEATURES = operator.attrgetter("features")
+_ENTITY_KEY = operator.attrgetter("entity_key")
+_VALID_FROM = operator.attrgetter("valid_from")
+_VIEW = operator.attrgetter("view")
+_encoded_row: Callable[[Iterable[object]], EncodedRow] = functools.partial(
+    tuple.__new__, EncodedRow
+)
+"""An `EncodedRow` of its four fields in order, built in C (`EncodedRow._make` is a
+Python call)."""
+
 _CONVERSION_ERRORS = (TypeError, ValueError, AssertionError, OverflowError)
 
 
@@ -102,6 +116,7 @@ class _ViewCodec:
     serializers: tuple[ColumnSerializer, ...]
     join_key_encoders: Mapping[str, ValueEncoder]
     keys: EntityKeySerializer
+    getters: tuple[Callable[[Mapping[str, object]], object], ...]
 
     @classmethod
     def of(cls, view: FeatureView) -> _ViewCodec:
@@ -120,28 +135,35 @@ class _ViewCodec:
             serializers=tuple(column_serializer(f.dtype.to_value_type()) for f in view.features),
             join_key_encoders=join_key_encoders,
             keys=EntityKeySerializer(join_key_types, to_proto),
+            getters=tuple(operator.itemgetter(name) for name in features),
         )
 
     def values(self, rows: Sequence[Mapping[str, object]]) -> list[tuple[bytes, ...]]:
         """Each row's serialized values in view order; absent and None are null."""
-        for features in rows:
-            if not features.keys() <= self.known:
-                unknown = sorted(set(features) - self.known)
-                msg = f"feature view `{self.view.name}` has no feature(s) {unknown}"
-                raise ValueConversionError(msg)
-        columns = [
-            self._column(j, [features.get(name) for features in rows])
-            for j, name in enumerate(self.features)
-        ]
-        return list(zip(*columns, strict=True)) if columns else [()] * len(rows)
+        if not all(map(self.known.issuperset, rows)):
+            for features in rows:
+                if not features.keys() <= self.known:
+                    unknown = sorted(set(features) - self.known)
+                    msg = f"feature view `{self.view.name}` has no feature(s) {unknown}"
+                    raise ValueConversionError(msg)
+        columns: Sequence[Sequence[object]] | None = None
+        if set(map(type, rows)) == {dict}:
+            # Plain dicts holding every feature: a pass in C a column, no object a row
+            # (a `defaultdict` would answer for a feature left out, so not those).
+            with contextlib.suppress(KeyError):
+                columns = [list(map(getter, rows)) for getter in self.getters]
+        if columns is None:
+            columns = [[features.get(name) for features in rows] for name in self.features]
+        encoded = [self._column(j, column) for j, column in enumerate(columns)]
+        return list(zip(*encoded, strict=True)) if encoded else [()] * len(rows)
 
-    def _column(self, j: int, column: list[object]) -> list[bytes]:
+    def _column(self, j: int, column: Sequence[object]) -> list[bytes]:
         try:
             return self.serializers[j](column)
         except _CONVERSION_ERRORS as err:
             raise self._culprit(self.features[j], self.encoders[j], column) from err
 
-    def _culprit(self, name: str, encode: ValueEncoder, column: list[object]) -> Exception:
+    def _culprit(self, name: str, encode: ValueEncoder, column: Sequence[object]) -> Exception:
         for value in column:
             try:
                 if value is not None:
@@ -156,6 +178,13 @@ class _ViewCodec:
         if isinstance(key, EntityKeyProto):
             return key
         return _entity_key_proto(self.view.name, self.join_key_encoders, key)
+
+    def serialized_keys(self, keys: Sequence[EntityKeyInput]) -> list[bytes]:
+        """`serialized_key` of each key (the jobs' keys in one pass)."""
+        packed = self.keys.serialize_strings(keys)
+        if packed is not None:
+            return packed
+        return [self.serialized_key(key) for key in keys]
 
     def serialized_key(self, key: EntityKeyInput) -> bytes:
         """Feast's serialized entity key (`serialize_entity_key`, version 3)."""
@@ -209,11 +238,11 @@ class RowEncoder:
 
     def encode_all(self, rows: Sequence[OnlineRow]) -> list[EncodedRow]:
         """Encoded rows, in input order; raises on the first row that cannot be."""
+        if len(set(map(_VIEW, rows))) <= 1:
+            return self._encode_view(rows)
         positions: dict[str, list[int]] = {}
         for i, row in enumerate(rows):
             positions.setdefault(row.view, []).append(i)
-        if len(positions) <= 1:
-            return self._encode_view(rows)
         out: list[EncodedRow | None] = [None] * len(rows)
         for indices in positions.values():
             encoded = self._encode_view([rows[i] for i in indices])
@@ -254,12 +283,10 @@ class RowEncoder:
         if not rows:
             return []
         codec = self._codec(rows[0].view)
-        values = codec.values([row.features for row in rows])
-        name, serialized_key = codec.view.name, codec.serialized_key
-        return [
-            EncodedRow(name, serialized_key(row.entity_key), encoded, row.valid_from)
-            for row, encoded in zip(rows, values, strict=True)
-        ]
+        values = codec.values(list(map(_FEATURES, rows)))
+        keys = codec.serialized_keys(list(map(_ENTITY_KEY, rows)))
+        fields = zip(repeat(codec.view.name), keys, values, map(_VALID_FROM, rows), strict=False)
+        return list(map(_encoded_row, fields))
 
     def _codec(self, view: str) -> _ViewCodec:
         codec = self._codecs.get(view)
@@ -275,6 +302,11 @@ def entity_identity(key: EntityKeyInput) -> Hashable:
     Two spellings of one key (a proto and a tuple, or join keys in another order) get
     different identities; the writers' newer-wins check still orders such rows.
     """
+    if type(key) is tuple:
+        join_keys, values = key
+        if type(join_keys) is tuple and type(values) is tuple:
+            return key  # the jobs' keys: already what the line at the end makes
+        return (tuple(join_keys), tuple(values))
     if isinstance(key, EntityKeyProto):
         serialized: bytes = key.SerializeToString(deterministic=True)
         return serialized

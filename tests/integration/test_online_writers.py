@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -110,6 +112,48 @@ def test_view_dropped_by_feast_can_be_backfilled_with_older_rows(redis_repo: Onl
     assert redis_repo.writer.write([row("jay", 3)]).written == 1
     assert redis_repo.read(["jay"])["review_count"] == [3]
     assert redis_repo.read(["jay"], VIEWS[1])["review_count"] == [7]
+
+
+def test_concurrent_redis_writers_leave_each_key_at_its_newest_row(
+    redis_repo: OnlineRepo,
+) -> None:
+    """Two writers (the stream and a backfill) write the same keys at once, each its
+    rows in its own shuffled order, in small calls: every key ends at its newest row,
+    whoever wrote it and whenever, and each writer's counts add up."""
+    users = [f"con-{i}" for i in range(200)]
+    steps = list(range(12))  # row `step` of a user: valid_from T0 + step s, count step
+    streams = []
+    for seed in (1, 2):
+        rng = random.Random(seed)
+        mine = [(user, step) for user in users for step in steps if step % 2 == seed % 2]
+        rng.shuffle(mine)
+        streams.append(mine)
+    writers = [
+        RedisOnlineWriter(redis_repo.config, feature_views=redis_repo.views, rows_per_script=7)
+        for _ in streams
+    ]
+
+    def write_all(writer: RedisOnlineWriter, stream: list[tuple[str, int]]) -> int:
+        written = 0
+        for start in range(0, len(stream), 50):
+            rows = [
+                row(user, step, T0 + timedelta(seconds=step))
+                for user, step in stream[start : start + 50]
+            ]
+            stats = writer.write(rows)
+            assert stats.written + stats.stale + stats.coalesced == len(rows)
+            written += stats.written
+        return written
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = list(pool.map(write_all, writers, streams))
+    for writer in writers:
+        writer.close()
+    newest = max(steps)
+    read = redis_repo.read(users, event_ts=True)
+    assert read["review_count"] == [newest] * len(users)
+    assert read["review_count__ts"] == [int(T0.timestamp()) + newest] * len(users)
+    assert sum(done) >= len(users)  # each key's newest row was written, once at least
 
 
 def test_ensure_tables_creates_what_feast_reads(bigtable_repo: OnlineRepo) -> None:

@@ -173,3 +173,46 @@ def test_writers_refuse_other_serialization_versions() -> None:
     require_key_version(config(3), "Redis online writer")
     with pytest.warns(DeprecationWarning), pytest.raises(ConfigError, match="version 2"):
         require_key_version(config(2), "Redis online writer")
+
+
+@settings(max_examples=200, deadline=None)
+@given(names=NAMES, data=st.data())
+def test_keys_of_a_flush_equal_feasts_or_are_refused(names: list[str], data: st.DataObject) -> None:
+    """Keys serialized together (the jobs' `((name,), (value,))` ones packed in one
+    pass, any other mix key by key): each is Feast's, or the flush is refused."""
+    declared = data.draw(st.sampled_from([d for d in ENCODERS if set(d) <= set(names)]))
+    encoder = ENCODERS[declared]
+    shapes = st.sampled_from([names[:1], names])
+    keys = data.draw(
+        st.lists(
+            shapes.flatmap(
+                lambda spelled: st.tuples(
+                    st.just(tuple(spelled)),
+                    st.lists(
+                        st.one_of(st.text(max_size=8), VALUES),
+                        min_size=len(spelled),
+                        max_size=len(spelled),
+                    ).map(tuple),
+                )
+            ),
+            min_size=1,
+            max_size=8,
+        )
+    )
+    expected = [feast_key(list(spelled), list(values), declared) for spelled, values in keys]
+    if None in expected:
+        with pytest.raises(ValueConversionError, match="keyed"):
+            encoder._codec("keyed").serialized_keys(keys)
+    else:
+        assert encoder._codec("keyed").serialized_keys(keys) == expected
+
+
+def test_keys_of_the_jobs_shape_are_packed_in_one_pass() -> None:
+    users = ["u-1", "", "ü-ñ", "x" * 300]
+    keys = [(("user_id",), (user,)) for user in users]
+    codec = ENCODERS[("user_id",)]._codec("keyed")
+    assert codec.keys.serialize_strings(keys) == [feast_key(["user_id"], [u]) for u in users]
+    assert codec.keys.serialize_strings([*keys, (("user_id",), (7,))]) is None  # not all str
+    assert codec.keys.serialize_strings([(["user_id"], ["u-1"])]) is None  # not a tuple
+    with pytest.raises(ValueConversionError, match="keyed"):  # not UTF-8: refused
+        codec.serialized_keys([*keys, (("user_id",), ("\ud800",))])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -137,3 +138,19 @@ def test_rows_of_several_views_keep_their_order(encoder: RowEncoder) -> None:
     assert [e.values[0] for e in encoded] == [
         ValueProto(int64_val=i).SerializeToString() for i in range(4)
     ]
+
+
+def test_mappings_that_answer_for_left_out_features_still_write_null(
+    encoder: RowEncoder,
+) -> None:
+    """Rows of plain dicts holding every feature take a faster path; a `Counter` (which
+    answers 0 for a feature left out) must still write a left-out feature as null."""
+    names = encoder.feature_names("user_activity")
+    full = {name: None for name in names} | {"review_count": 3}
+    counter: Counter[str] = Counter({"review_count": 3})
+    assert counter["avg_rating"] == 0  # what a look-up by key would have written
+    by_dict, by_counter = (
+        encoder.encode_all([row(features), row(features)])[0].values for features in (full, counter)
+    )
+    assert by_dict == by_counter == encoder.encode(row({"review_count": 3})).values
+    assert by_dict.count(NULL_VALUE) == len(names) - 1

@@ -13,7 +13,7 @@ from feast.value_type import ValueType
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from online.value_encoding import column_serializer, value_encoder, varint
+from online.value_encoding import column_serializer, value_encoder, varint, varints
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 INT32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
@@ -147,3 +147,53 @@ def test_timestamps_outside_the_packed_range_are_feasts() -> None:
     ]
     expected = [b"" if v is None else feast_bytes(v, ValueType.UNIX_TIMESTAMP) for v in column]
     assert column_serializer(ValueType.UNIX_TIMESTAMP)(column) == expected
+    # aware datetimes only (the whole column at once), one of them out of range
+    for out_of_range in column[:-1]:
+        aware = [datetime(2025, 3, 1, 12, 0, 0, 999_999, tzinfo=UTC), out_of_range]
+        expected = [feast_bytes(v, ValueType.UNIX_TIMESTAMP) for v in aware]
+        assert column_serializer(ValueType.UNIX_TIMESTAMP)(aware) == expected
+
+
+def test_naive_datetimes_in_a_column_are_refused() -> None:
+    aware = datetime(2025, 3, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="naive"):
+        column_serializer(ValueType.UNIX_TIMESTAMP)([aware, aware.replace(tzinfo=None)])
+
+
+@pytest.mark.parametrize(
+    ("value_type", "known", "column"),
+    [
+        (ValueType.INT64, [1, 0], [True, 1, False, 0, None]),
+        (ValueType.BOOL, [True, False], [1, True, 0, False]),
+        (ValueType.FLOAT, [1.0], [1, 1.0, None]),
+    ],
+)
+def test_remembered_values_are_looked_up_by_type_too(
+    value_type: ValueType, known: list[object], column: list[object]
+) -> None:
+    """True == 1 == 1.0 as dictionary keys: a remembered 1 must not answer for True."""
+    serialize = column_serializer(value_type)
+    serialize(known)
+    encode = value_encoder(value_type)
+    expected = []
+    for value in column:
+        try:
+            expected.append(b"" if value is None else encode(value).SerializeToString())
+        except (TypeError, ValueError, AssertionError):
+            with pytest.raises((TypeError, ValueError, AssertionError)):
+                serialize(column)
+            return
+    assert serialize(column) == expected
+
+
+@given(st.lists(st.integers(min_value=-(2**40), max_value=2**40), max_size=30), st.data())
+@example([2**28, 2**35 - 1, 2**28 + 127, 2**28 + 128], None)
+def test_varints_are_each_values_varint(values: list[int], data: st.DataObject | None) -> None:
+    """A column's varints, through the remembered high groups where all take 5 bytes."""
+    if data is not None:  # and a column of 5-byte values only, near each other
+        start = data.draw(st.integers(min_value=2**28, max_value=2**35 - 1000))
+        values += data.draw(st.lists(st.integers(min_value=start, max_value=start + 999)))
+        if data.draw(st.booleans()):
+            values = [v for v in values if 2**28 <= v < 2**35]
+    assert varints(values) == [varint(value) for value in values]
+    assert varints(values) == [varint(value) for value in values]  # again, remembered

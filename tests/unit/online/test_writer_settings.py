@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from feature_store.errors import ConfigError
 from online.bigtable_writer import _transient_failures, cell_timestamp
-from online.redis_writer import connect_redis, event_stamp, newer_wins_script
+from online.redis_writer import connect_redis, event_stamp, event_stamps, newer_wins_script
 
 
 def config(online_store: dict[str, object]) -> RepoConfig:
@@ -87,6 +87,28 @@ def test_event_stamp_is_the_timestamp_feast_writes(at: datetime) -> None:
         since_epoch.microseconds
     )
     assert micros == str(int(micros)).encode()
+
+
+@given(
+    st.lists(
+        st.datetimes(
+            min_value=datetime(1900, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
+            max_value=datetime(2200, 1, 1),  # noqa: DTZ001
+            timezones=st.just(UTC),
+        ),
+        max_size=30,
+    )
+)
+def test_event_stamps_of_a_flush_are_each_rows_own(ats: list[datetime]) -> None:
+    """One `Timestamp` is set again for every row: nothing of a row (its nanos, say)
+    may stay in the next one's bytes."""
+    ats += [datetime(2025, 3, 1, 12, tzinfo=UTC), datetime(2025, 3, 1, 12, 0, 0, 5, tzinfo=UTC)]
+    micros, stamps = event_stamps(ats)
+    for at, row_micros, stamp in zip(ats, micros, stamps, strict=True):
+        feast_way = Timestamp()
+        feast_way.FromDatetime(at)
+        assert stamp == feast_way.SerializeToString()
+        assert (row_micros, stamp) == event_stamp(at)
 
 
 def test_newer_wins_script_spells_out_every_feature() -> None:
