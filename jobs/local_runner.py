@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import gc
 import inspect
 import queue
 import threading
@@ -158,6 +159,8 @@ class LocalStreamingRunner(BundleBasedDirectRunner):
         run_sinks_on_lanes()
         override = _WidePullOverride(self.pull_max)
         pipeline.replace_all([override])
+        if override.replaced:
+            settle_the_heap()
         run: Callable[[Any, Any], Any] = super().run_pipeline
         result = run(pipeline, options)
         if override.replaced and self.timer_scan_s:
@@ -166,6 +169,19 @@ class LocalStreamingRunner(BundleBasedDirectRunner):
         if override.replaced:
             _SinkLanes.open(result._executor._executor)
         return result
+
+
+def settle_the_heap() -> None:
+    """Collects the garbage there is, then moves every object left (the modules
+    imported, the pipeline's graph) out of the cyclic garbage collector's sight
+    (`gc.freeze`). Python's full collections walk every object it tracks: a job's
+    process holds millions from its imports (Beam, Feast, the Google clients), so
+    each full collection took about a second, with the interpreter lock held, every
+    few seconds of a busy stream (measured: 13.6 s of collections in a 64 s phase at
+    600 msg/s, of 19 s of the process's CPU). Frozen objects are still freed when
+    nothing refers to them; only a reference cycle among them would now stay."""
+    gc.collect()
+    gc.freeze()
 
 
 class _WidePubSubRead(_DirectReadFromPubSub):
