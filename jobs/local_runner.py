@@ -73,6 +73,19 @@ every step, not on the job's work:
   runner's as before; the first thread goes on with the other steps meanwhile. When
   more than `SINK_BACKLOG` sink bundles wait, the runner takes no more input until they
   drain, so a slow sink holds the job back instead of piling bundles up in memory.
+- **Deep-copying each key's timers per bundle.** A bundle works on a copy of each key's
+  state it touches, and Beam's copy deep-copies the key's timers (about 115 µs for two):
+  here the timestamps and windows, which nothing changes in place, are shared
+  (`_copy_key_state`).
+- **Reading pulled messages through proto-plus.** Each message's fields went through
+  proto-plus's wrappers (about 90 µs a message); here they are read from the protobuf
+  (`_pulled`), into the same `PubsubMessage`.
+- **Asking every key for due timers.** The timer scan asks only the keys whose committed
+  state changed since the last scan or whose earliest timer is due
+  (`_indexed_transform_timers`).
+- **Full garbage collections over the imports.** Before a Pub/Sub pipeline runs, the
+  heap is collected and frozen (`settle_the_heap`), so Python's full collections no
+  longer walk the objects of every module imported.
 
 Dataflow runs none of this: `make_pipeline` uses this runner only when no `--runner` is
 named.
