@@ -596,3 +596,17 @@ def test_indexed_timer_scans_find_what_beams_finds() -> None:
         scan(at)
     states[b"c"] = _key_state({window: {("user/t", TimeDomain.REAL_TIME, ""): Timestamp(40)}})
     scan(46)
+
+
+def test_settling_the_heap_freezes_it_and_spaces_young_collections() -> None:
+    import gc
+
+    threshold = gc.get_threshold()
+    try:
+        gc.unfreeze()
+        local_runner.settle_the_heap()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (local_runner.GC_YOUNG, *threshold[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
