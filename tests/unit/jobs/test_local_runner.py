@@ -12,12 +12,14 @@ from typing import Any
 import apache_beam as beam
 import pytest
 from apache_beam.coders import VarIntCoder
+from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_stream import TestStream as EventStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.transforms.window import TimestampedValue
+from apache_beam.utils.timestamp import Timestamp
 
 from jobs import local_runner
 from jobs.local_runner import LocalStreamingRunner
@@ -454,3 +456,157 @@ def test_no_step_runs_on_an_empty_bundle() -> None:
     assert as_beam.count("empty") >= 3 and as_beam.count("main") >= 3
     local = _bundles_on_an_empty_branch(LocalStreamingRunner())
     assert local.count("empty") == 0 and local.count("main") >= 3
+
+
+def _key_state(timers: dict[Any, dict[Any, Any]]) -> Any:
+    from apache_beam.runners.direct.evaluation_context import DirectUnmergedState
+    from apache_beam.transforms import trigger
+
+    state = DirectUnmergedState()
+    for window, held in timers.items():
+        for (name, domain, tag), at in held.items():
+            state.set_timer(window, name, domain, at, tag)
+    window = next(iter(timers), None)
+    if window is not None:
+        state.add_state(window, trigger._ListStateTag("user/events"), 1)
+        state.add_state(window, trigger._ReadModifyWriteStateTag("user/head"), {"n": [1]})
+    state.set_global_state(trigger._ReadModifyWriteStateTag("hold"), Timestamp(7))
+    state.set_global_state(trigger._ReadModifyWriteStateTag("meta"), {"list": [1, 2]})
+    return state
+
+
+def _content(state: Any) -> Any:
+    return (
+        {w: dict(t) for w, t in state.timers.items()},
+        state.global_state,
+        {w: dict(tagged) for w, tagged in state.state.items()},
+        state.defensive_copy,
+    )
+
+
+def test_key_state_copies_are_beams_and_independent() -> None:
+    """A key state's light copy holds what Beam's deep copy holds, and changing the copy
+    (timers, lists, global values) leaves the original as it was."""
+    from apache_beam.transforms import trigger
+    from apache_beam.transforms.window import GlobalWindow, IntervalWindow
+
+    window, interval = GlobalWindow(), IntervalWindow(10, 20)
+    state = _key_state(
+        {
+            window: {("user/change", TimeDomain.WATERMARK, ""): Timestamp(5)},
+            interval: {("user/t", TimeDomain.REAL_TIME, "x"): Timestamp(9)},
+        }
+    )
+    before = _content(state)
+    beams = trigger.InMemoryUnmergedState.copy(state)
+    light = local_runner._copy_key_state(state)
+    assert type(light) is type(state)
+    assert _content(light) == _content(beams) == before
+    light.set_timer(window, "user/change", TimeDomain.WATERMARK, Timestamp(99))
+    light.clear_timer(interval, "user/t", TimeDomain.REAL_TIME, "x")
+    light.add_state(window, trigger._ListStateTag("user/events"), 2)
+    light.global_state["meta"]["list"].append(3)
+    light.set_global_state(trigger._ReadModifyWriteStateTag("hold"), Timestamp(8))
+    assert _content(state) == before
+
+
+def _pull_response(publish_s: int | None) -> Any:
+    from google.pubsub_v1.types import PubsubMessage as Message
+    from google.pubsub_v1.types import PullResponse, ReceivedMessage
+
+    message = Message(data=b'{"a": 1}', attributes={"k": "v"}, message_id="m1", ordering_key="o")
+    if publish_s is not None:
+        message._pb.publish_time.FromNanoseconds(publish_s * 10**9 + 123_456_789)
+    return PullResponse(received_messages=[ReceivedMessage(ack_id="a1", message=message)])
+
+
+def test_pulled_messages_are_beams() -> None:
+    """A message read from the pull's protobuf is the element Beam's reader makes of it
+    (timestamp, data, attributes, id, publish time and its type, ordering key)."""
+    response = _pull_response(1_764_000_000)
+    proto_message = response.received_messages[0].message
+    beams_timestamp = Timestamp.from_utc_datetime(proto_message.publish_time)
+    beams = PubsubMessage._from_message(proto_message)
+    timestamp, ours = local_runner._pulled(response._pb.received_messages[0].message)
+    assert timestamp == beams_timestamp == Timestamp(micros=1_764_000_000_123_456)
+    assert ours == beams
+    assert type(ours.publish_time) is type(beams.publish_time)
+    assert ours.publish_time == beams.publish_time
+    assert (ours.message_id, ours.ordering_key) == ("m1", "o")
+
+
+def test_a_message_without_a_publish_time_is_refused() -> None:
+    message = _pull_response(None)._pb.received_messages[0].message
+    with pytest.raises(ValueError, match="No publish time"):
+        local_runner._pulled(message)
+
+
+def _firing(fired: Any) -> tuple[Any, ...]:
+    return (
+        fired.encoded_key,
+        fired.window,
+        fired.name,
+        fired.time_domain,
+        fired.timestamp.micros,
+        fired.dynamic_timer_tag,
+    )
+
+
+def test_indexed_timer_scans_find_what_beams_finds() -> None:
+    """Over scans at advancing watermarks, with key states replaced (as a commit does),
+    added, and holding processing-time timers, the indexed scan gives Beam's firings."""
+    from apache_beam.runners.direct.watermark_manager import _TransformWatermarks
+    from apache_beam.transforms.window import GlobalWindow
+
+    window = GlobalWindow()
+
+    def event_timer(at: int) -> Any:
+        return _key_state({window: {("user/change", TimeDomain.WATERMARK, ""): Timestamp(at)}})
+
+    class _Clock:
+        def time(self) -> Timestamp:
+            return Timestamp(50)
+
+    def watermarks(states: dict[bytes, Any]) -> Any:
+        tw = _TransformWatermarks(_Clock(), states, None)
+        tw._fired_timers = set()
+        return tw
+
+    states = {b"a": event_timer(10), b"b": event_timer(30), b"c": _key_state({})}
+    beams, ours = watermarks(states), watermarks(states)
+    original = local_runner._ORIGINAL_EXTRACT
+
+    def scan(at: int) -> None:
+        beams._input_watermark = ours._input_watermark = Timestamp(at)
+        expected, expected_realtime = original(beams)
+        found, realtime = local_runner._indexed_transform_timers(ours)
+        assert sorted(map(_firing, found)) == sorted(map(_firing, expected))
+        assert realtime == expected_realtime
+        assert set(map(_firing, ours._fired_timers)) == set(map(_firing, beams._fired_timers))
+
+    for at in (0, 5, 10, 11, 20):
+        scan(at)
+    states[b"a"] = event_timer(40)  # a's timer fired and was set again
+    states[b"d"] = event_timer(15)  # a new key
+    states[b"b"] = event_timer(15)  # b's timer moved earlier, now due
+    for at in (20, 35, 40):
+        scan(at)
+    states[b"c"] = _key_state({window: {("user/t", TimeDomain.REAL_TIME, ""): Timestamp(60)}})
+    for at in (41, 45):
+        scan(at)
+    states[b"c"] = _key_state({window: {("user/t", TimeDomain.REAL_TIME, ""): Timestamp(40)}})
+    scan(46)
+
+
+def test_settling_the_heap_freezes_it_and_spaces_young_collections() -> None:
+    import gc
+
+    threshold = gc.get_threshold()
+    try:
+        gc.unfreeze()
+        local_runner.settle_the_heap()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (local_runner.GC_YOUNG, *threshold[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
