@@ -12,9 +12,11 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from common.profile import write_profile
 from infra.cost_plan import Profile, load_prices, plan
 
+SLEEP_S = 0.1
+
 
 def _slow(x: int) -> int:
-    time.sleep(0.05)
+    time.sleep(SLEEP_S)
     return x
 
 
@@ -32,7 +34,9 @@ def test_a_slow_step_gets_its_time_and_hint(tmp_path: Path) -> None:
     write_profile(str(out), "batch", pipeline, result)
     data = json.loads(out.read_text())
     stages = {s["name"]: s for s in data["stages"]}
-    assert stages["Slow"]["wall_s"] >= 8 * 0.05 * 0.9
+    # Beam's execution times come from a sampling thread, which falls behind on a busy
+    # machine (0.33 s of 0.40 s slept was seen): most of the sleep, not all of it.
+    assert stages["Slow"]["wall_s"] >= 8 * SLEEP_S * 0.6
     assert stages["Fast"]["wall_s"] < stages["Slow"]["wall_s"]
     assert stages["Slow"]["min_ram_gb"] == 8.0
     assert data["process_peak_memory_gb"] > 0
