@@ -107,7 +107,6 @@ import weakref
 from collections.abc import Callable, Hashable, MutableMapping
 from typing import Any, TypeVar
 
-import proto
 from apache_beam.internal import pickler
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub
 from apache_beam.pipeline import AppliedPTransform, PTransformOverride
@@ -357,7 +356,7 @@ class _WidePullEvaluator(transform_evaluator._PubSubReadEvaluator):
             return read(timestamp_attribute)
         client = self._get_subscriber_client(self._applied_ptransform)
         response = client.pull(subscription=self._sub_name, max_messages=10, timeout=30)
-        received = response._pb.received_messages if isinstance(response, proto.Message) else ()
+        received = () if response is _NOT_YET else response._pb.received_messages
         results = [_pulled(rm.message) for rm in received]
         ack_ids = [rm.ack_id for rm in received]
         if ack_ids:
