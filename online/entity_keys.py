@@ -61,7 +61,7 @@ def _string(value: object) -> bytes | None:
     if type(value) is not str:
         return None
     raw = value.encode("utf8")
-    return _HEAD.pack(_STRING, len(raw)) + raw
+    return _STRING_HEADS[len(raw)] + raw
 
 
 def _bytes(value: object) -> bytes | None:

@@ -279,12 +279,6 @@ def event_stamps(valid_froms: Sequence[datetime]) -> tuple[list[bytes], list[byt
     return digits, stamps
 
 
-def event_stamp(valid_from: datetime) -> tuple[bytes, bytes]:
-    """`event_stamps` of one valid_from."""
-    digits, stamps = event_stamps([valid_from])
-    return digits[0], stamps[0]
-
-
 def _newest(rows: Sequence[EncodedRow]) -> Sequence[EncodedRow]:
     """The newest row per view and entity key (`newest_per_key`); the rows themselves
     when no two share an entity key (the sink coalesced them already; a set of the

@@ -302,15 +302,12 @@ def entity_identity(key: EntityKeyInput) -> Hashable:
     Two spellings of one key (a proto and a tuple, or join keys in another order) get
     different identities; the writers' newer-wins check still orders such rows.
     """
-    if type(key) is tuple:
-        join_keys, values = key
-        if type(join_keys) is tuple and type(values) is tuple:
-            return key  # the jobs' keys: already what the line at the end makes
-        return (tuple(join_keys), tuple(values))
     if isinstance(key, EntityKeyProto):
         serialized: bytes = key.SerializeToString(deterministic=True)
         return serialized
     join_keys, values = key
+    if type(key) is tuple and type(join_keys) is tuple and type(values) is tuple:
+        return key  # the jobs' keys: already what the line below makes
     return (tuple(join_keys), tuple(values))
 
 
