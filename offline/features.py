@@ -38,8 +38,8 @@ from apache_beam.metrics.metric import Metrics
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
-import common.row_coder  # noqa: F401  (registers the coder RowBatches cross shuffles with)
 from common.beam_types import PColl, Transform
+from common.row_coder import RowBatches  # (also registers the coders they cross shuffles with)
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from common.transforms import KeyByViewEntity
 from feature_store.core.change_rows import KeyedEvents, compute_rows_many
@@ -197,16 +197,25 @@ class _KeyByShard(beam.DoFn):
 
 
 class _ComputeRows(beam.DoFn):
-    def __init__(self, plans: Sequence[ViewPlan], start: int | None, end: int | None) -> None:
+    def __init__(
+        self, plans: Sequence[ViewPlan], start: int | None, end: int | None, per_shard: bool
+    ) -> None:
         self.plans = {p.view: p for p in plans}
-        self.start, self.end = start, end
+        self.start, self.end, self.per_shard = start, end, per_shard
         self.rows = Metrics.counter("backfill", "change_points")
 
-    def process(self, item: tuple[tuple[str, int], Iterable[KeyedEvents]]) -> Iterator[RowBatch]:
+    def process(
+        self, item: tuple[tuple[str, int], Iterable[KeyedEvents]]
+    ) -> Iterator[RowBatch | RowBatches]:
         (view, _), chunks = item
         events = KeyedEvents.concat(chunks)
         # vector kinds pending: the kernel stage (`common.vectors`) evaluates them
         rows = compute_rows_many(self.plans[view], events, self.start, self.end, defer_vectors=True)
+        if self.per_shard:
+            if rows:
+                self.rows.inc(sum(len(batch) for batch in rows))
+                yield RowBatches(rows)
+            return
         for batch in rows:
             self.rows.inc(len(batch))
             yield batch
@@ -245,24 +254,33 @@ class KeyForFeatures(Stage):
 
 class ShardChangePoints(Stage):
     """((view, shard), `KeyedEvents`) from `KeyForFeatures` → one `RowBatch` per (view,
-    entity): each shard's events grouped, its entities evaluated together."""
+    entity): each shard's events grouped, its entities evaluated together.
+
+    `per_shard`: a shard's batches leave as one `RowBatches` element (none for a shard
+    without rows), so the shuffles after it carry one element per shard, a bounded part
+    of a view, instead of one per entity."""
 
     RESOURCE_HINTS = FEATURE_HINTS
 
     def __init__(
-        self, plans: Sequence[ViewPlan], start: int | None = None, end: int | None = None
+        self,
+        plans: Sequence[ViewPlan],
+        start: int | None = None,
+        end: int | None = None,
+        *,
+        per_shard: bool = False,
     ) -> None:
         super().__init__()
         self.plans, self.start, self.end = list(plans), start, end
+        self.per_shard = per_shard
 
     def expand(self, keyed: PColl) -> PColl:
+        compute = _ComputeRows(self.plans, self.start, self.end, self.per_shard)
         rows: PColl = (
             keyed
             | "GroupByShard" >> beam.GroupByKey()
             | "ChangePoints"
-            >> beam.ParDo(_ComputeRows(self.plans, self.start, self.end)).with_output_types(
-                RowBatch
-            )
+            >> beam.ParDo(compute).with_output_types(RowBatches if self.per_shard else RowBatch)
         )
         return rows
 
@@ -287,6 +305,11 @@ class ComputeChangePoints(Transform):
     def expand(self, batches: PColl) -> PColl:
         rows: PColl = batches | "KeyForFeatures" >> self.keyer | "ChangePoints" >> self.rows
         return rows
+
+
+def latest_rows(shard: RowBatches) -> list[RowBatch]:
+    """The newest change point of each entity of a shard (`latest_row`)."""
+    return [latest_row(batch) for batch in shard]
 
 
 def latest_row(batch: RowBatch) -> RowBatch:
