@@ -132,7 +132,21 @@ def test_many_batches_round_trip_in_order() -> None:
     first, second = back.batches[0], back.batches[5 + len(pending) - 1]
     first.values["count"][:] = -1.0  # writable, and no batch sees another's change
     assert second.values["count"].min() >= 0 and batches[0].values["count"].min() >= 0
-    assert len(coder.decode(coder.encode(RowBatches([])))) == 0
+    small, large = back.batches[1], back.batches[-1]  # one layout: cut from one block
+    small.values["n"][:] = 99
+    small.valid_from[:] = -1
+    assert large.values["n"].tolist() == list(range(-5, 2))
+    assert large.valid_from.tolist() == list(range(7))
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [0, 0], [2, 0, 1]])
+def test_few_or_empty_batches_round_trip(sizes: list[int]) -> None:
+    coder = RowBatchesCoder()
+    batches = [_other(n) for n in sizes]
+    back = coder.decode(coder.encode(RowBatches(batches)))
+    assert len(back) == len(batches)
+    for batch, again in zip(batches, back, strict=True):
+        _same(batch, again)
 
 
 def test_beam_carries_row_batches_across_a_reshuffle() -> None:
