@@ -7,12 +7,13 @@ entities of each group run the same aggregation core as the streaming job
 What crosses a shuffle is batched, because Beam's per-element cost (coders, grouping
 buffers, one Python call per step) is larger than the work done per event:
 
-- `DeduplicateEvents` sends records in lists to a stable hash shard of their event id
-  (every copy of an id meets in one shard), keeps one copy per id there, and emits the
-  unique records in lists of up to `batch_size`: the steps after it handle hundreds
-  of lists instead of a million records. Lists of 2,000, not more: Beam's byte
-  counters encode a sample of each step's elements, the first ones all and then fewer
-  and fewer, so the fewer the lists the larger the share of records encoded once more;
+- `DeduplicateEvents` sends records in chunks (`RecordChunk`, one pickle each) to a
+  stable hash shard of their event id (every copy of an id meets in one shard), keeps
+  one copy per id there, and emits the unique records in lists of up to `batch_size`:
+  the steps after it handle hundreds of lists instead of a million records. Lists of
+  2,000, not more: Beam's byte counters encode a sample of each step's elements, the
+  first ones all and then fewer and fewer, so the fewer the lists the larger the share
+  of records encoded once more;
 - `KeyForFeatures` keys each view's events by a stable hash shard of the entity key
   and ships them as columnar `KeyedEvents` chunks of up to `KEYED_CHUNK` events, held
   per (view, shard) across a bundle's lists; it runs fused with de-duplication, so the
