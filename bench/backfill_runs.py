@@ -168,9 +168,9 @@ def beam_without_write(
             checked.valid
             | "Deduplicate" >> DeduplicateEvents(batched=True)
             | "KeyForFeatures" >> KeyForFeatures(registry, plans)
-            | "EngineerFeatures" >> ShardChangePoints(plans)
+            | "EngineerFeatures" >> ShardChangePoints(plans, per_shard=True)
             | "ToOutputStage" >> beam.Reshuffle()
-            | "Rows" >> beam.Map(len)
+            | "Rows" >> beam.Map(lambda shard: sum(len(batch) for batch in shard))
             | "Total" >> beam.CombineGlobally(sum)
             | "WriteTotal" >> beam.io.WriteToText(str(total), shard_name_template="")
         )

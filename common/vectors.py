@@ -22,9 +22,9 @@ from typing import Any
 
 import apache_beam as beam
 
-import common.row_coder  # noqa: F401  (registers the coder RowBatches cross shuffles with)
 from common.beam_types import PColl
 from common.metrics import JobCounter
+from common.row_coder import RowBatches  # (also registers the coders they cross shuffles with)
 from common.stages import LINALG_GPU_HINTS, LINALG_HINTS, Stage
 from feature_store.core.windows import ChangeRows, RowBatch
 
@@ -41,14 +41,29 @@ def no_jax_preallocation() -> None:
 
 
 class _Resolve(beam.DoFn):
-    def __init__(self, counter_namespace: str) -> None:
-        self.namespace = counter_namespace
+    def __init__(self, counter_namespace: str, per_shard: bool = False) -> None:
+        self.namespace, self.per_shard = counter_namespace, per_shard
 
     def setup(self) -> None:
         no_jax_preallocation()
         self.dropped = JobCounter(self.namespace, ROWS_UNCHANGED)
 
-    def process(self, batches: list[RowBatch | ChangeRows]) -> Iterator[RowBatch | ChangeRows]:
+    def process(self, rows: list[Any]) -> Iterator[RowBatch | ChangeRows | RowBatches]:
+        if not self.per_shard:
+            yield from self._resolved(rows)
+            return
+        for shard in rows:  # shards with nothing pending pass as they came
+            if any(b.pending is not None for b in shard):
+                break
+        else:
+            yield from rows
+            return
+        flat: list[RowBatch | ChangeRows] = [b for shard in rows for b in shard]
+        resolved = [b for b in self._resolved(flat) if isinstance(b, RowBatch)]
+        if resolved:  # at most `max_batch` batches, or one shard's: still bounded
+            yield RowBatches(resolved)
+
+    def _resolved(self, batches: list[RowBatch | ChangeRows]) -> Iterator[RowBatch | ChangeRows]:
         if all(not isinstance(b, RowBatch) or b.pending is None for b in batches):
             yield from batches  # views without vector features: jax is never loaded
             return
@@ -69,9 +84,11 @@ class EvaluateVectorFeatures(Stage):
     """RowBatches with pending vector features → the same rows evaluated (JAX kernels).
 
     `hints` replaces the stage's own (`LINALG_HINTS`; `accelerator=True` asks for
-    `LINALG_GPU_HINTS`). `batches_only`: the rows are all `RowBatch`es (the batch job's),
-    so the output is declared as such and crosses a shuffle with `RowBatchCoder`; the
-    streaming job's rows also come as `ChangeRows`, which that coder cannot carry."""
+    `LINALG_GPU_HINTS`). `per_shard`: the elements are `RowBatches` (the batch job's, a
+    feature shard's each), batched up to `max_batch` `RowBatch`es per kernel evaluation,
+    and the output is `RowBatches` too (the evaluated batches of the shards evaluated
+    together), which crosses a shuffle with `RowBatchesCoder`; the streaming job's rows
+    also come as `ChangeRows`, one per element."""
 
     RESOURCE_HINTS = LINALG_HINTS
 
@@ -82,10 +99,10 @@ class EvaluateVectorFeatures(Stage):
         accelerator: bool = False,
         hints: Mapping[str, str] | None = None,
         max_batch: int = MAX_BATCH,
-        batches_only: bool = False,
+        per_shard: bool = False,
     ) -> None:
         super().__init__()
-        self.batches_only = batches_only
+        self.per_shard = per_shard
         if max_batch < 1:
             msg = f"max_batch must be positive, got {max_batch}"
             raise ValueError(msg)
@@ -95,11 +112,11 @@ class EvaluateVectorFeatures(Stage):
             self.with_resource_hints(**chosen)
 
     def expand(self, rows: PColl) -> Any:
-        kernels = beam.ParDo(_Resolve(self.namespace))
-        if self.batches_only:
-            kernels = kernels.with_output_types(RowBatch)
-        return (
-            rows
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.max_batch)
-            | "Kernels" >> kernels
-        )
+        kernels = beam.ParDo(_Resolve(self.namespace, self.per_shard))
+        batch = beam.BatchElements(min_batch_size=1, max_batch_size=self.max_batch)
+        if self.per_shard:
+            kernels = kernels.with_output_types(RowBatches)
+            batch = beam.BatchElements(
+                min_batch_size=1, max_batch_size=self.max_batch, element_size_fn=len
+            )
+        return rows | "Batch" >> batch | "Kernels" >> kernels

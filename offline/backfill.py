@@ -2,7 +2,8 @@
 
     ReadArchive → ValidateEvents (→ dead letters) → DeduplicateEvents →
     KeyForFeatures (columnar, fused with de-duplication) →
-    EngineerFeatures (group by view and entity shard, run the core) → Reshuffle →
+    EngineerFeatures (group by view and entity shard, run the core; a shard's rows leave
+    as one element) → Reshuffle →
     WriteOffline (Arrow batches → load jobs, one replacing transaction per view)
     and the latest row of each entity → the online stores (wired by the job).
 
@@ -26,6 +27,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from common.beam_types import PColl, Transform
 from common.bigquery_admin import bigquery_schema
+from common.row_coder import RowBatches
 from common.stages import IO_HINTS, Stage
 from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import RowBatch
@@ -40,7 +42,8 @@ log = logging.getLogger(__name__)
 
 
 class _ToArrowBatches(beam.DoFn):
-    """Buffers a bundle's RowBatches per view and emits one Arrow table per view."""
+    """Buffers a bundle's RowBatches (a shard's `RowBatches` at a time) per view and
+    emits one Arrow table per view."""
 
     def __init__(
         self, plans: Sequence[ViewPlan], computed_at_us: int, max_rows: int = 500_000
@@ -53,11 +56,12 @@ class _ToArrowBatches(beam.DoFn):
         self.buffer: dict[str, list[RowBatch]] = defaultdict(list)
         self.sizes: dict[str, int] = defaultdict(int)
 
-    def process(self, batch: RowBatch) -> Iterator[tuple[str, pa.Table]]:
-        self.buffer[batch.view].append(batch)
-        self.sizes[batch.view] += len(batch)
-        if self.sizes[batch.view] >= self.max_rows:
-            yield self._flush(batch.view)
+    def process(self, shard: RowBatches) -> Iterator[tuple[str, pa.Table]]:
+        for batch in shard:
+            self.buffer[batch.view].append(batch)
+            self.sizes[batch.view] += len(batch)
+            if self.sizes[batch.view] >= self.max_rows:
+                yield self._flush(batch.view)
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         for view in list(self.buffer):
@@ -74,7 +78,8 @@ class _ToArrowBatches(beam.DoFn):
 
 
 class WriteOffline(Stage):
-    """RowBatches → Arrow tables per view → each view's change-point table.
+    """`RowBatches` (a shard's each) → Arrow tables per view → each view's change-point
+    table.
 
     `sink="client"` loads through the google-cloud-bigquery client (works against the
     emulator and BigQuery; replaces exactly the backfilled range in one transaction);

@@ -7,12 +7,13 @@ entities of each group run the same aggregation core as the streaming job
 What crosses a shuffle is batched, because Beam's per-element cost (coders, grouping
 buffers, one Python call per step) is larger than the work done per event:
 
-- `DeduplicateEvents` sends records in lists to a stable hash shard of their event id
-  (every copy of an id meets in one shard), keeps one copy per id there, and emits the
-  unique records in lists of up to `batch_size`: the steps after it handle hundreds
-  of lists instead of a million records. Lists of 2,000, not more: Beam's byte
-  counters encode a sample of each step's elements, the first ones all and then fewer
-  and fewer, so the fewer the lists the larger the share of records encoded once more;
+- `DeduplicateEvents` sends records in chunks (`RecordChunk`, one pickle each) to a
+  stable hash shard of their event id (every copy of an id meets in one shard), keeps
+  one copy per id there, and emits the unique records in lists of up to `batch_size`:
+  the steps after it handle hundreds of lists instead of a million records. Lists of
+  2,000, not more: Beam's byte counters encode a sample of each step's elements, the
+  first ones all and then fewer and fewer, so the fewer the lists the larger the share
+  of records encoded once more;
 - `KeyForFeatures` keys each view's events by a stable hash shard of the entity key
   and ships them as columnar `KeyedEvents` chunks of up to `KEYED_CHUNK` events, held
   per (view, shard) across a bundle's lists; it runs fused with de-duplication, so the
@@ -28,18 +29,22 @@ Both shard counts should grow with the input: a shard's records are held in memo
 from __future__ import annotations
 
 import logging
+import pickle
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import apache_beam as beam
+from apache_beam import coders
+from apache_beam.coders import coder_impl
+from apache_beam.coders.typecoders import registry
 from apache_beam.metrics.metric import Metrics
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
-import common.row_coder  # noqa: F401  (registers the coder RowBatches cross shuffles with)
 from common.beam_types import PColl, Transform
+from common.row_coder import RowBatches  # (also registers the coders they cross shuffles with)
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from common.transforms import KeyByViewEntity
 from feature_store.core.change_rows import KeyedEvents, compute_rows_many
@@ -62,8 +67,57 @@ def copy_order(record: Mapping[str, Any]) -> tuple[int, str]:
     return (int(record["event_time"]), repr(sorted(record.items(), key=lambda kv: kv[0])))
 
 
+class RecordChunk:
+    """Records on their way across de-duplication's shuffle, with `RecordChunkCoder`."""
+
+    __slots__ = ("records",)
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+class RecordChunkCoder(coders.Coder):
+    """A `RecordChunk` as one pickle of its list: Beam's default coder for a list of
+    dicts (`FastPrimitivesCoder`, value by value) decodes about three times slower.
+    Byte counters get an estimate from the chunk's first record, not an encoding."""
+
+    def encode(self, value: RecordChunk) -> bytes:
+        return pickle.dumps(value.records, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, encoded: bytes) -> RecordChunk:
+        return RecordChunk(pickle.loads(encoded))
+
+    def _create_impl(self) -> coder_impl.CallbackCoderImpl:
+        return coder_impl.CallbackCoderImpl(self.encode, self.decode, _chunk_size)
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self) -> type[RecordChunk]:
+        return RecordChunk
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+def _chunk_size(value: RecordChunk) -> int:
+    if not value.records:
+        return 8
+    first = pickle.dumps(value.records[0], protocol=pickle.HIGHEST_PROTOCOL)
+    return len(first) * len(value.records)
+
+
+registry.register_coder(RecordChunk, RecordChunkCoder)
+
+
 class _ByIdShard(beam.DoFn):
-    """Records (or lists of them) → (id shard, list of records): one element per shard
+    """Records (or lists of them) → (id shard, `RecordChunk`): one element per shard
     per `chunk` records."""
 
     def __init__(self, shards: int, chunk: int, batched: bool = False) -> None:
@@ -72,18 +126,18 @@ class _ByIdShard(beam.DoFn):
     def start_bundle(self) -> None:
         self.lists: dict[int, list[Record]] = defaultdict(list)
 
-    def process(self, element: Record | list[Record]) -> Iterator[tuple[int, list[Record]]]:
+    def process(self, element: Record | list[Record]) -> Iterator[tuple[int, RecordChunk]]:
         records = cast("list[Record]", element) if self.batched else [cast(Record, element)]
         for record in records:
             shard = shard_of(record["event_id"], self.shards)  # copies share their id
             held = self.lists[shard]
             held.append(record)
             if len(held) >= self.chunk:
-                yield shard, self.lists.pop(shard)
+                yield shard, RecordChunk(self.lists.pop(shard))
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
-        for item in self.lists.items():
-            yield GlobalWindows.windowed_value(item)
+        for shard, records in self.lists.items():
+            yield GlobalWindows.windowed_value((shard, RecordChunk(records)))
         self.lists.clear()
 
 
@@ -98,11 +152,11 @@ class _FirstCopies(beam.DoFn):
     def start_bundle(self) -> None:
         self.batch: list[Record] = []
 
-    def process(self, item: tuple[int, Iterable[list[Record]]]) -> Iterator[list[Record]]:
+    def process(self, item: tuple[int, Iterable[RecordChunk]]) -> Iterator[list[Record]]:
         first: dict[tuple[str, str], Record] = {}
         copies = 0
         for chunk in item[1]:
-            for record in chunk:
+            for record in chunk.records:
                 key = (record["topic"], record["event_id"])
                 held = first.setdefault(key, record)
                 if held is not record:
@@ -147,7 +201,10 @@ class DeduplicateEvents(Stage):
     def expand(self, records: PColl) -> PColl:
         first: PColl = (
             records
-            | "ToIdShards" >> beam.ParDo(_ByIdShard(self.shards, ID_CHUNK, self.batched))
+            | "ToIdShards"
+            >> beam.ParDo(_ByIdShard(self.shards, ID_CHUNK, self.batched)).with_output_types(
+                tuple[int, RecordChunk]
+            )
             | "GroupByIdShard" >> beam.GroupByKey()
             | "FirstCopies" >> beam.ParDo(_FirstCopies(self.batch_size))
         )
@@ -197,16 +254,25 @@ class _KeyByShard(beam.DoFn):
 
 
 class _ComputeRows(beam.DoFn):
-    def __init__(self, plans: Sequence[ViewPlan], start: int | None, end: int | None) -> None:
+    def __init__(
+        self, plans: Sequence[ViewPlan], start: int | None, end: int | None, per_shard: bool
+    ) -> None:
         self.plans = {p.view: p for p in plans}
-        self.start, self.end = start, end
+        self.start, self.end, self.per_shard = start, end, per_shard
         self.rows = Metrics.counter("backfill", "change_points")
 
-    def process(self, item: tuple[tuple[str, int], Iterable[KeyedEvents]]) -> Iterator[RowBatch]:
+    def process(
+        self, item: tuple[tuple[str, int], Iterable[KeyedEvents]]
+    ) -> Iterator[RowBatch | RowBatches]:
         (view, _), chunks = item
         events = KeyedEvents.concat(chunks)
         # vector kinds pending: the kernel stage (`common.vectors`) evaluates them
         rows = compute_rows_many(self.plans[view], events, self.start, self.end, defer_vectors=True)
+        if self.per_shard:
+            if rows:
+                self.rows.inc(sum(len(batch) for batch in rows))
+                yield RowBatches(rows)
+            return
         for batch in rows:
             self.rows.inc(len(batch))
             yield batch
@@ -245,24 +311,33 @@ class KeyForFeatures(Stage):
 
 class ShardChangePoints(Stage):
     """((view, shard), `KeyedEvents`) from `KeyForFeatures` → one `RowBatch` per (view,
-    entity): each shard's events grouped, its entities evaluated together."""
+    entity): each shard's events grouped, its entities evaluated together.
+
+    `per_shard`: a shard's batches leave as one `RowBatches` element (none for a shard
+    without rows), so the shuffles after it carry one element per shard, a bounded part
+    of a view, instead of one per entity."""
 
     RESOURCE_HINTS = FEATURE_HINTS
 
     def __init__(
-        self, plans: Sequence[ViewPlan], start: int | None = None, end: int | None = None
+        self,
+        plans: Sequence[ViewPlan],
+        start: int | None = None,
+        end: int | None = None,
+        *,
+        per_shard: bool = False,
     ) -> None:
         super().__init__()
         self.plans, self.start, self.end = list(plans), start, end
+        self.per_shard = per_shard
 
     def expand(self, keyed: PColl) -> PColl:
+        compute = _ComputeRows(self.plans, self.start, self.end, self.per_shard)
         rows: PColl = (
             keyed
             | "GroupByShard" >> beam.GroupByKey()
             | "ChangePoints"
-            >> beam.ParDo(_ComputeRows(self.plans, self.start, self.end)).with_output_types(
-                RowBatch
-            )
+            >> beam.ParDo(compute).with_output_types(RowBatches if self.per_shard else RowBatch)
         )
         return rows
 
@@ -287,6 +362,11 @@ class ComputeChangePoints(Transform):
     def expand(self, batches: PColl) -> PColl:
         rows: PColl = batches | "KeyForFeatures" >> self.keyer | "ChangePoints" >> self.rows
         return rows
+
+
+def latest_rows(shard: RowBatches) -> list[RowBatch]:
+    """The newest change point of each entity of a shard (`latest_row`)."""
+    return [latest_row(batch) for batch in shard]
 
 
 def latest_row(batch: RowBatch) -> RowBatch:

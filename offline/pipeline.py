@@ -7,7 +7,8 @@ stage (reviews that model views read get sentiment and embeddings) → change po
 online stores. Shuffles separate the stages so that Dataflow Prime gives each the
 workers its resource hints ask for (`common.stages`): the feature stage begins at its
 grouping by shard, whose input is keyed, slimmed and columnar before it crosses (the
-keying runs fused with de-duplication), and Reshuffles separate the later stages.
+keying runs fused with de-duplication), and Reshuffles separate the later stages: a
+shard's change points cross them as one `RowBatches` element.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from feature_store.core.plan import ViewPlan
 from feature_store.events import DEFAULT_CLOCK_SKEW
 from feature_store.registry import Registry
 from offline.backfill import WriteOffline
-from offline.features import DeduplicateEvents, KeyForFeatures, ShardChangePoints, latest_row
+from offline.features import DeduplicateEvents, KeyForFeatures, ShardChangePoints, latest_rows
 from offline.snapshot import SnapshotOutput, SnapshotUnbounded, snapshot_plans
 
 
@@ -149,11 +150,12 @@ class BackfillFeatures(Transform):
         rows = (
             unique
             | "KeyForFeatures" >> KeyForFeatures(self.registry, self.plans, as_of_us)
-            | "EngineerFeatures" >> ShardChangePoints(self.plans, start_us, as_of_us)
+            | "EngineerFeatures"
+            >> ShardChangePoints(self.plans, start_us, as_of_us, per_shard=True)
             | "ToVectorStage" >> beam.Reshuffle()
             | "VectorFeatures"
             >> EvaluateVectorFeatures(
-                "backfill", accelerator=self.vector_accelerator, batches_only=True
+                "backfill", accelerator=self.vector_accelerator, per_shard=True
             )
             | "ToOutputStage" >> beam.Reshuffle()
         )
@@ -170,7 +172,7 @@ class BackfillFeatures(Transform):
         if self.online is not None:
             rejected = (
                 rows
-                | "LatestRows" >> beam.Map(latest_row).with_resource_hints(**IO_HINTS)
+                | "LatestRows" >> beam.FlatMap(latest_rows).with_resource_hints(**IO_HINTS)
                 | "ToOnlineRows" >> self.online.to_rows
                 | "WriteOnline" >> self.online.sink
             )

@@ -1,6 +1,8 @@
 """`RowBatchCoder`: every column comes back with its name, order, dtype and values, the
 numeric ones writable; object and 2-D columns and pending vectors survive; Beam picks
-the coder for a PCollection of RowBatches, and a Reshuffle carries it."""
+the coder for a PCollection of RowBatches, and a Reshuffle carries it. `RowBatchesCoder`
+(a shard's batches as one element): the same for each batch, in order, none sharing
+another's memory."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from common.row_coder import RowBatchCoder
+from common.row_coder import RowBatchCoder, RowBatches, RowBatchesCoder
 from feature_store.core.change_rows import KeyedEvents, compute_rows_many
 from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import RowBatch
@@ -102,4 +104,62 @@ def test_beam_uses_it_across_a_reshuffle() -> None:
             (len(b), float(np.nansum(b.values["mean"])), b.values["label"].tolist())
             for b in batches
         ]
+        assert_that(summary, equal_to(expected))
+
+
+def _other(rows: int) -> RowBatch:
+    """A batch of another view and layout: int32 and bool columns only, no objects."""
+    return RowBatch(
+        "other_view",
+        f"key-{rows}",
+        np.arange(rows, dtype=np.int64),
+        {"n": np.arange(rows, dtype=np.int32) - 5, "seen": np.arange(rows) % 2 == 0},
+    )
+
+
+def test_many_batches_round_trip_in_order() -> None:
+    plan = ViewPlan.build(REGISTRY, "user_content_stats")
+    records = [r for r in _records(3) if r["event_type"] == "review_created"]
+    keyed = KeyedEvents.from_records([(r["user_id"], r) for r in records], plan.fields)
+    pending = compute_rows_many(plan, keyed, defer_vectors=True)
+    batches = [_batch(5), _other(3), _batch(0), *pending, _other(0), _batch(1000), _other(7)]
+    coder = RowBatchesCoder()
+    back = coder.decode(coder.encode(RowBatches(batches)))
+    assert len(back) == len(batches)
+    for batch, again in zip(batches, back, strict=True):
+        _same(batch, again)
+        assert pickle.dumps(again.pending) == pickle.dumps(batch.pending)
+    first, second = back.batches[0], back.batches[5 + len(pending) - 1]
+    first.values["count"][:] = -1.0  # writable, and no batch sees another's change
+    assert second.values["count"].min() >= 0 and batches[0].values["count"].min() >= 0
+    small, large = back.batches[1], back.batches[-1]  # one layout: cut from one block
+    small.values["n"][:] = 99
+    small.valid_from[:] = -1
+    assert large.values["n"].tolist() == list(range(-5, 2))
+    assert large.valid_from.tolist() == list(range(7))
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [0, 0], [2, 0, 1]])
+def test_few_or_empty_batches_round_trip(sizes: list[int]) -> None:
+    coder = RowBatchesCoder()
+    batches = [_other(n) for n in sizes]
+    back = coder.decode(coder.encode(RowBatches(batches)))
+    assert len(back) == len(batches)
+    for batch, again in zip(batches, back, strict=True):
+        _same(batch, again)
+
+
+def test_beam_carries_row_batches_across_a_reshuffle() -> None:
+    assert isinstance(beam.coders.registry.get_coder(RowBatches), RowBatchesCoder)
+    shards = [[_batch(2), _other(4)], [_batch(40)], []]
+    with BeamTestPipeline() as p:
+        rows = (
+            p
+            | beam.Create([0, 1, 2])
+            | beam.Map(lambda i: RowBatches(shards[i])).with_output_types(RowBatches)
+            | beam.Reshuffle()
+        )
+        assert isinstance(beam.coders.registry.get_coder(rows.element_type), RowBatchesCoder)
+        summary = rows | beam.Map(lambda s: [(b.view, b.entity_key, len(b)) for b in s])
+        expected = [[(b.view, b.entity_key, len(b)) for b in shard] for shard in shards]
         assert_that(summary, equal_to(expected))

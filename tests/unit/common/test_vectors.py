@@ -26,7 +26,7 @@ from feature_store.core.columns import EventColumns
 from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import ChangeRows, RowBatch, candidates
 from feature_store.reference import REGISTRY
-from offline.features import ComputeChangePoints
+from offline.features import ComputeChangePoints, KeyForFeatures, ShardChangePoints
 from online.stateful import AggregateWindows
 from tests.unit.feature_store.core.bruteforce import values_at
 
@@ -116,6 +116,23 @@ def test_backfill_stages_give_every_change_point_of_the_definition() -> None:
             | "VectorFeatures" >> EvaluateVectorFeatures("backfill", max_batch=2)
         )
         assert_that(rows, _check(records))
+
+
+def test_backfill_stages_per_shard_give_every_change_point_of_the_definition() -> None:
+    """The backfill job's wiring: a shard's batches cross the shuffles as one
+    `RowBatches`, and the kernel stage evaluates several shards' batches together."""
+    records = _records(3)
+    with beam.Pipeline() as p:
+        shards = (
+            p
+            | beam.Create([records[::2], records[1::2]])
+            | KeyForFeatures(REGISTRY, [PLAN], shards=2)
+            | ShardChangePoints([PLAN], per_shard=True)
+            | "ToVectorStage" >> beam.Reshuffle()
+            | "VectorFeatures" >> EvaluateVectorFeatures("backfill", max_batch=2, per_shard=True)
+            | "ToOutputStage" >> beam.Reshuffle()
+        )
+        assert_that(shards | beam.FlatMap(iter), _check(records))
 
 
 def test_stream_step_with_expiry_timers_gives_every_change_point_of_the_definition() -> None:
