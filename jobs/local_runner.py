@@ -74,10 +74,11 @@ every step, not on the job's work:
   the sink bundles waiting hold more than `SINK_BACKLOG` elements, the runner takes no
   more input until they drain, so a slow sink holds the job back instead of piling
   elements up in memory.
-- **One sink call per bundle, however many wait.** A sink pays its store's cost per
-  call (the BigQuery emulator's `insertAll` about 10 ms at first, growing with the
-  table: 100-130 ms a call once it held 25-40k rows), so a lane that fell behind
-  stayed behind, its backlog paused the reads, and every probe waited for the archive.
+- **One sink call for all the bundles that waited.** A sink pays its store's cost per
+  call (the BigQuery emulator's `insertAll` 20-30 ms a call on an empty table, growing
+  with it: 70-150 ms once it held 25-40k rows), so a lane that made one call a bundle
+  fell behind a stream that had run a few minutes, its backlog paused the reads, and
+  every event waited for the archive.
   A lane's bundle takes the bundles of its sink queued behind it into one
   (`_LaneExecutor`), in their order: one call for what waited, and its watermark held
   by the one bundle in their place. The backlog that pauses the reads is counted in
