@@ -71,8 +71,19 @@ every step, not on the job's work:
   whose DoFn says `SINK = True` (the online stores' writer, whose refused rows go on to
   the dead letters). Its bundles, retries, failures, counters and watermarks are the
   runner's as before; the first thread goes on with the other steps meanwhile. When
-  more than `SINK_BACKLOG` sink bundles wait, the runner takes no more input until they
-  drain, so a slow sink holds the job back instead of piling bundles up in memory.
+  the sink bundles waiting hold more than `SINK_BACKLOG` elements, the runner takes no
+  more input until they drain, so a slow sink holds the job back instead of piling
+  elements up in memory.
+- **One sink call for all the bundles that waited.** A sink pays its store's cost per
+  call (the BigQuery emulator's `insertAll` 20-30 ms a call on an empty table, growing
+  with it: 70-150 ms once it held 25-40k rows), so a lane that made one call a bundle
+  fell behind a stream that had run a few minutes, its backlog paused the reads, and
+  every event waited for the archive.
+  A lane's bundle takes the bundles of its sink queued behind it into one
+  (`_LaneExecutor`), in their order: one call for what waited, and its watermark held
+  by the one bundle in their place. The backlog that pauses the reads is counted in
+  elements, not bundles: 8 bundles of a 20 ms cycle waited behind one 200 ms insert
+  and paused the reads though they were to make one call.
 - **Deep-copying each key's timers per bundle.** A bundle works on a copy of each key's
   state it touches, and Beam's copy deep-copies the key's timers (about 115 µs for two):
   here the timestamps and windows, which nothing changes in place, are shared
@@ -132,7 +143,7 @@ from proto.datetime_helpers import DatetimeWithNanoseconds
 PULL_MAX = 1000  # messages a local Pub/Sub pull may return (Pub/Sub's own limit per pull)
 TIMER_SCAN_S = 0.1  # at most this often, the due timers of a Pub/Sub pipeline are looked for
 SCAN_SPACING = 3.0  # and no sooner than this many times the last scan's duration after it
-SINK_BACKLOG = 8  # sink bundles waiting for the sink thread before input pauses
+SINK_BACKLOG = 5 * PULL_MAX  # elements of sink bundles waiting on the lanes before input pauses
 GC_YOUNG = 20_000  # allocations between collections of the youngest generation (Python: 700)
 EMPTY_WAIT_S = (0.005, 0.05)  # after an empty pull, the next one of that subscription waits
 # the first, doubling with each further empty pull up to the second
@@ -692,8 +703,8 @@ def _offer_outputs(
 class _SinkLanes:
     """A worker thread for each of a pipeline's sinks (see the module's docstring): the
     runner's executor schedules a sink's bundles on its lane (`_schedule_consumption`),
-    and its monitor schedules no reads while more than `SINK_BACKLOG` of them wait
-    (`_add_work_if_necessary`) and sees no stall while any does (`_should_shutdown`)."""
+    and its monitor schedules no reads while they hold more than `SINK_BACKLOG` elements
+    (`_add_work_if_necessary`) and sees no stall while any waits (`_should_shutdown`)."""
 
     def __init__(self, executor: Any) -> None:
         self.services = {sink: _ExecutorService(1) for sink in _sinks(executor)}
@@ -721,7 +732,8 @@ class _SinkLanes:
         executor.sink_lanes = lanes
 
     def backlog(self) -> int:
-        return len(self.scheduled)
+        """The elements of the sink bundles scheduled on the lanes and not done."""
+        return sum(getattr(work, "elements", 1) for work in list(self.scheduled))
 
 
 def _sinks(executor: Any) -> frozenset[Any]:
@@ -765,7 +777,7 @@ def _schedule_consumption(
     if lane is None:
         _SCHEDULE(executor, consumer, committed_bundle, fired_timers, on_complete)
         return
-    work = TransformExecutor(
+    work = _LaneExecutor(
         executor.transform_evaluator_registry,
         executor.evaluation_context,
         committed_bundle,
@@ -774,13 +786,65 @@ def _schedule_consumption(
         on_complete,
         lane,
     )
+    work.elements = sum(1 for _ in committed_bundle.get_elements_iterable())
     lane.schedule(work)
+
+
+class _LaneExecutor(TransformExecutor):
+    elements = 0  # in its bundle, for the lanes' backlog
+
+    """A sink's bundle on its lane. When it starts, the bundles of the same sink queued
+    on the lane behind it join it: their elements follow its own, in the order they
+    came, in one bundle that the sink's watermarks hold as pending in their place (the
+    same elements, so the same earliest timestamp; the new one is added before the old
+    ones are removed, so the watermark never passes them). They are no longer queued
+    or scheduled; the bundle's result, retries and failure are the runner's as for any
+    bundle."""
+
+    def call(self, state_sampler: Any) -> None:
+        if self._call_count == 0 and not self._fired_timers:
+            self._take_queued()
+        call: Callable[[Any], None] = super().call
+        call(state_sampler)
+
+    def _take_queued(self) -> None:
+        lane: Any = self._transform_evaluation_state
+        tasks: queue.Queue[Any] = lane.executor_service.queue
+        with tasks.mutex:
+            behind = [
+                task
+                for task in tasks.queue
+                if isinstance(task, _LaneExecutor)
+                and task._applied_ptransform is self._applied_ptransform
+                and task._call_count == 0
+                and not task._fired_timers
+            ]
+            for task in behind:
+                tasks.queue.remove(task)
+        if not behind:
+            return
+        bundles = [self._input_bundle, *(task._input_bundle for task in behind)]
+        context = self._evaluation_context
+        joined = context.create_bundle(self._input_bundle.pcollection)
+        for bundle in bundles:
+            for value in bundle.get_elements_iterable():
+                joined.add(value)
+        joined.commit(getattr(self._input_bundle, "_synchronized_processing_time", None))
+        watermarks = context._watermark_manager.get_watermarks(self._applied_ptransform)
+        watermarks.add_pending(joined)
+        for bundle in bundles:
+            watermarks.remove_pending(bundle)
+        self._input_bundle = joined
+        self.elements += sum(task.elements for task in behind)
+        for task in behind:
+            lane.complete(task)
+            tasks.task_done()
 
 
 def _add_work_if_necessary(monitor: Any, timers_fired: bool) -> None:
     """Beam's: the roots' pending bundles (the reads) are scheduled when no step's bundle
     is in progress on the runner's thread; here not while the executor's sink lanes
-    (when it has them) hold more than `SINK_BACKLOG` bundles (the monitor comes back a
+    (when it has them) hold more than `SINK_BACKLOG` elements (the monitor comes back a
     millisecond later)."""
     lanes: _SinkLanes | None = getattr(monitor._executor, "sink_lanes", None)
     if lanes is not None and lanes.backlog() > SINK_BACKLOG:
@@ -791,10 +855,17 @@ def _add_work_if_necessary(monitor: Any, timers_fired: bool) -> None:
 
 def _should_shutdown(monitor: Any) -> bool:
     """Beam's check that the pipeline ended (or stalled), made only once the executor's
-    sink lanes (when it has them) hold no bundle and no root's bundle waits to be
-    scheduled: a read held back by the sinks' backlog is no stall."""
+    sink lanes (when it has them) hold no bundle, no update a lane's bundle offered
+    waits for the monitor, and no root's bundle waits to be scheduled: a read held back
+    by the sinks' backlog is no stall, nor is a lane's last bundle whose outputs the
+    monitor has yet to schedule (a lane offers its result before it leaves the lane, so
+    a lane found empty with no update waiting has had its outputs scheduled)."""
     executor = monitor._executor
     lanes: _SinkLanes | None = getattr(executor, "sink_lanes", None)
-    if lanes is not None and (lanes.backlog() or any(executor.node_to_pending_bundles.values())):
+    if lanes is not None and (
+        lanes.scheduled
+        or executor.all_updates._queue.qsize()
+        or any(executor.node_to_pending_bundles.values())
+    ):
         return False
     return _SHOULD_SHUTDOWN(monitor)

@@ -610,3 +610,53 @@ def test_settling_the_heap_freezes_it_and_spaces_young_collections() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*threshold)
+
+
+SINK_BUNDLES: list[list[int]] = []
+
+
+class _SlowSink(beam.DoFn):
+    """A sink (`SINK = True`) whose every bundle takes 0.1 s, recording what it got;
+    its elements go on downstream."""
+
+    SINK = True
+
+    def start_bundle(self) -> None:
+        self.bundle: list[int] = []
+
+    def process(self, x: int) -> Any:
+        self.bundle.append(x)
+        yield x
+
+    def finish_bundle(self) -> None:
+        time.sleep(0.1)
+        SINK_BUNDLES.append(self.bundle)
+
+
+class _LanedRunner(LocalStreamingRunner):
+    """The local runner with its sink lanes open for a pipeline without Pub/Sub."""
+
+    def run_pipeline(self, pipeline: Any, options: Any) -> Any:
+        result = super().run_pipeline(pipeline, options)
+        local_runner._SinkLanes.open(result._executor._executor)
+        return result
+
+
+def test_a_sinks_queued_bundles_join_in_order_and_exactly_once() -> None:
+    """Bundles made faster than the sink takes them wait on its lane; each time the sink
+    starts, those waiting join its bundle: fewer, larger sink bundles, every element
+    once, in the order made, and downstream each element once; the pipeline ends, so
+    no joined bundle was left holding the sink's watermark."""
+    SINK_BUNDLES.clear()
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    stream = EventStream()
+    for n in range(30):
+        stream = stream.add_elements([TimestampedValue(n, n)])
+    stream = stream.advance_watermark_to_infinity()
+    with beam.Pipeline(runner=_LanedRunner(), options=options) as p:
+        out = p | stream | beam.Map(lambda x: x) | "Sink" >> beam.ParDo(_SlowSink())
+        assert_that(out, equal_to(list(range(30))))
+    got = [x for bundle in SINK_BUNDLES for x in bundle]
+    assert got == list(range(30))
+    assert len(SINK_BUNDLES) < 30 and max(len(b) for b in SINK_BUNDLES) > 1
