@@ -791,8 +791,6 @@ def _schedule_consumption(
 
 
 class _LaneExecutor(TransformExecutor):
-    elements = 0  # in its bundle, for the lanes' backlog
-
     """A sink's bundle on its lane. When it starts, the bundles of the same sink queued
     on the lane behind it join it: their elements follow its own, in the order they
     came, in one bundle that the sink's watermarks hold as pending in their place (the
@@ -800,6 +798,8 @@ class _LaneExecutor(TransformExecutor):
     ones are removed, so the watermark never passes them). They are no longer queued
     or scheduled; the bundle's result, retries and failure are the runner's as for any
     bundle."""
+
+    elements = 0  # in its bundle, for the lanes' backlog
 
     def call(self, state_sampler: Any) -> None:
         if self._call_count == 0 and not self._fired_timers:
