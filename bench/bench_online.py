@@ -24,14 +24,14 @@ six INT64 counts, two FLOAT64, one timestamp), with values shaped like the core'
   simulated messages, on Beam's streaming DirectRunner as it comes and on the jobs'
   `LocalStreamingRunner`; then the streaming job (`jobs.stream.build_stream` + the
   online sink: all three computable views, both online stores, the raw archive, dead
-  letters), a fresh job for each rate (new subscriptions, empty state, no warm start),
-  fed 20 s of simulated traffic at a steady rate with event times set to the wall
-  clock. Intake is the events the job validated a second over the last three quarters
-  of the publishing; a search finds the knee, the highest rate whose intake keeps
-  within 95% of what was published (everything validated, every probe read, no runner
-  error). At 50% and 80% of the knee, freshness: probe `review_created` events of fresh
-  users among the traffic, polled through Feast `get_online_features` every 50 ms, from
-  the publish call to the first read that returns the probe's row.
+  letters), a fresh job for each rate (new subscriptions, empty state, an empty archive,
+  no warm start), fed 20 s of simulated traffic at a steady rate with event times set to
+  the wall clock. Intake is the events the job validated a second over the last three
+  quarters of the publishing; a search finds the knee, the highest rate whose intake
+  keeps within 95% of what was published (everything validated, every probe read, no
+  runner error). At 50% and 80% of the knee, freshness: probe `review_created` events of
+  fresh users among the traffic, polled through Feast `get_online_features` every 50 ms,
+  from the publish call to the first read that returns the probe's row.
 
 The publisher and the Feast reader run in a process of their own
 (`bench/freshness_load.py`); the job runs in the benchmark's process, so the figures
