@@ -156,16 +156,18 @@ def _table(
     return Group(*tables)
 
 
-def _reset_online(config: PlatformConfig) -> None:
-    """Feast's own teardown of the online stores (Redis keys, Bigtable tables); `apply`
-    recreates what is needed right after."""
-    from jobs.provision import feature_store
+def _reset_online(config: PlatformConfig, registry: Registry) -> list[Any]:
+    """Feast's own teardown of the online stores (Redis keys, Bigtable tables) of every
+    view the definitions declare, after applying them: a state directory that never
+    applied them (a new checkout) still removes the rows an earlier run left on the same
+    stack, e.g. another checkout's demo. `apply` recreates the tables right after.
+    Returns the apply's changes."""
+    from jobs.provision import feast_changes, feature_store
 
+    changes = feast_changes(config, registry, apply=True)
     for store in config.online_stores:
-        try:
-            feature_store(config, store).teardown()
-        except FileNotFoundError:  # never applied: nothing to tear down
-            continue
+        feature_store(config, store).teardown()
+    return changes
 
 
 def _clear_archive(config: PlatformConfig, registry: Registry) -> int:
@@ -190,10 +192,10 @@ def _prepare(config: PlatformConfig, registry: Registry) -> None:
     for s in stack.up(config, timeout=120):
         console.print(f"  {s.name:9} port {s.port}: {'up' if s.healthy else 'DOWN'}")
     _step("2/7 applying the feature definitions (the demo starts from empty stores)")
-    _reset_online(config)
     changes = infrastructure_changes(config, registry, apply=True)
+    changes += _reset_online(config, registry)
     cleared = _clear_archive(config, registry)
-    changes += feast_changes(config, registry, apply=True)
+    feast_changes(config, registry, apply=True)
     from common.side_topics import SideTopics
 
     SideTopics(config, registry).ensure_subscriptions()  # the page counts this run's too
