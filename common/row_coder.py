@@ -88,8 +88,36 @@ def _rebuild(header: tuple[Any, ...], body: bytearray, offset: int) -> tuple[Row
     return RowBatch(view, entity_key, valid_from, values, pending), offset
 
 
-class RowBatchCoder(coders.Coder):
+class ValueCoder(coders.Coder):
+    """A coder of the values of one type (`VALUE_TYPE`), its `encode`/`decode` called
+    back by Beam, whose byte counters take `estimated_size` instead of an encoding. Not
+    deterministic: for values, never for keys."""
+
+    VALUE_TYPE: type[Any]
+
+    def estimated_size(self, value: Any) -> int:
+        raise NotImplementedError
+
+    def _create_impl(self) -> coder_impl.CallbackCoderImpl:
+        return coder_impl.CallbackCoderImpl(self.encode, self.decode, self.estimated_size)
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self) -> type[Any]:
+        return self.VALUE_TYPE
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class RowBatchCoder(ValueCoder):
     """`RowBatch` ⇄ bytes: a pickled header, then the numeric columns' raw bytes."""
+
+    VALUE_TYPE = RowBatch
 
     def encode(self, value: RowBatch) -> bytes:
         return _join(*_split(value))
@@ -98,20 +126,8 @@ class RowBatchCoder(coders.Coder):
         header, body = _unjoin(encoded)
         return _rebuild(header, body, 0)[0]
 
-    def _create_impl(self) -> coder_impl.CallbackCoderImpl:
-        return coder_impl.CallbackCoderImpl(self.encode, self.decode, _estimated_size)
-
-    def is_deterministic(self) -> bool:
-        return False
-
-    def to_type_hint(self) -> type[RowBatch]:
-        return RowBatch
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other)
-
-    def __hash__(self) -> int:
-        return hash(type(self))
+    def estimated_size(self, value: Any) -> int:
+        return _estimated_size(value)
 
 
 class RowBatches:
@@ -147,7 +163,7 @@ def _plain_layout(batch: RowBatch) -> tuple[Any, ...] | None:
     return tuple(layout)
 
 
-class RowBatchesCoder(coders.Coder):
+class RowBatchesCoder(ValueCoder):
     """`RowBatches` ⇄ bytes: one pickled header for all the batches, then their columns.
 
     Batches of one layout (view, column names and dtypes; numeric 1-D columns, nothing
@@ -156,6 +172,8 @@ class RowBatchesCoder(coders.Coder):
     slices rather than a block per dtype. Other batches go one by one, as
     `RowBatchCoder` writes them. Each decoded batch's columns are writable views into
     one buffer (a copy of the element's bytes)."""
+
+    VALUE_TYPE = RowBatches
 
     def encode(self, value: RowBatches) -> bytes:
         groups: dict[tuple[Any, ...], list[int]] = {}
@@ -205,20 +223,8 @@ class RowBatchesCoder(coders.Coder):
             batches[i], offset = _rebuild(header, body, offset)
         return RowBatches(batches)
 
-    def _create_impl(self) -> coder_impl.CallbackCoderImpl:
-        return coder_impl.CallbackCoderImpl(self.encode, self.decode, _estimated_sizes)
-
-    def is_deterministic(self) -> bool:
-        return False
-
-    def to_type_hint(self) -> type[RowBatches]:
-        return RowBatches
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other)
-
-    def __hash__(self) -> int:
-        return hash(type(self))
+    def estimated_size(self, value: Any) -> int:
+        return _estimated_sizes(value)
 
 
 def _estimated_size(value: RowBatch) -> int:

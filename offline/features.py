@@ -36,15 +36,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import apache_beam as beam
-from apache_beam import coders
-from apache_beam.coders import coder_impl
 from apache_beam.coders.typecoders import registry
 from apache_beam.metrics.metric import Metrics
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
 from common.beam_types import PColl, Transform
-from common.row_coder import RowBatches  # (also registers the coders they cross shuffles with)
+from common.row_coder import (  # (also registers the coders RowBatches cross shuffles with)
+    RowBatches,
+    ValueCoder,
+)
 from common.stages import DEDUP_HINTS, FEATURE_HINTS, Stage
 from common.transforms import KeyByViewEntity
 from feature_store.core.change_rows import KeyedEvents, compute_rows_many
@@ -79,10 +80,12 @@ class RecordChunk:
         return len(self.records)
 
 
-class RecordChunkCoder(coders.Coder):
+class RecordChunkCoder(ValueCoder):
     """A `RecordChunk` as one pickle of its list: Beam's default coder for a list of
     dicts (`FastPrimitivesCoder`, value by value) decodes about three times slower.
     Byte counters get an estimate from the chunk's first record, not an encoding."""
+
+    VALUE_TYPE = RecordChunk
 
     def encode(self, value: RecordChunk) -> bytes:
         return pickle.dumps(value.records, protocol=pickle.HIGHEST_PROTOCOL)
@@ -90,20 +93,8 @@ class RecordChunkCoder(coders.Coder):
     def decode(self, encoded: bytes) -> RecordChunk:
         return RecordChunk(pickle.loads(encoded))
 
-    def _create_impl(self) -> coder_impl.CallbackCoderImpl:
-        return coder_impl.CallbackCoderImpl(self.encode, self.decode, _chunk_size)
-
-    def is_deterministic(self) -> bool:
-        return False
-
-    def to_type_hint(self) -> type[RecordChunk]:
-        return RecordChunk
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other)
-
-    def __hash__(self) -> int:
-        return hash(type(self))
+    def estimated_size(self, value: Any) -> int:
+        return _chunk_size(value)
 
 
 def _chunk_size(value: RecordChunk) -> int:
