@@ -116,7 +116,12 @@ class EvaluateVectorFeatures(Stage):
         batch = beam.BatchElements(min_batch_size=1, max_batch_size=self.max_batch)
         if self.per_shard:
             kernels = kernels.with_output_types(RowBatches)
+            # A fixed size: a shard's batches hold a similar number of users, so Beam's
+            # adaptive estimator would time equal sizes only, and its regression divides by
+            # zero (numpy warnings on the job's log).
             batch = beam.BatchElements(
-                min_batch_size=1, max_batch_size=self.max_batch, element_size_fn=len
+                min_batch_size=self.max_batch,
+                max_batch_size=self.max_batch,
+                element_size_fn=len,
             )
         return rows | "Batch" >> batch | "Kernels" >> kernels
