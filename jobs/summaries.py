@@ -23,6 +23,7 @@ def backfill(summary: Mapping[str, Any]) -> RenderableType:
             ("as of", f"{str(summary['as_of'])[:19]} UTC"),
             ("seconds", summary["elapsed_s"]),
             ("events per second", summary["events_per_s"]),
+            *_workers(summary.get("local_workers")),
         ],
     )
     views = table("view", "rows into BigQuery", numeric=("rows into BigQuery",))
@@ -38,6 +39,11 @@ def backfill(summary: Mapping[str, Any]) -> RenderableType:
     if summary.get("dead_letters"):
         parts.append(f"dead letters written under {summary['dead_letters']}*")
     return Group(*parts)
+
+
+def _workers(workers: int | None) -> list[tuple[str, Any]]:
+    """The local runner's worker processes (none on another runner)."""
+    return [] if workers is None else [("local worker processes", workers)]
 
 
 def _skipped(skipped: Mapping[str, str]) -> list[RenderableType]:

@@ -15,6 +15,7 @@ import pytest
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
 from feature_store.reference import REGISTRY
+from jobs import backfill
 from jobs.backfill import BackfillSummary, run_backfill
 from jobs.retrieval import get_historical
 from simulator.traffic import SimulationConfig, simulate, write_jsonl
@@ -44,9 +45,35 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Any]]:
     return folder, messages
 
 
+@pytest.fixture(scope="module", params=[1, 2], ids=["one_worker", "two_workers"])
+def workers(request: pytest.FixtureRequest) -> int:
+    """The local runner's worker processes: every test runs on both."""
+    return int(request.param)
+
+
 @pytest.fixture(scope="module")
-def backfilled(platform: PlatformConfig, history: tuple[Path, list[Any]]) -> BackfillSummary:
-    return run_backfill(platform, REGISTRY, [str(history[0])], views=VIEWS)
+def platform(
+    stack: PlatformConfig, tmp_path_factory: pytest.TempPathFactory, workers: int
+) -> PlatformConfig:
+    """A platform of its own for each worker count, so neither run reads the other's rows."""
+    from tests.integration.platforms import own_platform
+
+    return own_platform(stack, tmp_path_factory, REGISTRY)
+
+
+@pytest.fixture(scope="module")
+def backfilled(
+    platform: PlatformConfig, history: tuple[Path, list[Any]], workers: int
+) -> BackfillSummary:
+    """Two workers as the backfill chooses them for a large input (its threshold lowered
+    to this input: the choice by size is what runs, on a machine of two cores)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if workers == 2:
+            patch.setattr(backfill, "TWO_WORKERS_FROM_EVENTS", 1)
+            patch.setattr(backfill.os, "cpu_count", lambda: 2)
+        summary = run_backfill(platform, REGISTRY, [str(history[0])], views=VIEWS)
+    assert summary.local_workers == workers
+    return summary
 
 
 def test_summary_counts_every_message(
