@@ -144,7 +144,17 @@ def _launch_if_needed(spec: ServiceSpec) -> Launched | None:
     if shutil.which(spec.argv[0]) is None:
         problem = f"missing executable {spec.argv[0]}; run `make setup`"
         raise spec.error(problem)
+    clear_scratch(spec)  # what a killed process of ours left
     return start(spec)
+
+
+def clear_scratch(spec: ServiceSpec) -> None:
+    """Removes the service's scratch folders (`ServiceSpec.scratch`); called only when
+    no process of ours runs it."""
+    for folder in spec.scratch_dirs:
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            logger.info("removed %s's scratch folder %s", spec.name, folder)
 
 
 def _exit_code(process: Launched) -> int | str | None:
@@ -201,6 +211,7 @@ def down(config: PlatformConfig, names: Collection[str] | None = None) -> list[s
                 stop(pid)
             except StackError as exc:
                 raise spec.error(str(exc)) from exc
+            clear_scratch(spec)
             stopped.append(spec.name)
             logger.info("stopped %s (pid %d)", spec.name, pid)
         elif check(spec)[0]:

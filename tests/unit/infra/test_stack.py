@@ -7,6 +7,7 @@ a socket that listens but never answers, a tiny HTTP server speaking the BigQuer
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -380,3 +381,34 @@ def test_cli_up_failure_is_one_line_and_exit_1(config: PlatformConfig) -> None:
     assert output.strip().splitlines() == [
         "Error: unknown service(s) kafka; choose from pubsub, bigtable, bigquery, redis"
     ]
+
+
+def test_the_bigquery_emulator_spill_folder_is_its_scratch(config: PlatformConfig) -> None:
+    spec = next(s for s in service_specs(config) if s.name == "bigquery")
+    assert spec.scratch_dirs == (config.state_dir / "run" / ".tmp",)
+
+
+def test_down_removes_the_scratch_of_what_it_stopped_and_up_a_stale_one(
+    config: PlatformConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A service's spill files (the BigQuery emulator's DuckDB: gigabytes after a busy
+    stream) outlive it; `down` removes them once it stopped the process, and `up`
+    removes what a killed process left before it starts a new one."""
+    fake_redis_server(tmp_path / "bin", "while true; do sleep 0.1; done")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    plain = next(s for s in service_specs(config) if s.name == "redis")
+    spec = dataclasses.replace(plain, scratch=(".tmp",))
+    monkeypatch.setattr(local_stack, "_select", lambda _config, _names: [spec])
+    [scratch] = spec.scratch_dirs
+    scratch.mkdir(parents=True)
+    (scratch / "spill-0.tmp").write_bytes(b"x" * 1024)
+    assert local_stack._launch_if_needed(spec) is not None  # stale: removed first
+    assert not scratch.exists()
+    deadline = time.monotonic() + 10
+    while running_pid(spec) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    scratch.mkdir()
+    (scratch / "spill-1.tmp").write_bytes(b"x" * 1024)
+    assert local_stack.down(config) == ["redis"]
+    assert not scratch.exists()
+    assert spec.pid_file.parent.exists()  # the run dir itself stays
