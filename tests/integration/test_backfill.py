@@ -15,12 +15,12 @@ import pytest
 from feature_store.config import PlatformConfig
 from feature_store.core.plan import ViewPlan
 from feature_store.reference import REGISTRY
-from jobs import backfill
 from jobs.backfill import BackfillSummary, run_backfill
 from jobs.retrieval import get_historical
 from simulator.traffic import SimulationConfig, simulate, write_jsonl
 from tests.integration.checks import VIEWS, check_online, empty, records, same, us
 from tests.unit.feature_store.core.bruteforce import values_at
+from tests.unit.jobs.test_local_workers import sized_for_workers
 
 pytestmark = pytest.mark.integration
 
@@ -69,8 +69,7 @@ def backfilled(
     to this input: the choice by size is what runs, on a machine of two cores)."""
     with pytest.MonkeyPatch.context() as patch:
         if workers == 2:
-            patch.setattr(backfill, "TWO_WORKERS_FROM_EVENTS", 1)
-            patch.setattr(backfill.os, "cpu_count", lambda: 2)
+            sized_for_workers(patch, 1)
         summary = run_backfill(platform, REGISTRY, [str(history[0])], views=VIEWS)
     assert summary.local_workers == workers
     return summary

@@ -16,7 +16,6 @@ from common.metrics import local_event_time, reset_local
 from feature_store.config import PlatformConfig
 from feature_store.events import Event, attributes_for, contract_for, serialize_event
 from feature_store.reference import REGISTRY, REVIEW_EVENTS, USER_EVENTS
-from jobs import backfill
 from jobs.backfill import plans_for, run_backfill
 from jobs.consistency import check_consistency
 from jobs.importer import run_import
@@ -35,6 +34,7 @@ from simulator.traffic import (
 from tests.integration.checks import VIEWS, check_online, us
 from tests.integration.history import two_days_of_history
 from tests.integration.streams import wait_settled
+from tests.unit.jobs.test_local_workers import sized_for_workers
 
 pytestmark = pytest.mark.integration
 LOOP_USER = "u-loop"
@@ -163,8 +163,7 @@ def test_the_loop_is_exact_through_restarts(platform: PlatformConfig, tmp_path: 
     # this backfill reads the archive on two worker processes, as the job picks them for
     # a large archive (its threshold lowered to this one's row count)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(backfill, "TWO_WORKERS_FROM_EVENTS", len(history) + len(live) // 2)
-        patch.setattr(backfill.os, "cpu_count", lambda: 2)
+        sized_for_workers(patch, len(history) + len(live) // 2)
         summary = run_backfill(platform, REGISTRY, [], views=VIEWS, online=False, end=at)
     assert summary.local_workers == 2
     for store in platform.online_stores:

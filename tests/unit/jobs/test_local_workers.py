@@ -28,6 +28,13 @@ def config(tmp_path: Path) -> PlatformConfig:
     return PlatformConfig.local_default(tmp_path / "state")
 
 
+def sized_for_workers(patch: pytest.MonkeyPatch, from_events: int, cores: int = 2) -> None:
+    """Makes `local_workers` choose two workers from `from_events` input events, as on
+    a machine of `cores` cores (also used by the integration tests that run two)."""
+    patch.setattr(backfill, "TWO_WORKERS_FROM_EVENTS", from_events)
+    patch.setattr(backfill.os, "cpu_count", lambda: cores)
+
+
 def _jsonl(folder: Path, lines: int) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "review-events.jsonl").write_bytes(LINE * lines)
@@ -62,17 +69,15 @@ def test_a_large_input_runs_two_workers_on_two_cores(
     tmp_path: Path, config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = discover(_jsonl(tmp_path / "in", 400), TOPICS)
-    monkeypatch.setattr(backfill, "TWO_WORKERS_FROM_EVENTS", 400)
-    monkeypatch.setattr(backfill.os, "cpu_count", lambda: 2)
+    sized_for_workers(monkeypatch, 400, cores=2)
     assert local_workers(config, REGISTRY, files, []) == (2, TWO_WORKERS)
-    monkeypatch.setattr(backfill, "TWO_WORKERS_FROM_EVENTS", 401)
+    sized_for_workers(monkeypatch, 401, cores=2)
     assert local_workers(config, REGISTRY, files, []) == (1, ())
 
 
 def test_one_core_runs_one_worker(tmp_path: Path, config, monkeypatch: pytest.MonkeyPatch) -> None:
     files = discover(_jsonl(tmp_path / "in", 400), TOPICS)
-    monkeypatch.setattr(backfill, "TWO_WORKERS_FROM_EVENTS", 1)
-    monkeypatch.setattr(backfill.os, "cpu_count", lambda: 1)
+    sized_for_workers(monkeypatch, 1, cores=1)
     assert local_workers(config, REGISTRY, files, []) == (1, ())
 
 
@@ -80,8 +85,7 @@ def test_the_callers_worker_options_and_runner_win(
     tmp_path: Path, config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     files = discover(_jsonl(tmp_path / "in", 400), TOPICS)
-    monkeypatch.setattr(backfill, "TWO_WORKERS_FROM_EVENTS", 1)
-    monkeypatch.setattr(backfill.os, "cpu_count", lambda: 2)
+    sized_for_workers(monkeypatch, 1, cores=2)
     assert local_workers(config, REGISTRY, files, ["--direct_num_workers=1"]) == (1, ())
     three = ["--direct_num_workers=3", "--direct_running_mode=multi_processing"]
     assert local_workers(config, REGISTRY, files, three) == (3, ())
@@ -93,8 +97,7 @@ def test_an_input_it_cannot_size_runs_one_worker(config, monkeypatch: pytest.Mon
     """The archive's row counts come from BigQuery: when nothing answers at its endpoint
     (a port nobody listens on), the estimate is unknown at once (no retries) and the
     backfill runs as for a small input."""
-    monkeypatch.setattr(backfill, "TWO_WORKERS_FROM_EVENTS", 1)
-    monkeypatch.setattr(backfill.os, "cpu_count", lambda: 2)
+    sized_for_workers(monkeypatch, 1, cores=2)
     nobody = dataclasses.replace(
         config, endpoints=dataclasses.replace(config.endpoints, bigquery_port=1)
     )
@@ -109,8 +112,7 @@ def test_a_job_writing_the_folder_index_runs_one_worker(
     would fail at the index's first write, so the choice by size gives one, and a
     caller who asks for two is told why before anything runs."""
     files = discover(_jsonl(tmp_path / "in", 400), TOPICS)
-    monkeypatch.setattr(backfill, "TWO_WORKERS_FROM_EVENTS", 1)
-    monkeypatch.setattr(backfill.os, "cpu_count", lambda: 2)
+    sized_for_workers(monkeypatch, 1, cores=2)
     folder = str(tmp_path / "vector_index")
     assert local_workers(config, REGISTRY, files, [], folder) == (1, ())
     two = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]

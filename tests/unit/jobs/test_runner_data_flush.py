@@ -10,9 +10,8 @@ import time
 from apache_beam.runners.portability.fn_api_runner import worker_handlers
 from apache_beam.runners.worker import data_plane
 
+from jobs.backfill import TWO_WORKERS
 from jobs.runner import make_pipeline
-
-TWO_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 
 
 def test_worker_input_streams_flush_by_size_only() -> None:

@@ -14,6 +14,7 @@ from apache_beam.testing.util import assert_that
 from feature_store.core.plan import ViewPlan
 from feature_store.core.windows import RowBatch, compute_rows
 from feature_store.reference import REGISTRY
+from jobs.backfill import TWO_WORKERS
 from offline.features import ComputeChangePoints, DeduplicateEvents, shard_of
 
 HOUR = 3_600_000_000
@@ -120,7 +121,7 @@ def test_two_worker_processes_give_every_row_and_count_it() -> None:
     the core's, and the `change_points` counter, summed over both workers, counts them."""
     arrived, kept = events()
     expected = expected_rows(kept)
-    options = PipelineOptions(["--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    options = PipelineOptions(list(TWO_WORKERS))
     pipeline = beam.Pipeline(runner=FnApiRunner(), options=options)
     rows = (
         pipeline
