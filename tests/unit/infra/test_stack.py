@@ -388,6 +388,12 @@ def test_the_bigquery_emulator_spill_folder_is_its_scratch(config: PlatformConfi
     assert spec.scratch_dirs == (config.state_dir / "run" / ".tmp",)
 
 
+def test_the_bigquery_emulator_keeps_no_time_travel_copies(config: PlatformConfig) -> None:
+    """Its copy of a table at each write is dropped at its next sweep, not kept 7 days."""
+    spec = next(s for s in service_specs(config) if s.name == "bigquery")
+    assert spec.env["BQEMU_TIME_TRAVEL_RETENTION_DAYS"] == "0"
+
+
 def test_down_removes_the_scratch_of_what_it_stopped_and_up_a_stale_one(
     config: PlatformConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
