@@ -6,7 +6,7 @@ Rows are gathered per topic by Beam's `GroupIntoBatches.WithShardedKey` (up to
 Beam's own `WriteToBigQuery` does with auto-sharding: Dataflow shards a busy topic's key
 across workers, and a store that pays per call (the BigQuery emulator: 2.5 CPU-seconds
 and 1.4 GB more memory for 20,000 rows in calls of 50, 0.3 s and 0.1 GB in calls of
-1,000) sees a call a second instead of one per bundle.
+1,000) sees a few calls a second instead of one per bundle.
 
 It takes a client factory (the jobs pass one that reaches the emulator locally and
 BigQuery in production) and the table schema, so this module stays free of either."""
