@@ -401,11 +401,12 @@ def fresh_subscriptions(platform: PlatformConfig) -> None:
 
 def fresh_archive(platform: PlatformConfig) -> None:
     """The archive's tables made anew, empty, so that a phase's archive writes do not
-    depend on what the phases before it wrote: the BigQuery emulator's `insertAll`
-    grows dearer with the table it appends to (20-30 ms a call on an empty table, over
-    100 ms past 25k rows), which BigQuery's does not; its memory grows with each call by
-    about the table's size (100 calls of 400 rows into one table: 0.9 GB) and is not
-    given back when the table is dropped, so a phase's calls are made on a small table."""
+    depend on what the phases before it wrote: the BigQuery emulator copies the whole
+    table at each write (for time travel), so its `insertAll` grows dearer with the
+    table it appends to (20-30 ms a call on an empty table, over 100 ms past 25k rows),
+    which BigQuery's does not, and so does its memory until it drops the copies (the
+    local stack keeps none past its sweep, once a minute; dropping the table drops
+    them too): a phase's calls are made on a small table."""
     from common.bigquery_admin import bigquery_changes
     from common.bigquery_client import make_client
     from feature_store.schemas import all_tables
