@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from common.archive_read import discover
+from common.archive_read import ArchiveFile, discover
 from common.vector_index import INDEX_DIR
 from feature_store.config import PlatformConfig
 from feature_store.errors import ConfigError
@@ -28,6 +28,12 @@ def config(tmp_path: Path) -> PlatformConfig:
     return PlatformConfig.local_default(tmp_path / "state")
 
 
+@pytest.fixture
+def files(tmp_path: Path) -> list[ArchiveFile]:
+    """400 review events in one JSON-lines file."""
+    return discover(_jsonl(tmp_path / "in", 400), TOPICS)
+
+
 def sized_for_workers(patch: pytest.MonkeyPatch, from_events: int, cores: int = 2) -> None:
     """Makes `local_workers` choose two workers from `from_events` input events, as on
     a machine of `cores` cores (also used by the integration tests that run two)."""
@@ -41,8 +47,7 @@ def _jsonl(folder: Path, lines: int) -> list[str]:
     return [str(folder)]
 
 
-def test_json_lines_are_estimated_from_their_size(tmp_path: Path, config) -> None:
-    files = discover(_jsonl(tmp_path / "in", 400), TOPICS)
+def test_json_lines_are_estimated_from_their_size(files, config) -> None:
     assert input_events(config, REGISTRY, files) == 400
 
 
@@ -60,31 +65,27 @@ def test_parquet_files_give_their_row_counts(tmp_path: Path, config) -> None:
     assert input_events(config, REGISTRY, files) == 200
 
 
-def test_a_small_input_runs_one_worker(tmp_path: Path, config) -> None:
-    files = discover(_jsonl(tmp_path / "in", 400), TOPICS)
+def test_a_small_input_runs_one_worker(files, config) -> None:
     assert local_workers(config, REGISTRY, files, []) == (1, ())
 
 
 def test_a_large_input_runs_two_workers_on_two_cores(
-    tmp_path: Path, config, monkeypatch: pytest.MonkeyPatch
+    files, config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = discover(_jsonl(tmp_path / "in", 400), TOPICS)
     sized_for_workers(monkeypatch, 400, cores=2)
     assert local_workers(config, REGISTRY, files, []) == (2, TWO_WORKERS)
     sized_for_workers(monkeypatch, 401, cores=2)
     assert local_workers(config, REGISTRY, files, []) == (1, ())
 
 
-def test_one_core_runs_one_worker(tmp_path: Path, config, monkeypatch: pytest.MonkeyPatch) -> None:
-    files = discover(_jsonl(tmp_path / "in", 400), TOPICS)
+def test_one_core_runs_one_worker(files, config, monkeypatch: pytest.MonkeyPatch) -> None:
     sized_for_workers(monkeypatch, 1, cores=1)
     assert local_workers(config, REGISTRY, files, []) == (1, ())
 
 
 def test_the_callers_worker_options_and_runner_win(
-    tmp_path: Path, config, monkeypatch: pytest.MonkeyPatch
+    files, config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = discover(_jsonl(tmp_path / "in", 400), TOPICS)
     sized_for_workers(monkeypatch, 1, cores=2)
     assert local_workers(config, REGISTRY, files, ["--direct_num_workers=1"]) == (1, ())
     three = ["--direct_num_workers=3", "--direct_running_mode=multi_processing"]
@@ -106,16 +107,15 @@ def test_an_input_it_cannot_size_runs_one_worker(config, monkeypatch: pytest.Mon
 
 
 def test_a_job_writing_the_folder_index_runs_one_worker(
-    tmp_path: Path, config, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, files, config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Qdrant's embedded mode locks its folder to one process: two worker processes
     would fail at the index's first write, so the choice by size gives one, and a
     caller who asks for two is told why before anything runs."""
-    files = discover(_jsonl(tmp_path / "in", 400), TOPICS)
     sized_for_workers(monkeypatch, 1, cores=2)
     folder = str(tmp_path / "vector_index")
     assert local_workers(config, REGISTRY, files, [], folder) == (1, ())
-    two = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    two = list(TWO_WORKERS)
     with pytest.raises(
         ConfigError, match=r"--direct_num_workers=2: the vector index .*FEATURE_STORE_QDRANT_URL"
     ):
