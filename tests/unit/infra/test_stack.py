@@ -28,7 +28,7 @@ from feature_store.config import Endpoints, PlatformConfig
 from feature_store.errors import ConfigError
 from infra import services
 from infra import stack as local_stack
-from infra.services import StackError, alive, running_pid, service_specs
+from infra.services import ServiceSpec, StackError, alive, running_pid, service_specs
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PORT_VARS = ("PUBSUB", "BIGTABLE", "BIGQUERY", "BIGQUERY_GRPC", "REDIS")
@@ -290,7 +290,7 @@ def test_nothing_listening_is_down_with_a_short_reason(config: PlatformConfig) -
 def test_a_pid_file_counts_only_for_a_live_process_running_our_program(
     config: PlatformConfig,
 ) -> None:
-    spec = next(s for s in service_specs(config) if s.name == "redis")
+    spec = _spec(config, "redis")
     spec.pid_file.parent.mkdir(parents=True)
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -307,7 +307,7 @@ def test_down_stops_our_process_and_removes_its_pid_file(
 ) -> None:
     fake_redis_server(tmp_path / "bin", "while true; do sleep 0.1; done")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    spec = next(s for s in service_specs(config) if s.name == "redis")
+    spec = _spec(config, "redis")
     process = services.start(spec)
     deadline = time.monotonic() + 10  # the child may not have exec'd yet on a busy machine
     while running_pid(spec) != process.pid and time.monotonic() < deadline:
@@ -384,13 +384,13 @@ def test_cli_up_failure_is_one_line_and_exit_1(config: PlatformConfig) -> None:
 
 
 def test_the_bigquery_emulator_spill_folder_is_its_scratch(config: PlatformConfig) -> None:
-    spec = next(s for s in service_specs(config) if s.name == "bigquery")
+    spec = _spec(config, "bigquery")
     assert spec.scratch_dirs == (config.state_dir / "run" / ".tmp",)
 
 
 def test_the_bigquery_emulator_keeps_no_time_travel_copies(config: PlatformConfig) -> None:
     """Its copy of a table at each write is dropped at its next sweep, not kept 7 days."""
-    spec = next(s for s in service_specs(config) if s.name == "bigquery")
+    spec = _spec(config, "bigquery")
     assert spec.env["BQEMU_TIME_TRAVEL_RETENTION_DAYS"] == "0"
 
 
@@ -402,7 +402,7 @@ def test_down_removes_the_scratch_of_what_it_stopped_and_up_a_stale_one(
     removes what a killed process left before it starts a new one."""
     fake_redis_server(tmp_path / "bin", "while true; do sleep 0.1; done")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    plain = next(s for s in service_specs(config) if s.name == "redis")
+    plain = _spec(config, "redis")
     spec = dataclasses.replace(plain, scratch=(".tmp",))
     monkeypatch.setattr(local_stack, "_select", lambda _config, _names: [spec])
     [scratch] = spec.scratch_dirs
@@ -418,3 +418,8 @@ def test_down_removes_the_scratch_of_what_it_stopped_and_up_a_stale_one(
     assert local_stack.down(config) == ["redis"]
     assert not scratch.exists()
     assert spec.pid_file.parent.exists()  # the run dir itself stays
+
+
+def _spec(config: PlatformConfig, name: str) -> ServiceSpec:
+    """The stack's spec of the service `name`."""
+    return next(s for s in service_specs(config) if s.name == name)
