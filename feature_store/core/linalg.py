@@ -7,7 +7,10 @@ PCA (fit by eigendecomposition of the covariance, then transform; up to `ROW_CAP
 per-change-point features of a user's newest review (`newest_vector_stats`). They are
 wrapped by `jax.jit` once, at import, in this module: a Beam worker that imports the
 module in `setup` (which the local runner calls per bundle) reuses the same compiled
-functions.
+functions. The public functions take and return numpy arrays (padding, chunking and the
+copies to and from the device included); the pure kernels they call (`cosine_kernel`,
+`euclidean_kernel`, `rbf_kernel`, `pairwise_kernel`, `pca_kernel`) take and return
+device arrays of bucketed shapes.
 
 Shapes are bucketed so that a stream of matrices of varied sizes compiles a handful of
 times: row counts are padded to a power of two (at least `MIN_ROWS`) with masks or
@@ -160,7 +163,7 @@ def _eigh_kernel(cov: jax.Array) -> tuple[jax.Array, jax.Array]:
     return values, rows * jnp.where(pivot < 0, -1.0, 1.0)
 
 
-def _pca_one_kernel(
+def pca_kernel(
     x: jax.Array, mask: jax.Array, dim: int
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """PCA of the masked rows of one chunk, fitted and applied in one compiled call:
@@ -208,7 +211,7 @@ _cosine = jax.jit(cosine_kernel)
 _euclidean = jax.jit(euclidean_kernel)
 _rbf = jax.jit(rbf_kernel)
 _pairwise_all = jax.jit(pairwise_kernel)
-_pca_one = jax.jit(_pca_one_kernel, static_argnames="dim")
+_pca_one = jax.jit(pca_kernel, static_argnames="dim")
 _masked_sum = jax.jit(_masked_sum_kernel)
 _centered_gram = jax.jit(_centered_gram_kernel)
 _eigh = jax.jit(_eigh_kernel)
