@@ -160,7 +160,9 @@ def gpu_note() -> str:
         return here + " No GPU run is recorded."
     r = json.loads(path.read_text(encoding="utf-8"))
     machine = (RESULTS / "gpu.txt").read_text(encoding="utf-8").strip().splitlines()
-    tests = (RESULTS / "tests.txt").read_text(encoding="utf-8").strip().splitlines()[-1]
+    lines = (RESULTS / "tests.txt").read_text(encoding="utf-8").strip().splitlines()
+    # pytest's summary lines: the gpu tests', then the kernels' tests' with JAX on the GPU
+    outcomes = [line for line in lines if " in " in line and not line.startswith(".")]
     both = r["torch_and_jax"]
     stage = r["stage_end_to_end"]
     return "\n".join(
@@ -194,7 +196,17 @@ def gpu_note() -> str:
             f"using {both['device_used_memory_mib']:,} of {both['device_memory_mib']:,} MiB "
             f"(`XLA_PYTHON_CLIENT_PREALLOCATE={both['xla_python_client_preallocate']}`, set by "
             "`feature_store.core.linalg`): JAX took no memory ahead.",
-            f"- GPU tests (`-m gpu`: each model on CUDA equals the CPU within 1e-4): {tests}",
+            f"- GPU tests (`-m gpu`: each model on CUDA equals the CPU within 1e-4): "
+            f"{outcomes[0] if outcomes else 'no summary recorded'}",
+            *(
+                [
+                    "- The JAX kernels' and vector features' tests (`test_linalg.py`, "
+                    "`test_vector_rows.py`: float32 against float64 brute force, compilations "
+                    f"bounded) with JAX on the GPU: {outcomes[1]}"
+                ]
+                if len(outcomes) > 1
+                else []
+            ),
         ]
     )
 

@@ -396,7 +396,12 @@ def run(ctx: Context) -> list[Row]:
         ctx.section(
             "On a GPU",
             "The same table from the last GPU run (`bench/gpu_run.sh`, recorded in "
-            "`bench/gpu_results/linalg.md`; the CPU systems on that machine's cores):\n\n"
+            "`bench/gpu_results/linalg.md`; the CPU systems on that machine's cores). "
+            'There the two JAX columns part: "JAX ms" carries the copies over the bus '
+            '(their rates are measured at the end), "on device ms" is the kernels\' own '
+            "time. The pairwise rows copy back N x 500 float32 matrices (three for "
+            "PCA + distances), the table's work; the jobs' kernels return far less: two "
+            "numbers per newest review and offset, and N x 32 projections.\n\n"
             + recorded.read_text(encoding="utf-8"),
         )
     on_cpu = recorded.with_name("linalg_cpu.md")
