@@ -57,6 +57,8 @@ BoolArray = npt.NDArray[np.bool_]
 MIN_ROWS = 8
 ROW_CAP = 16_384  # rows of one matrix per compiled call of the pairwise and PCA kernels
 BAND_ROWS = 16_384  # (events x window rows) per call of the newest-review kernel
+# rows of the vectors the newest-review kernel gathers from: a power of two, at least this
+VECTOR_MIN_ROWS = 1_024
 HIGHEST = lax.Precision.HIGHEST
 
 _TRACES: Counter[str] = Counter()
@@ -185,19 +187,23 @@ def _project_kernel(x: jax.Array, mean: jax.Array, components: jax.Array) -> jax
 
 
 def _newest_band_kernel(
-    query: jax.Array,
-    rows: jax.Array,
+    vectors: jax.Array,
+    newest: jax.Array,
+    index: jax.Array,
     others: jax.Array,
     members: jax.Array,
     carry_sum: jax.Array,
     carry_count: jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
-    """For C newest vectors (`query`, C x d) and the B rows before each, newest first
-    (`rows`, C x B x d): at every offset b, the highest cosine similarity to the
+    """For C newest vectors (`vectors[newest]`) and the B rows before each, newest first
+    (`vectors[index]`, C x B): at every offset b, the highest cosine similarity to the
     `others` rows among offsets <= b (-inf if none), and the distance of the newest from
     the centroid of the `members` rows among offsets <= b. `carry_*` continue the sums
-    of an earlier chunk of offsets."""
+    of an earlier chunk of offsets. The rows are gathered here, on the device, from the
+    one copy of `vectors` sent there per call of `stats_at`."""
     _TRACES["newest_band"] += 1
+    query = vectors[newest]
+    rows = jnp.where(members[..., None], vectors[index], 0.0)
     sims = jnp.einsum("cd,cbd->cb", _unit(query), _unit(rows), precision=HIGHEST)
     best = lax.cummax(jnp.where(others, sims, -jnp.inf), axis=1)
     diffs = jnp.where(members[..., None], rows - query[:, None, :], 0.0)
@@ -393,22 +399,28 @@ class _Bands:
 
 def _bands(vectors: Float32Array, valid: BoolArray, ks: IntArray, need: IntArray) -> _Bands:
     """The band tables of the distinct newest rows `ks`, in few compiled calls: rows
-    grouped by the offsets they need (longest first), each group padded to buckets."""
+    grouped by the offsets they need (longest first), each group padded to buckets. The
+    vectors go to the device once (rows padded to a power of two, `VECTOR_MIN_ROWS` at
+    least, so small batches share one shape); each call sends only row numbers and masks."""
     start = np.concatenate([[0], np.cumsum(need)]).astype(np.int64)
     best = np.full(int(start[-1]), -np.inf)
     distance = np.full(int(start[-1]), np.nan)
+    if ks.shape[0] == 0:
+        return _Bands(start=start, best=best, distance=distance)
+    rows = max(VECTOR_MIN_ROWS, bucket(vectors.shape[0], cap=1 << 62))
+    on_device = jnp.asarray(_pad_rows(vectors, rows))
     order = np.argsort(-need, kind="stable")
     at = 0
     while at < order.shape[0]:
         width = bucket(int(need[order[at]]), cap=BAND_ROWS // MIN_ROWS)
         group = order[at : at + BAND_ROWS // width]
         at += group.shape[0]
-        _band_group(vectors, valid, ks[group], need[group], start[group], width, best, distance)
+        _band_group(on_device, valid, ks[group], need[group], start[group], width, best, distance)
     return _Bands(start=start, best=best, distance=distance)
 
 
 def _band_group(
-    vectors: Float32Array,
+    vectors: jax.Array,
     valid: BoolArray,
     ks: IntArray,
     need: IntArray,
@@ -418,7 +430,7 @@ def _band_group(
     distance: FloatArray,
 ) -> None:
     size = bucket(ks.shape[0], cap=BAND_ROWS // width)
-    query = jnp.asarray(_pad_rows(vectors[ks], size))
+    newest = jnp.asarray(_pad_rows(ks.astype(np.int32), size))
     carry_sum = jnp.zeros((size, vectors.shape[1]), dtype=jnp.float32)
     carry_count = jnp.zeros(size, dtype=jnp.float32)
     running = np.full(ks.shape[0], -np.inf)
@@ -427,10 +439,10 @@ def _band_group(
         wanted = offsets[None, :] < need[:, None]
         index = np.maximum(ks[:, None] - offsets[None, :], 0)
         members = wanted & valid[index]
-        rows = np.where(members[..., None], vectors[index], np.float32(0.0))
         out = _newest_band(
-            query,
-            jnp.asarray(_pad_rows(rows, size)),
+            vectors,
+            newest,
+            jnp.asarray(_pad_rows(index.astype(np.int32), size)),
             jnp.asarray(_pad_rows(members & (offsets[None, :] > 0), size)),
             jnp.asarray(_pad_rows(members, size)),
             carry_sum,
