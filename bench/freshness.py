@@ -617,7 +617,7 @@ def fresh_rows(result: Freshness) -> list[Row]:
                 check=(
                     f"{state}: events validated a second over the last 3/4 of "
                     f"{phase.published:,} published in {phase.seconds:.1f} s; all taken in "
-                    f"after {phase.drained_s:.1f} s, {phase.unseen} probes unread"
+                    f"after {_drained(phase)} s, {phase.unseen} probes unread"
                 ),
             )
         )
@@ -658,6 +658,14 @@ def fresh_goals(ctx: Context, result: Freshness) -> None:
     )
 
 
+def _drained(phase: Phase) -> str:
+    """Seconds from the start until every published event was in; when some were not
+    in by the end of the wait (the publishing and `DRAIN_S` after it), more than that."""
+    if math.isnan(phase.drained_s):
+        return f"> {phase.seconds + DRAIN_S:.0f}"
+    return f"{phase.drained_s:.1f}"
+
+
 def fresh_text(result: Freshness) -> str:
     ceiling, knee = result.ceiling, result.knee
     lines = [
@@ -669,7 +677,7 @@ def fresh_text(result: Freshness) -> str:
         p50, p99 = p.p50_p99
         lines.append(
             f"| {p.purpose} | {p.rate:,.0f} | {p.offered:,.0f} | {p.throughput:,.0f} | "
-            f"{p.drained_s:.1f} | {p50:,.0f} | {p99:,.0f} | {len(p.fresh_ms)} | {p.unseen} | "
+            f"{_drained(p)} | {p50:,.0f} | {p99:,.0f} | {len(p.fresh_ms)} | {p.unseen} | "
             f"{p.job_errors} | {'yes' if p.held else 'no'} |"
         )
     fresh = _fresh_phases(result)

@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from bench.freshness import Ceiling, Freshness, Phase, fresh_goals
+from bench.freshness import Ceiling, Freshness, Phase, fresh_goals, fresh_text
 from bench.harness import Context
 from bench.report import goals_markdown, markdown
 
@@ -46,6 +46,16 @@ def test_freshness_goals_follow_the_knee_and_the_p99() -> None:
     assert knee.met and "1,200 msg/s, 60% of 2,000" in knee.measured
     assert not p99.met  # 1,500 ms at 80% of the knee
     assert "1,500 ms at 960 msg/s" in p99.measured
+
+
+def test_a_phase_never_drained_shows_the_wait_it_outlasted() -> None:
+    ceiling = Ceiling(published=6000, counted=6000, seconds=3.0, rate=2000.0)
+    drained = _phase(1200.0, "knee search", True, [100.0])
+    drained.drained_s = 20.4
+    never = _phase(2400.0, "knee search", False, [100.0])  # drained_s stays NaN
+    text = fresh_text(Freshness(ceiling=ceiling, stock=ceiling, phases=[drained, never]))
+    rows = [line for line in text.splitlines() if line.startswith("| knee search")]
+    assert [row.split("|")[5].strip() for row in rows] == ["20.4", "> 50"]  # all in after s
 
 
 def test_no_rate_held_meets_no_goal() -> None:
