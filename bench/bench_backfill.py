@@ -230,9 +230,7 @@ def run(ctx: Context) -> list[Row]:
             check=verdict,
         ),
     ]
-    # The run without the write has one worker: the write's cost is read off the
-    # one-worker run with it, where the emulator's calls are timed (in this process).
-    one_worker = beam if default_workers == 1 else other
+    one_worker = _one_worker(beam, other, default_workers)
     _sections(ctx, events, stages, (prepass, peer), one_worker, beam_plain_s, comparisons)
     _goal(ctx, rows)
     return rows
@@ -288,6 +286,14 @@ def _sections(
         for c in comparisons
     ]
     ctx.section("Correctness check", "\n".join(lines))
+
+
+def _one_worker(default: BeamBackfill, other: BeamBackfill, default_workers: int) -> BeamBackfill:
+    """Of the runs with the write (the job's default worker count, and the other
+    choice), the one on one worker: the run without the write has one worker, so the
+    write's cost is read off that one, where the emulator's calls are timed (in this
+    process; on worker processes they are not)."""
+    return default if default_workers == 1 else other
 
 
 def _where(

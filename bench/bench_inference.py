@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import gpu_record
 from bench.harness import Context, Row, timed
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,8 @@ def sentiment_table() -> str:
 
 
 RESULTS = Path(__file__).resolve().parent / "gpu_results"
+# pytest's last line: "2 passed, 1 deselected in 20.74s" (between "=" rules with -v or -r)
+SUMMARY = re.compile(r"^=*\s*\d+ (passed|failed|errors?|skipped|deselected)\b.* in [\d.]+s\b")
 
 
 def gpu_note() -> str:
@@ -162,14 +166,15 @@ def gpu_note() -> str:
     machine = (RESULTS / "gpu.txt").read_text(encoding="utf-8").strip().splitlines()
     lines = (RESULTS / "tests.txt").read_text(encoding="utf-8").strip().splitlines()
     # pytest's summary lines: the gpu tests', then the kernels' tests' with JAX on the GPU
-    outcomes = [line for line in lines if " in " in line and not line.startswith(".")]
+    outcomes = [line.strip("= ") for line in lines if SUMMARY.match(line)]
     both = r["torch_and_jax"]
     stage = r["stage_end_to_end"]
     return "\n".join(
         [
             here + " The figures below are those of the last GPU run, recorded in "
             f"`bench/gpu_results/` by `bench/gpu_run.sh` ({r['texts']:,} texts of the "
-            "simulator's pools, batch 256 per model, warm: two batches run first).",
+            "simulator's pools, batch 256 per model, warm: two batches run first). "
+            + gpu_record.provenance(RESULTS),
             "",
             f"Machine: {machine[1]} ({machine[2]}).",
             "",

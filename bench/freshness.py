@@ -660,9 +660,10 @@ def fresh_goals(ctx: Context, result: Freshness) -> None:
 
 def _drained(phase: Phase) -> str:
     """Seconds from the start until every published event was in; when some were not
-    in by the end of the wait (the publishing and `DRAIN_S` after it), more than that."""
+    in by the end of the wait (the publishing and `DRAIN_S` after it), more than that;
+    a dash for a phase that failed before it published."""
     if math.isnan(phase.drained_s):
-        return f"> {phase.seconds + DRAIN_S:.0f}"
+        return "—" if math.isnan(phase.seconds) else f"> {phase.seconds + DRAIN_S:.0f}"
     return f"{phase.drained_s:.1f}"
 
 

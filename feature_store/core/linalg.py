@@ -15,7 +15,10 @@ device arrays of bucketed shapes.
 Shapes are bucketed so that a stream of matrices of varied sizes compiles a handful of
 times: row counts are padded to a power of two (at least `MIN_ROWS`) with masks or
 zero rows that do not reach the results, and inputs past a cap are cut into chunks of
-the cap. `traces()` counts how often each kernel was traced (= compiled) in this process.
+the cap. One input has no cap: the vectors the newest-review kernel gathers its rows
+from go to the device once per `stats_at` call, padded to a power of two (at least
+`VECTOR_MIN_ROWS`), so each power of two of a batch's rows is one more shape.
+`traces()` counts how often each kernel was traced (= compiled) in this process.
 
 Numbers: float32 on the device, matrix products at full float32 precision
 (`Precision.HIGHEST`, which keeps GPUs off TF32). Against a float64 numpy computation the
@@ -407,7 +410,10 @@ def _bands(vectors: Float32Array, valid: BoolArray, ks: IntArray, need: IntArray
     distance = np.full(int(start[-1]), np.nan)
     if ks.shape[0] == 0:
         return _Bands(start=start, best=best, distance=distance)
-    rows = max(VECTOR_MIN_ROWS, bucket(vectors.shape[0], cap=1 << 62))
+    if vectors.shape[0] >= 2**31:
+        msg = f"the kernel indexes rows in int32: {vectors.shape[0]:,} rows are too many"
+        raise ValueError(msg)
+    rows = max(VECTOR_MIN_ROWS, bucket(vectors.shape[0], cap=2**31))
     on_device = jnp.asarray(_pad_rows(vectors, rows))
     order = np.argsort(-need, kind="stable")
     at = 0

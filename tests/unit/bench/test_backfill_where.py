@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.backfill_runs import BeamBackfill
-from bench.bench_backfill import _where
+from bench.bench_backfill import _one_worker, _where
 
 STAGES = {"validate": 10.0, "deduplicate + group": 6.0, "core": 2.0}
 DUCK = (8.0, {"user_review_stats": (2.0, None)})
@@ -29,3 +29,10 @@ def test_a_write_run_no_longer_than_the_plain_one_says_so_instead_of_zero() -> N
     text = _text(29.3, 29.9)
     assert "The run without the write took 0.6 s longer" in text
     assert "The rest of the" not in text
+
+
+def test_the_write_is_read_off_the_one_worker_run_whichever_is_the_default() -> None:
+    two = BeamBackfill(wall_s=30.0, summary={"local_workers": 2}, emulator_s={})
+    one = BeamBackfill(wall_s=34.0, summary={"local_workers": 1}, emulator_s={"stage_rows": 1.0})
+    assert _one_worker(two, one, default_workers=2) is one
+    assert _one_worker(one, two, default_workers=1) is one

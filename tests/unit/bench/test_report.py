@@ -56,6 +56,10 @@ def test_a_phase_never_drained_shows_the_wait_it_outlasted() -> None:
     text = fresh_text(Freshness(ceiling=ceiling, stock=ceiling, phases=[drained, never]))
     rows = [line for line in text.splitlines() if line.startswith("| knee search")]
     assert [row.split("|")[5].strip() for row in rows] == ["20.4", "> 50"]  # all in after s
+    failed = Phase(rate=100.0, purpose="knee search", error="the job did not start")
+    assert "| knee search | 100 | 0 | 0 | — |" in fresh_text(
+        Freshness(ceiling=ceiling, stock=ceiling, phases=[failed])
+    )
 
 
 def test_no_rate_held_meets_no_goal() -> None:

@@ -112,6 +112,30 @@ def test_a_varied_stream_of_entities_compiles_a_handful_of_times() -> None:
     assert 1 <= compiled <= 16, compiled  # 18 entities of sizes 1..300, 40+ calls
 
 
+def test_the_gathered_vectors_add_one_shape_per_power_of_two_of_their_rows() -> None:
+    """The newest-review kernel gathers from the batch's vectors, padded to a power of two
+    (VECTOR_MIN_ROWS at least): the same windows over 300 to 9,000 stacked rows trace it
+    once per bucket, and again over the same counts not at all; the values stay the
+    brute force's, whatever the padding."""
+    rng = np.random.default_rng(4)
+    counts = [300, 700, 1_500, 3_000, 5_000, 9_000]
+    buckets = {max(linalg.VECTOR_MIN_ROWS, linalg.bucket(n, cap=1 << 40)) for n in counts}
+    before = linalg.traces().get("newest_band", 0)
+    for _ in range(2):
+        for n in counts:
+            vecs = rng.normal(size=(n, 40)).astype(np.float32)  # no other newest-review test has it
+            newest, first = np.array([n - 1, n // 2]), np.array([n - 5, n // 2 - 3])
+            found = linalg.stats_at(vecs, np.ones(n, dtype=bool), newest, first)
+            for k, (at, start) in enumerate(zip(newest, first, strict=True)):
+                window = vecs[start : at + 1].astype(np.float64)
+                unit = window / np.linalg.norm(window, axis=1, keepdims=True)
+                similarity = float((unit[:-1] @ unit[-1]).max())
+                distance = float(np.linalg.norm(window[-1] - window.mean(axis=0)))
+                assert found.similarity[k] == pytest.approx(similarity, abs=1e-5)
+                assert found.centroid_distance[k] == pytest.approx(distance, abs=1e-4)
+    assert linalg.traces()["newest_band"] - before == len(buckets) == 5
+
+
 def test_pairwise_kernels_equal_numpy_and_compile_once_per_bucket() -> None:
     rng = np.random.default_rng(4)
     y = rng.normal(size=(13, 24))
