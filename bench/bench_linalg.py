@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import gpu_record
 from bench.harness import Context, Row
 
 log = logging.getLogger(__name__)
@@ -235,13 +236,13 @@ def _group(
     n: int, name: str, parts: tuple[str, ...], data: tuple[np.ndarray, ...]
 ) -> tuple[list[Row], float]:
     """The three systems' rows of one work at one size, and JAX's on-device seconds."""
+    from feature_store.core.linalg import ROW_CAP
+
     x, y = data
     group = f"{name}: {n:,} x {WIDTH} vs {OTHERS}"
     began = time.perf_counter()
     got = _jax(parts, x, y)
     first = time.perf_counter() - began
-    from feature_store.core.linalg import ROW_CAP
-
     jax_s = _median_s(lambda: _jax(parts, x, y), REPEATS)
     want = _sklearn(parts, x, y, solver="full")
     device_s, device_note = math.nan, f"not timed on device past {ROW_CAP:,} rows"
@@ -266,7 +267,7 @@ def _group(
         Row(
             **common,
             system="feature-store (JAX)",
-            variant=(f"jitted, warm; {device_note}; first call {first:.2f} s with compilation"),
+            variant=f"jitted, warm; {device_note}; first call {first:.2f} s with compilation",
             wall_s=jax_s,
             check=_check(got, want) + ("" if math.isnan(device_s) else " (on device too)"),
         ),
@@ -398,8 +399,6 @@ def run(ctx: Context) -> list[Row]:
         "JAX kernels in milliseconds",
         f"{versions()}.\n\n" + "\n".join(table) + "\n\n" + _floor(max(sizes), ctx.seed),
     )
-    from bench import gpu_record
-
     recorded = gpu_record.RESULTS / "linalg.md"
     if recorded.exists():
         text = recorded.read_text(encoding="utf-8")
@@ -458,15 +457,20 @@ def _review_records(n: int, seed: int) -> list[dict[str, Any]]:
 def features_share_line(n: int, seed: int) -> str:
     """`_features_share` as one sentence, for the GPU script's record."""
     timed = _share_times(n, seed)
-    total = timed["user_review_stats"] + timed["user_content_stats"] + timed["kernels"]
     return (
         f"The feature stage on {n:,} reviews of {n // 10:,} users over 30 days "
         "(`make bench`'s share figure, the kernels on JAX's device): "
         f"user_review_stats {timed['user_review_stats']:.2f} s; user_content_stats's change "
         f"points {timed['user_content_stats']:.2f} s and its VectorFeatures kernels "
         f"{timed['kernels']:.2f} s warm ({timed['first']:.2f} s the first pass, with "
-        f"compilations), {(total - timed['user_review_stats']) / total:.0%} of the three."
+        f"compilations), {_content_share(timed):.0%} of the three."
     )
+
+
+def _content_share(timed: dict[str, float]) -> float:
+    """`user_content_stats`' two steps (change points, warm kernels) over the three."""
+    content = timed["user_content_stats"] + timed["kernels"]
+    return content / (timed["user_review_stats"] + content)
 
 
 def _share_times(n: int, seed: int) -> dict[str, float]:
@@ -505,8 +509,6 @@ def _features_share(n: int, seed: int) -> list[Row]:
     (exact change points, then the kernel stage) against `user_review_stats` (eight
     counting features) on the same review events (`_share_times`)."""
     timed = _share_times(n, seed)
-    total = timed["user_review_stats"] + timed["user_content_stats"] + timed["kernels"]
-    share = (timed["user_content_stats"] + timed["kernels"]) / total
     group = f"feature stage share: {n:,} reviews, {n // 10:,} users, 30 days"
     common = {"benchmark": "linalg", "group": group, "events": n}
     return [
@@ -528,7 +530,7 @@ def _features_share(n: int, seed: int) -> list[Row]:
             system="VectorFeatures",
             variant=(
                 f"JAX kernels, warm (first pass {timed['first']:.2f} s, with compilations); "
-                f"user_content_stats (both steps) {share:.0%} of the three"
+                f"user_content_stats (both steps) {_content_share(timed):.0%} of the three"
             ),
             wall_s=timed["kernels"],
         ),
